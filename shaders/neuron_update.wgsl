@@ -1,0 +1,133 @@
+// Neuron update: one invocation per neuron and step. Twin: src/cpu/neuron_update.rs.
+//
+// C dV/dt = g_L (E_L - V) + g_AMPA (E_AMPA - V) + g_GABA (E_GABA - V)
+//           + g_NMDA s B_Mg(V) (E_NMDA - V) + I_ext        (SCIENCE.md section 1)
+// Inputs arriving this step (ring slot step % slots, Poisson drive) are added first;
+// V takes a forward-Euler step unless refractory; conductances decay by per-step
+// factors; ds = (alpha x (1 - s) - s / tau_decay) dt (Brunel & Wang 2001).
+
+struct Ctrl {
+    step: u32,
+    n_spikes: atomic<u32>,
+    prop_n: u32,
+    prop_step: u32,
+    n_rec: atomic<u32>,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read_write> v_mv: array<f32>;
+@group(0) @binding(2) var<storage, read_write> refrac: array<u32>;
+@group(0) @binding(3) var<storage, read_write> g_ampa: array<f32>;
+@group(0) @binding(4) var<storage, read_write> g_gaba: array<f32>;
+@group(0) @binding(5) var<storage, read_write> x_nmda: array<f32>;
+@group(0) @binding(6) var<storage, read_write> s_nmda: array<f32>;
+@group(0) @binding(7) var<storage, read_write> isi: array<IsiStat>;
+@group(0) @binding(8) var<storage, read_write> ring_ampa: array<i32>;
+@group(0) @binding(9) var<storage, read_write> ring_gaba: array<i32>;
+@group(0) @binding(10) var<storage, read_write> ring_nmda: array<i32>;
+@group(0) @binding(11) var<storage, read_write> spikes: array<u32>;
+@group(0) @binding(12) var<storage, read_write> ctrl: Ctrl;
+@group(0) @binding(13) var<storage, read_write> pop_counts: array<atomic<u32>>;
+@group(0) @binding(14) var<storage, read_write> rec: array<u32>;
+
+fn poisson_inversion(u: f32, mean: f32, exp_neg_mean: f32) -> u32 {
+    var k = 0u;
+    var p = exp_neg_mean;
+    var cdf = p;
+    while (u >= cdf && k < POISSON_MAX_K) {
+        k += 1u;
+        p = p * mean * POISSON_RECIPS[k];
+        cdf += p;
+    }
+    return k;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_id(wid, nwg, lid, WG_SIZE);
+    if (i >= prm.sim.n_total) {
+        return;
+    }
+    let pop = find_pop(i);
+    let p = prm.pops[pop];
+    let step = ctrl.step;
+    let slot = step % prm.sim.ring_slots;
+    let idx = slot * prm.sim.n_total + i;
+    let in_a = ring_ampa[idx];
+    let in_g = ring_gaba[idx];
+    let in_n = ring_nmda[idx];
+    ring_ampa[idx] = 0;
+    ring_gaba[idx] = 0;
+    ring_nmda[idx] = 0;
+    var ga = g_ampa[i] + f32(in_a) * prm.sim.inv_scale.x;
+    var gg = g_gaba[i] + f32(in_g) * prm.sim.inv_scale.y;
+    var x = x_nmda[i] + f32(in_n) * prm.sim.inv_scale.z;
+    for (var d = 0u; d < p.n_drives; d++) {
+        let dp = prm.drives[p.drive_start + d];
+        let r = threefry2x32(vec2<u32>(i, step), rng_key(STREAM_POISSON | dp.index));
+        let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
+        if (k > 0u) {
+            let add = f32(k) * dp.weight;
+            if (dp.receptor == 0u) {
+                ga += add;
+            } else if (dp.receptor == 1u) {
+                gg += add;
+            } else {
+                x += add;
+            }
+        }
+    }
+    var v = v_mv[i];
+    let s = s_nmda[i];
+    var rf = refrac[i];
+    var spiked = false;
+    if (rf > 0u) {
+        rf -= 1u;
+    } else {
+        var i_syn = ga * (p.e_ampa - v) + gg * (p.e_gaba - v);
+        if (p.g_nmda_max > 0.0) {
+            let blk = mg_block(v, p.mg_over_k0);
+            i_syn += p.g_nmda_max * s * blk * (p.e_nmda - v);
+        }
+        v += p.dt_over_c * (p.g_l * (p.e_l - v) + i_syn + p.i_ext);
+        if (v >= p.v_th) {
+            v = p.v_reset;
+            rf = p.ref_steps;
+            spiked = true;
+        }
+    }
+    g_ampa[i] = ga * p.decay_ampa;
+    g_gaba[i] = gg * p.decay_gaba;
+    s_nmda[i] = s + (p.nmda_alpha_dt * x * (1.0 - s) - p.nmda_dt_over_tau * s);
+    x_nmda[i] = x * p.decay_nmda_rise;
+    v_mv[i] = v;
+    refrac[i] = rf;
+    if (spiked) {
+        var st = isi[i];
+        if (st.last_step != NO_SPIKE) {
+            let interval = step - st.last_step;
+            st.count += 1u;
+            st.sum_steps += interval;
+            st.sum_sq += f32(interval) * f32(interval);
+        }
+        st.last_step = step;
+        isi[i] = st;
+        let n = atomicAdd(&ctrl.n_spikes, 1u);
+        spikes[n] = i;
+        atomicAdd(&pop_counts[(step % prm.sim.count_capacity) * prm.sim.n_pop + pop], 1u);
+        if (p.record_spikes != 0u) {
+            let r = atomicAdd(&ctrl.n_rec, 1u);
+            if (r < prm.sim.rec_capacity) {
+                rec[2u * r] = step;
+                rec[2u * r + 1u] = i;
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+// Spike propagation: one workgroup of PROC_SPLIT invocations per spike of the step;
+// invocation `tid` handles slice `tid` of each outgoing projection and adds the
+// fixed-point weight to the ring-buffer slot of the arrival step with an integer
+// atomic (order-independent sums). Procedural rules regenerate the targets from the
+// seed. Twins: src/cpu/propagate.rs, src/model/connectivity.rs.
+
+struct Ctrl {
+    step: u32,
+    n_spikes: u32,
+    prop_n: u32,
+    prop_step: u32,
+    n_rec: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> spikes: array<u32>;
+@group(0) @binding(2) var<storage, read> ctrl: Ctrl;
+@group(0) @binding(3) var<storage, read_write> ring_ampa: array<atomic<i32>>;
+@group(0) @binding(4) var<storage, read_write> ring_gaba: array<atomic<i32>>;
+@group(0) @binding(5) var<storage, read_write> ring_nmda: array<atomic<i32>>;
+@group(0) @binding(6) var<storage, read> table_rows: array<u32>;
+@group(0) @binding(7) var<storage, read> table_cols: array<u32>;
+
+fn deliver(receptor: u32, idx: u32, w: i32) {
+    if (receptor == 0u) {
+        atomicAdd(&ring_ampa[idx], w);
+    } else if (receptor == 1u) {
+        atomicAdd(&ring_gaba[idx], w);
+    } else {
+        atomicAdd(&ring_nmda[idx], w);
+    }
+}
+
+// Balanced split of 0..size into PROC_SPLIT slices (twin of slice_bounds).
+fn slice_bounds(size: u32, tid: u32) -> vec2<u32> {
+    let base = size / PROC_SPLIT;
+    let rem = size % PROC_SPLIT;
+    let lo = base * tid + min(tid, rem);
+    return vec2<u32>(lo, lo + base + select(0u, 1u, tid < rem));
+}
+
+@compute @workgroup_size(PROC_SPLIT)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) tid: u32,
+) {
+    let s = wid.y * MAX_WG_DIM + wid.x;
+    if (s >= ctrl.prop_n) {
+        return;
+    }
+    let pre = spikes[s];
+    for (var pj = 0u; pj < prm.sim.n_proj; pj++) {
+        let pr = prm.projs[pj];
+        if (pre < pr.pre_offset || pre >= pr.pre_offset + pr.pre_size) {
+            continue;
+        }
+        let pre_local = pre - pr.pre_offset;
+        let slot = (ctrl.prop_step + pr.delay_steps) % prm.sim.ring_slots;
+        let base = slot * prm.sim.n_total + pr.post_offset;
+        let exclude_self = pr.same_pop != 0u && pr.autapses == 0u;
+        if (pr.rule == RULE_TABLE) {
+            let row = pr.table_base + pre_local;
+            let end = table_rows[row + 1u];
+            for (var idx = table_rows[row] + tid; idx < end; idx += PROC_SPLIT) {
+                deliver(pr.receptor, base + table_cols[idx], pr.weight_fixed);
+            }
+        } else if (pr.rule == RULE_PROBABILITY) {
+            // Geometric skipping over this slice: gaps between targets are
+            // floor(ln(u) / ln(1 - p)), u uniform in (0, 1].
+            let b = slice_bounds(pr.post_size, tid);
+            let hi = b.y;
+            let k = rng_key(pr.stream + tid);
+            let span = f32(hi - b.x);
+            var j = b.x;
+            var c = 0u;
+            loop {
+                if (j >= hi) {
+                    break;
+                }
+                let r = threefry2x32(vec2<u32>(pre_local, c), k);
+                c += 1u;
+                j += u32(min(floor(ln_f32(uniform_open0(r.x)) * pr.inv_ln_1mp), span));
+                if (j >= hi) {
+                    break;
+                }
+                if (!(exclude_self && j == pre_local)) {
+                    deliver(pr.receptor, base + j, pr.weight_fixed);
+                }
+                j += 1u;
+                if (j >= hi) {
+                    break;
+                }
+                j += u32(min(floor(ln_f32(uniform_open0(r.y)) * pr.inv_ln_1mp), span));
+                if (j >= hi) {
+                    break;
+                }
+                if (!(exclude_self && j == pre_local)) {
+                    deliver(pr.receptor, base + j, pr.weight_fixed);
+                }
+                j += 1u;
+            }
+        } else {
+            // Fixed out-degree with replacement: target m is mul_hi(word, range).
+            let k = rng_key(pr.stream);
+            var range = pr.post_size;
+            if (exclude_self) {
+                range -= 1u;
+            }
+            for (var m = tid; m < pr.k; m += PROC_SPLIT) {
+                let r = threefry2x32(vec2<u32>(pre_local, m), k);
+                var t = mul_hi_u32(r.x, range);
+                if (exclude_self && t >= pre_local) {
+                    t += 1u;
+                }
+                deliver(pr.receptor, base + t, pr.weight_fixed);
+            }
+        }
+    }
+}

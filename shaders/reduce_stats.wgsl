@@ -1,0 +1,67 @@
+// Population means on sample steps: each neuron's V, g_AMPA, g_GABA and s_NMDA are
+// quantised once (STAT_SCALES), summed per population in workgroup memory with integer
+// atomics, and added to 64-bit sums (lo/hi word pairs with carry) in global memory.
+// Integer sums are exact, so the result does not depend on order.
+// Twin: src/cpu/reduce_stats.rs and the sampling block of CpuBackend::step.
+
+struct Ctrl {
+    step: u32,
+    n_spikes: u32,
+    prop_n: u32,
+    prop_step: u32,
+    n_rec: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> v_mv: array<f32>;
+@group(0) @binding(2) var<storage, read> g_ampa: array<f32>;
+@group(0) @binding(3) var<storage, read> g_gaba: array<f32>;
+@group(0) @binding(4) var<storage, read> s_nmda: array<f32>;
+@group(0) @binding(5) var<storage, read> ctrl: Ctrl;
+@group(0) @binding(6) var<storage, read_write> samples: array<atomic<u32>>;
+
+var<workgroup> acc: array<atomic<i32>, MAX_POP * STATS_PER_POP>;
+
+fn quantise(x: f32, scale: f32) -> i32 {
+    return i32(clamp(floor(x * scale + 0.5), -STAT_CLAMP, STAT_CLAMP));
+}
+
+fn add64(idx: u32, a: i32) {
+    let add_lo = bitcast<u32>(a);
+    let add_hi = select(0u, 0xffffffffu, a < 0);
+    let old = atomicAdd(&samples[2u * idx], add_lo);
+    let carry = select(0u, 1u, old + add_lo < old);
+    atomicAdd(&samples[2u * idx + 1u], add_hi + carry);
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    for (var k = lid; k < MAX_POP * STATS_PER_POP; k += WG_SIZE) {
+        atomicStore(&acc[k], 0);
+    }
+    workgroupBarrier();
+    let i = linear_id(wid, nwg, lid, WG_SIZE);
+    if (i < prm.sim.n_total) {
+        let base = find_pop(i) * STATS_PER_POP;
+        atomicAdd(&acc[base], quantise(v_mv[i], STAT_SCALES[0]));
+        atomicAdd(&acc[base + 1u], quantise(g_ampa[i], STAT_SCALES[1]));
+        atomicAdd(&acc[base + 2u], quantise(g_gaba[i], STAT_SCALES[2]));
+        atomicAdd(&acc[base + 3u], quantise(s_nmda[i], STAT_SCALES[3]));
+    }
+    workgroupBarrier();
+    let slot = (ctrl.step / prm.sim.sample_interval) % prm.sim.sample_capacity;
+    let out_base = slot * MAX_POP * STATS_PER_POP;
+    for (var k = lid; k < prm.sim.n_pop * STATS_PER_POP; k += WG_SIZE) {
+        let a = atomicLoad(&acc[k]);
+        if (a != 0) {
+            add64(out_base + k, a);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! What every backend (CPU reference, wgpu/WGSL) provides to the runner.
+
+use crate::error::Result;
+use crate::model::layout::IsiStat;
+use crate::model::limits::STATS_PER_POP;
+use crate::model::NeuronState;
+
+/// One sample of population sums of fixed-point quantities (see `STAT_SCALES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Step at whose end the sample was taken.
+    pub step: u64,
+    /// Per population: sums of quantised V, g_AMPA, g_GABA, s_NMDA.
+    pub sums: Vec<[i64; STATS_PER_POP]>,
+}
+
+/// What one batch of steps returns: small summaries, never the full state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutput {
+    /// First step of the batch.
+    pub first_step: u64,
+    /// Steps in the batch.
+    pub steps: u32,
+    /// Spike counts, `steps x n_pop`, row-major by step.
+    pub pop_counts: Vec<u32>,
+    /// Samples of population means taken in the batch.
+    pub samples: Vec<Sample>,
+    /// Recorded spikes `(step, neuron)`, sorted.
+    pub spikes: Vec<(u32, u32)>,
+    /// Spikes that did not fit the record buffer.
+    pub spikes_dropped: u64,
+}
+
+/// Which backend ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The CPU reference backend.
+    Cpu,
+    /// wgpu compute shaders.
+    Gpu,
+}
+
+impl BackendKind {
+    /// "cpu" or "gpu".
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "gpu",
+        }
+    }
+}
+
+/// A simulation engine holding one network's state.
+pub trait Backend {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+    /// Adapter description ("cpu (N threads)" or the GPU's name and API).
+    fn adapter(&self) -> String;
+    /// Advance `steps` steps (at most the batch size the network was built with).
+    fn run_batch(&mut self, steps: u32) -> Result<BatchOutput>;
+    /// Per-neuron ISI accumulators (read once, at the end of a run).
+    fn isi(&mut self) -> Result<Vec<IsiStat>>;
+    /// The full neuron state (tests and checkpoints; not used per step).
+    fn state(&mut self) -> Result<NeuronState>;
+}

@@ -1,0 +1,190 @@
+//! The CPU reference backend: the kernels of `shaders/` written loop for loop in Rust
+//! (`neuron_update.rs` <-> `neuron_update.wgsl`, ...), first-class and exact: it runs
+//! wherever no GPU adapter exists, and the tests compare the shaders with it.
+
+mod neuron_update;
+mod propagate;
+mod reduce_stats;
+
+pub use neuron_update::neuron_update;
+pub use propagate::propagate;
+pub use reduce_stats::{neuron_sample, quantise};
+
+use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
+use crate::error::{Error, Result};
+use crate::model::layout::{Ctrl, IsiStat, ParamsBlock};
+use crate::model::limits::{PROC_SPLIT, STATS_PER_POP};
+use crate::model::{Network, NeuronState};
+
+/// Host copies of the device buffers, same names and layout as the GPU backend's.
+#[derive(Debug, Clone)]
+pub struct Buffers {
+    /// Membrane potential (mV).
+    pub v: Vec<f32>,
+    /// Refractory steps left.
+    pub refrac: Vec<u32>,
+    /// AMPA conductance (nS).
+    pub g_ampa: Vec<f32>,
+    /// GABA_A conductance (nS).
+    pub g_gaba: Vec<f32>,
+    /// NMDA drive.
+    pub x_nmda: Vec<f32>,
+    /// NMDA open fraction.
+    pub s_nmda: Vec<f32>,
+    /// ISI accumulators.
+    pub isi: Vec<IsiStat>,
+    /// Fixed-point input ring buffers (AMPA, GABA_A, NMDA), `slots x n`.
+    pub ring: [Vec<i32>; 3],
+    /// Spikes of the current step (neuron indices).
+    pub spikes: Vec<u32>,
+    /// CSR row pointers.
+    pub table_rows: Vec<u32>,
+    /// CSR postsynaptic indices.
+    pub table_cols: Vec<u32>,
+    /// Per-step population spike counts of the batch.
+    pub pop_counts: Vec<u32>,
+    /// Spike record: (step, neuron) pairs.
+    pub rec: Vec<u32>,
+}
+
+/// The CPU backend.
+pub struct CpuBackend {
+    params: ParamsBlock,
+    recips: Vec<f32>,
+    buf: Buffers,
+    ctrl: Ctrl,
+}
+
+impl CpuBackend {
+    /// Allocate and initialise the state of `net`.
+    pub fn new(net: &Network) -> Result<CpuBackend> {
+        let n = net.n as usize;
+        let sim = &net.params.sim;
+        let ring_len = n
+            .checked_mul(sim.ring_slots as usize)
+            .ok_or_else(|| Error::Capacity("ring buffer size overflows".into()))?;
+        let st = net.initial_state();
+        let buf = Buffers {
+            v: st.v,
+            refrac: st.refrac,
+            g_ampa: st.g_ampa,
+            g_gaba: st.g_gaba,
+            x_nmda: st.x_nmda,
+            s_nmda: st.s_nmda,
+            isi: st.isi,
+            ring: [vec![0; ring_len], vec![0; ring_len], vec![0; ring_len]],
+            spikes: vec![0; n],
+            table_rows: net.tables.rows.clone(),
+            table_cols: net.tables.cols.clone(),
+            pop_counts: vec![0; (sim.count_capacity * sim.n_pop) as usize],
+            rec: vec![0; 2 * sim.rec_capacity as usize],
+        };
+        Ok(CpuBackend {
+            params: net.params,
+            recips: net.poisson_recips.to_vec(),
+            buf,
+            ctrl: Ctrl::default(),
+        })
+    }
+
+    /// One step: neuron update, sample (on sample steps), prepare, propagate.
+    fn step(&mut self, samples: &mut Vec<Sample>) {
+        let prm = &self.params;
+        let sim = &prm.sim;
+        let step = self.ctrl.step;
+        for pop in 0..sim.n_pop {
+            let p = &prm.pops[pop as usize];
+            for i in p.offset..p.offset + p.size {
+                neuron_update(i, pop, prm, &self.recips, &mut self.buf, &mut self.ctrl);
+            }
+        }
+        if (step + 1) % sim.sample_interval == 0 {
+            let mut sums = vec![[0i64; STATS_PER_POP]; sim.n_pop as usize];
+            for (pop, sum) in sums.iter_mut().enumerate() {
+                let p = &prm.pops[pop];
+                for i in p.offset..p.offset + p.size {
+                    let q = neuron_sample(i as usize, &self.buf);
+                    for k in 0..STATS_PER_POP {
+                        sum[k] += q[k] as i64;
+                    }
+                }
+            }
+            samples.push(Sample {
+                step: step as u64,
+                sums,
+            });
+        }
+        // The shader's `prepare` kernel.
+        self.ctrl.prop_n = self.ctrl.n_spikes;
+        self.ctrl.prop_step = step;
+        self.ctrl.n_spikes = 0;
+        self.ctrl.step += 1;
+        for s in 0..self.ctrl.prop_n {
+            for tid in 0..PROC_SPLIT {
+                propagate(s, tid, prm, &mut self.buf, &self.ctrl);
+            }
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn adapter(&self) -> String {
+        "cpu reference backend (1 thread)".to_string()
+    }
+
+    fn run_batch(&mut self, steps: u32) -> Result<BatchOutput> {
+        let sim = self.params.sim;
+        if steps > sim.count_capacity {
+            return Err(Error::Capacity(format!(
+                "batch of {steps} steps exceeds the {} the network was built for",
+                sim.count_capacity
+            )));
+        }
+        self.buf.pop_counts.fill(0);
+        self.ctrl.n_rec = 0;
+        let first = self.ctrl.step;
+        let mut samples = Vec::new();
+        for _ in 0..steps {
+            self.step(&mut samples);
+        }
+        let n_pop = sim.n_pop as usize;
+        let mut pop_counts = Vec::with_capacity(steps as usize * n_pop);
+        for t in first..first + steps {
+            let row = ((t % sim.count_capacity) as usize) * n_pop;
+            pop_counts.extend_from_slice(&self.buf.pop_counts[row..row + n_pop]);
+        }
+        let kept = self.ctrl.n_rec.min(sim.rec_capacity) as usize;
+        let mut spikes: Vec<(u32, u32)> = (0..kept)
+            .map(|r| (self.buf.rec[2 * r], self.buf.rec[2 * r + 1]))
+            .collect();
+        spikes.sort_unstable();
+        Ok(BatchOutput {
+            first_step: first as u64,
+            steps,
+            pop_counts,
+            samples,
+            spikes,
+            spikes_dropped: (self.ctrl.n_rec - kept as u32) as u64,
+        })
+    }
+
+    fn isi(&mut self) -> Result<Vec<IsiStat>> {
+        Ok(self.buf.isi.clone())
+    }
+
+    fn state(&mut self) -> Result<NeuronState> {
+        Ok(NeuronState {
+            v: self.buf.v.clone(),
+            refrac: self.buf.refrac.clone(),
+            g_ampa: self.buf.g_ampa.clone(),
+            g_gaba: self.buf.g_gaba.clone(),
+            x_nmda: self.buf.x_nmda.clone(),
+            s_nmda: self.buf.s_nmda.clone(),
+            isi: self.buf.isi.clone(),
+        })
+    }
+}

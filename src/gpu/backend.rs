@@ -1,0 +1,380 @@
+//! GPU backend: buffers one per state variable (so no binding exceeds the adapter's
+//! limit), pipelines and bind groups built once, many steps encoded per submit, and
+//! small read-backs per batch (spike counts, population sums, recorded spikes).
+
+use std::sync::mpsc;
+
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::shaders::{self, Kernel};
+use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
+use crate::error::{Error, Result};
+use crate::model::layout::{Ctrl, IsiStat};
+use crate::model::limits::{MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE};
+use crate::model::memory::{self, DeviceLimits};
+use crate::model::{Network, NeuronState};
+
+/// Device buffers, named as in the shaders.
+struct Buffers {
+    params: wgpu::Buffer,
+    v: wgpu::Buffer,
+    refrac: wgpu::Buffer,
+    g_ampa: wgpu::Buffer,
+    g_gaba: wgpu::Buffer,
+    x_nmda: wgpu::Buffer,
+    s_nmda: wgpu::Buffer,
+    isi: wgpu::Buffer,
+    ring: [wgpu::Buffer; 3],
+    spikes: wgpu::Buffer,
+    ctrl: wgpu::Buffer,
+    indirect: wgpu::Buffer,
+    pop_counts: wgpu::Buffer,
+    samples: wgpu::Buffer,
+    rec: wgpu::Buffer,
+    table_rows: wgpu::Buffer,
+    table_cols: wgpu::Buffer,
+}
+
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+}
+
+/// The wgpu backend.
+pub struct GpuBackend {
+    ctx: GpuContext,
+    net_n: u32,
+    n_pop: u32,
+    sim: crate::model::layout::SimParams,
+    step: u64,
+    buf: Buffers,
+    neuron: Pipeline,
+    reduce: Pipeline,
+    prepare: Pipeline,
+    propagate: Pipeline,
+    grid: (u32, u32),
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+fn init_buffer(device: &wgpu::Device, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: data,
+        usage,
+    })
+}
+
+fn zero_buffer(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4).next_multiple_of(4),
+        usage: STORAGE,
+        mapped_at_creation: false,
+    })
+}
+
+/// Workgroup grid covering `n` invocations of `WORKGROUP_SIZE`, spilling into y.
+fn grid_for(n: u32) -> (u32, u32) {
+    let groups = n.div_ceil(WORKGROUP_SIZE).max(1);
+    let x = groups.min(MAX_WORKGROUPS_PER_DIM);
+    (x, groups.div_ceil(x))
+}
+
+impl GpuBackend {
+    /// Check the memory plan against the adapter, allocate, upload and build the
+    /// pipelines. Fails (never panics) on too little memory or any wgpu error.
+    pub fn new(ctx: GpuContext, net: &Network) -> Result<GpuBackend> {
+        let lim = DeviceLimits {
+            max_binding: ctx.limits.max_storage_buffer_binding_size,
+            max_buffer: ctx.limits.max_buffer_size,
+            memory_budget: None,
+        };
+        let plan = memory::check(&net.scenario, net.params.sim.count_capacity, &lim)?;
+        let device = &ctx.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let valid = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let st = net.initial_state();
+        let n = net.n as u64;
+        let slots = net.params.sim.ring_slots as u64;
+        let sim = net.params.sim;
+        let f32s = |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
+        let rows: &[u32] = if net.tables.rows.is_empty() { &[0] } else { &net.tables.rows };
+        let cols: &[u32] = if net.tables.cols.is_empty() { &[0] } else { &net.tables.cols };
+        let buf = Buffers {
+            params: init_buffer(
+                device,
+                "params",
+                bytemuck::bytes_of(&net.params),
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            ),
+            v: f32s("v", &st.v),
+            refrac: init_buffer(device, "refrac", bytemuck::cast_slice(&st.refrac), STORAGE),
+            g_ampa: f32s("g_ampa", &st.g_ampa),
+            g_gaba: f32s("g_gaba", &st.g_gaba),
+            x_nmda: f32s("x_nmda", &st.x_nmda),
+            s_nmda: f32s("s_nmda", &st.s_nmda),
+            isi: init_buffer(device, "isi", bytemuck::cast_slice(&st.isi), STORAGE),
+            ring: [
+                zero_buffer(device, "ring_ampa", 4 * n * slots),
+                zero_buffer(device, "ring_gaba", 4 * n * slots),
+                zero_buffer(device, "ring_nmda", 4 * n * slots),
+            ],
+            spikes: zero_buffer(device, "spikes", 4 * n),
+            ctrl: init_buffer(device, "ctrl", bytemuck::bytes_of(&Ctrl::default()), STORAGE),
+            indirect: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("indirect"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::INDIRECT,
+                mapped_at_creation: false,
+            }),
+            pop_counts: zero_buffer(device, "pop_counts", 4 * (sim.count_capacity * sim.n_pop) as u64),
+            samples: zero_buffer(
+                device,
+                "samples",
+                8 * (sim.sample_capacity as usize * MAX_POPULATIONS * STATS_PER_POP) as u64,
+            ),
+            rec: zero_buffer(device, "spike_record", 8 * sim.rec_capacity as u64),
+            table_rows: init_buffer(device, "table_rows", bytemuck::cast_slice(rows), STORAGE),
+            table_cols: init_buffer(device, "table_cols", bytemuck::cast_slice(cols), STORAGE),
+        };
+        let b = &buf;
+        let neuron = pipeline(
+            device,
+            &shaders::NEURON_UPDATE,
+            &[
+                &b.params, &b.v, &b.refrac, &b.g_ampa, &b.g_gaba, &b.x_nmda, &b.s_nmda, &b.isi,
+                &b.ring[0], &b.ring[1], &b.ring[2], &b.spikes, &b.ctrl, &b.pop_counts, &b.rec,
+            ],
+        );
+        let reduce = pipeline(
+            device,
+            &shaders::REDUCE_STATS,
+            &[&b.params, &b.v, &b.g_ampa, &b.g_gaba, &b.s_nmda, &b.ctrl, &b.samples],
+        );
+        let prepare = pipeline(device, &shaders::PREPARE, &[&b.params, &b.ctrl, &b.indirect]);
+        let propagate = pipeline(
+            device,
+            &shaders::PROPAGATE,
+            &[
+                &b.params, &b.spikes, &b.ctrl, &b.ring[0], &b.ring[1], &b.ring[2], &b.table_rows,
+                &b.table_cols,
+            ],
+        );
+        let valid_err = pollster::block_on(valid.pop());
+        let oom_err = pollster::block_on(oom.pop());
+        if let Some(e) = oom_err {
+            return Err(Error::Capacity(format!(
+                "the device ran out of memory allocating the network ({:.1} MiB planned, {} bytes per neuron): {e}. Shrink the populations or the longest delay",
+                plan.total_bytes as f64 / (1024.0 * 1024.0),
+                plan.bytes_per_neuron
+            )));
+        }
+        if let Some(e) = valid_err {
+            return Err(Error::Gpu(format!("setting up the kernels failed: {e}")));
+        }
+        ctx.check_uncaptured()?;
+        Ok(GpuBackend {
+            grid: grid_for(net.n),
+            net_n: net.n,
+            n_pop: sim.n_pop,
+            sim,
+            step: 0,
+            buf,
+            neuron,
+            reduce,
+            prepare,
+            propagate,
+            ctx,
+        })
+    }
+
+    /// Copy `bytes` of `src` into a fresh staging buffer and read it.
+    fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let device = &self.ctx.device;
+        let size = bytes.max(4).next_multiple_of(4);
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read") });
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        self.ctx.queue.submit([enc.finish()]);
+        map_read(device, &staging)
+    }
+}
+
+fn map_read(device: &wgpu::Device, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
+    rx.recv()
+        .map_err(|e| Error::Gpu(format!("read-back callback lost: {e}")))?
+        .map_err(|e| Error::Gpu(format!("mapping a read-back buffer failed: {e}")))?;
+    let data = staging
+        .get_mapped_range(..)
+        .map_err(|e| Error::Gpu(format!("mapped range: {e}")))?
+        .to_vec();
+    staging.unmap();
+    Ok(data)
+}
+
+fn pipeline(device: &wgpu::Device, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> Pipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(kernel.name),
+        source: wgpu::ShaderSource::Wgsl(shaders::source(kernel).into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(kernel.name),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(kernel.name),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    Pipeline { pipeline, bind_group }
+}
+
+impl Backend for GpuBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Gpu
+    }
+
+    fn adapter(&self) -> String {
+        self.ctx.describe()
+    }
+
+    fn run_batch(&mut self, steps: u32) -> Result<BatchOutput> {
+        let sim = self.sim;
+        if steps > sim.count_capacity {
+            return Err(Error::Capacity(format!(
+                "batch of {steps} steps exceeds the {} the network was built for",
+                sim.count_capacity
+            )));
+        }
+        let device = &self.ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // Reset the record counter (Ctrl.n_rec at byte 16) before this batch's commands.
+        self.ctx.queue.write_buffer(&self.buf.ctrl, 16, bytemuck::bytes_of(&0u32));
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("batch") });
+        enc.clear_buffer(&self.buf.pop_counts, 0, None);
+        enc.clear_buffer(&self.buf.samples, 0, None);
+        let mut sample_steps = Vec::new();
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("steps"),
+                timestamp_writes: None,
+            });
+            for t in 0..steps as u64 {
+                let step = self.step + t;
+                pass.set_pipeline(&self.neuron.pipeline);
+                pass.set_bind_group(0, &self.neuron.bind_group, &[]);
+                pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+                if (step + 1) % sim.sample_interval as u64 == 0 {
+                    pass.set_pipeline(&self.reduce.pipeline);
+                    pass.set_bind_group(0, &self.reduce.bind_group, &[]);
+                    pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+                    sample_steps.push(step);
+                }
+                pass.set_pipeline(&self.prepare.pipeline);
+                pass.set_bind_group(0, &self.prepare.bind_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+                pass.set_pipeline(&self.propagate.pipeline);
+                pass.set_bind_group(0, &self.propagate.bind_group, &[]);
+                pass.dispatch_workgroups_indirect(&self.buf.indirect, 0);
+            }
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("encoding steps failed: {e}")));
+        }
+        let counts_all: Vec<u32> =
+            bytemuck::pod_collect_to_vec(&self.read(&self.buf.pop_counts, self.buf.pop_counts.size())?);
+        let samples_all: Vec<u32> =
+            bytemuck::pod_collect_to_vec(&self.read(&self.buf.samples, self.buf.samples.size())?);
+        let ctrl: Ctrl = bytemuck::pod_read_unaligned(&self.read(&self.buf.ctrl, 32)?);
+        let kept = ctrl.n_rec.min(sim.rec_capacity);
+        let mut spikes: Vec<(u32, u32)> = if kept > 0 {
+            let raw: Vec<u32> = bytemuck::pod_collect_to_vec(&self.read(&self.buf.rec, 8 * kept as u64)?);
+            raw.chunks_exact(2).take(kept as usize).map(|c| (c[0], c[1])).collect()
+        } else {
+            Vec::new()
+        };
+        spikes.sort_unstable();
+        self.ctx.check_uncaptured()?;
+        let n_pop = self.n_pop as usize;
+        let first = self.step;
+        let mut pop_counts = Vec::with_capacity(steps as usize * n_pop);
+        for t in first..first + steps as u64 {
+            let row = (t % sim.count_capacity as u64) as usize * n_pop;
+            pop_counts.extend_from_slice(&counts_all[row..row + n_pop]);
+        }
+        let samples = sample_steps
+            .into_iter()
+            .map(|step| {
+                let slot = ((step / sim.sample_interval as u64) % sim.sample_capacity as u64) as usize;
+                let base = slot * MAX_POPULATIONS * STATS_PER_POP;
+                let sums = (0..n_pop)
+                    .map(|p| {
+                        let mut s = [0i64; STATS_PER_POP];
+                        for (k, v) in s.iter_mut().enumerate() {
+                            let w = 2 * (base + p * STATS_PER_POP + k);
+                            *v = (samples_all[w] as u64 | ((samples_all[w + 1] as u64) << 32)) as i64;
+                        }
+                        s
+                    })
+                    .collect();
+                Sample { step, sums }
+            })
+            .collect();
+        self.step += steps as u64;
+        Ok(BatchOutput {
+            first_step: first,
+            steps,
+            pop_counts,
+            samples,
+            spikes,
+            spikes_dropped: (ctrl.n_rec - kept) as u64,
+        })
+    }
+
+    fn isi(&mut self) -> Result<Vec<IsiStat>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read(&self.buf.isi, 16 * self.net_n as u64)?))
+    }
+
+    fn state(&mut self) -> Result<NeuronState> {
+        let n = 4 * self.net_n as u64;
+        let f = |b: &wgpu::Buffer| -> Result<Vec<f32>> { Ok(bytemuck::pod_collect_to_vec(&self.read(b, n)?)) };
+        Ok(NeuronState {
+            v: f(&self.buf.v)?,
+            refrac: bytemuck::pod_collect_to_vec(&self.read(&self.buf.refrac, n)?),
+            g_ampa: f(&self.buf.g_ampa)?,
+            g_gaba: f(&self.buf.g_gaba)?,
+            x_nmda: f(&self.buf.x_nmda)?,
+            s_nmda: f(&self.buf.s_nmda)?,
+            isi: bytemuck::pod_collect_to_vec(&self.read(&self.buf.isi, 16 * self.net_n as u64)?),
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! Adapter discovery and device creation. The device gets the adapter's own limits
+//! (wgpu's defaults cap buffers far below what real GPUs bind), and every wgpu error
+//! is captured (error scopes plus an uncaptured-error log) instead of panicking.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Storage buffers the neuron-update kernel binds (the most of any kernel).
+pub const STORAGE_BUFFERS_NEEDED: u32 = 14;
+
+/// A wgpu device and queue with the adapter's description.
+pub struct GpuContext {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter description.
+    pub info: wgpu::AdapterInfo,
+    /// Limits granted to the device.
+    pub limits: wgpu::Limits,
+    /// Errors that escaped every error scope.
+    pub uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+fn instance() -> wgpu::Instance {
+    // Mesa's device-select layer prints "XDG_RUNTIME_DIR is invalid" for every
+    // instance on headless machines; it only reorders adapters, so switch it off
+    // unless the user set it.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY-free in edition 2021; done before any other thread touches the env.
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// One adapter as `ketasim devices` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterReport {
+    /// Adapter name.
+    pub name: String,
+    /// Graphics API.
+    pub backend: String,
+    /// Discrete, integrated, CPU, ...
+    pub device_type: String,
+    /// Driver and version.
+    pub driver: String,
+    /// Largest storage-buffer binding (bytes).
+    pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer (bytes).
+    pub max_buffer_size: u64,
+    /// Storage buffers per shader stage.
+    pub max_storage_buffers_per_shader_stage: u32,
+    /// Workgroups per dispatch dimension.
+    pub max_compute_workgroups_per_dimension: u32,
+    /// Invocations per workgroup.
+    pub max_compute_invocations_per_workgroup: u32,
+    /// Whether GPU timestamps can be taken inside passes.
+    pub timestamp_queries: bool,
+    /// Whether ketasim can run on it.
+    pub usable: bool,
+}
+
+/// Every adapter wgpu finds.
+pub fn list_adapters() -> Vec<AdapterReport> {
+    let inst = instance();
+    let adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+    adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            let l = a.limits();
+            AdapterReport {
+                name: info.name.clone(),
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+                max_buffer_size: l.max_buffer_size,
+                max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+                max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+                max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+                timestamp_queries: a
+                    .features()
+                    .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+                usable: l.max_storage_buffers_per_shader_stage >= STORAGE_BUFFERS_NEEDED,
+            }
+        })
+        .collect()
+}
+
+impl GpuContext {
+    /// The preferred (high-performance) adapter and a device with its full limits.
+    pub fn new() -> Result<GpuContext> {
+        let inst = instance();
+        let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| {
+            Error::NoGpu(format!(
+                "{e}. On Linux without a GPU install Mesa's software Vulkan driver: apt-get install -y mesa-vulkan-drivers libvulkan1"
+            ))
+        })?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
+            return Err(Error::NoGpu(format!(
+                "adapter {} ({:?}) binds {} storage buffers per shader stage; ketasim needs {STORAGE_BUFFERS_NEEDED}",
+                info.name, info.backend, limits.max_storage_buffers_per_shader_stage
+            )));
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("ketasim"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::NoGpu(format!("device request on {} failed: {e}", info.name)))?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            uncaptured,
+        })
+    }
+
+    /// "name (backend, device type)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// Fail with the first error that escaped the error scopes, if any.
+    pub fn check_uncaptured(&self) -> Result<()> {
+        let errs = self.uncaptured.lock().map(|v| v.clone()).unwrap_or_default();
+        match errs.first() {
+            Some(e) => Err(Error::Gpu(e.clone())),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The wgpu/WGSL backend: one module per concern; the kernels themselves live in
+//! `shaders/`, each with its CPU twin in `src/cpu/`.
+
+mod backend;
+mod context;
+pub mod shaders;
+
+pub use backend::GpuBackend;
+pub use context::{list_adapters, AdapterReport, GpuContext, STORAGE_BUFFERS_NEEDED};

@@ -1,0 +1,191 @@
+//! `ketasim`: command-line front end. Parsing and printing only; the work is in the
+//! library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ketasim::bench;
+use ketasim::run::{self, BackendChoice, RunOptions};
+use ketasim::scenario::{Scenario, Source};
+
+#[derive(Parser)]
+#[command(name = "ketasim", version, about = "GPU spiking-network simulator (wgpu/WGSL) with an exact CPU twin")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario (a TOML file, or the name of an embedded one; default: the
+    /// embedded default scenario) and write summary.json, rates.csv, samples.csv.
+    Run {
+        /// Scenario file or embedded name (see `ketasim scenarios`).
+        scenario: Option<String>,
+        /// Output folder.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Backend.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the scenario's duration (ms).
+        #[arg(long)]
+        duration_ms: Option<f64>,
+        /// Override any scenario field: dotted.path=value (repeatable), e.g.
+        /// populations.E.size=8000 or projections.0.p=0.05.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// Steps per GPU submit and read-back batch.
+        #[arg(long, default_value_t = run::DEFAULT_BATCH_STEPS)]
+        batch_steps: u32,
+    },
+    /// List the GPU adapters wgpu finds, with the limits that matter.
+    Devices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the embedded scenarios.
+    Scenarios,
+    /// Time a scaled E/I network (COBA neurons, K synapses per neuron) per size and
+    /// backend; print a table and write JSON.
+    Bench {
+        /// Network sizes (neurons), comma separated.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![10_000u64, 100_000])]
+        neurons: Vec<u64>,
+        /// Synapses per neuron.
+        #[arg(long, default_value_t = 1000)]
+        synapses_per_neuron: u64,
+        /// Steps to time.
+        #[arg(long, default_value_t = 1000)]
+        steps: u64,
+        /// Backends to time (repeat or comma separate); default: cpu and gpu.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![BackendChoice::Cpu, BackendChoice::Gpu])]
+        backend: Vec<BackendChoice>,
+        /// JSON output file.
+        #[arg(long, default_value = "bench.json")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            out,
+            backend,
+            seed,
+            duration_ms,
+            mut set,
+            batch_steps,
+        } => {
+            if let Some(s) = seed {
+                set.push(format!("seed={s}"));
+            }
+            if let Some(d) = duration_ms {
+                set.push(format!("duration_ms={d}"));
+            }
+            if batch_steps == 0 {
+                anyhow::bail!("--batch-steps: must be at least 1");
+            }
+            let source = Source::locate(scenario.as_deref())?;
+            let sc = Scenario::load(&source, &set)?;
+            eprintln!(
+                "ketasim: {} ({}), {} neurons, {} ms at dt {} ms",
+                sc.name,
+                source.file,
+                sc.neuron_count(),
+                sc.duration_ms,
+                sc.dt_ms
+            );
+            let res = run::run(
+                &sc,
+                &RunOptions {
+                    backend,
+                    batch_steps,
+                    progress: true,
+                },
+            )?;
+            run::write_outputs(&res, &out)?;
+            let s = &res.summary;
+            eprintln!(
+                "{} on {}: build {:.2} s, simulation {:.2} s (RTF {:.3})",
+                s.backend, s.adapter, s.build_s, s.wall_s, s.rtf
+            );
+            for p in &s.populations {
+                let cv = p.cv_isi.map_or("n/a".to_string(), |c| format!("{c:.3}"));
+                eprintln!("  {:>8}: {:>9} spikes, {:8.3} Hz, CV(ISI) {cv}", p.name, p.spikes, p.rate_hz);
+            }
+            eprintln!("wrote {}/summary.json, rates.csv, samples.csv", out.display());
+        }
+        Command::Devices { json } => {
+            let list = ketasim::gpu::list_adapters();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("no GPU adapters found (the CPU backend is always available). On Linux: apt-get install -y mesa-vulkan-drivers libvulkan1");
+            } else {
+                for a in &list {
+                    println!(
+                        "{} | {} | {} | {}\n    max storage binding {:.0} MiB, max buffer {:.0} MiB, {} storage buffers/stage, {} workgroups/dim, {} invocations/workgroup, timestamps in passes: {}{}",
+                        a.name,
+                        a.backend,
+                        a.device_type,
+                        a.driver,
+                        a.max_storage_buffer_binding_size as f64 / 1048576.0,
+                        a.max_buffer_size as f64 / 1048576.0,
+                        a.max_storage_buffers_per_shader_stage,
+                        a.max_compute_workgroups_per_dimension,
+                        a.max_compute_invocations_per_workgroup,
+                        a.timestamp_queries,
+                        if a.usable { "" } else { "  (unusable: too few storage buffers per stage)" }
+                    );
+                }
+            }
+        }
+        Command::Scenarios => {
+            for (name, text) in ketasim::scenario::EMBEDDED {
+                let desc = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("description = "))
+                    .unwrap_or("")
+                    .trim_matches('"');
+                let mark = if *name == ketasim::scenario::DEFAULT_SCENARIO { " (default)" } else { "" };
+                println!("{name}{mark}: {desc}");
+            }
+        }
+        Command::Bench {
+            neurons,
+            synapses_per_neuron,
+            steps,
+            backend,
+            out,
+        } => {
+            if steps == 0 || synapses_per_neuron == 0 || neurons.iter().any(|&n| n < 2) {
+                anyhow::bail!("--steps and --synapses-per-neuron must be >= 1 and every --neurons size >= 2");
+            }
+            let rows = bench::bench(&neurons, synapses_per_neuron, steps, &backend)?;
+            print!("{}", bench::table(&rows));
+            let json = serde_json::json!({ "benchmark": "coba-scaled", "synapses_per_neuron": synapses_per_neuron, "results": rows });
+            std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
+                .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+            eprintln!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}

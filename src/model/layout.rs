@@ -1,0 +1,217 @@
+//! Structs shared with the shaders (`shaders/common.wgsl`). `#[repr(C)]`, 4-byte
+//! scalars only, explicit padding, sizes that are multiples of 16 (uniform-array stride
+//! rules). `tests/layout.rs` checks every member offset against the WGSL with naga.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::limits::{MAX_DRIVES, MAX_POPULATIONS, MAX_PROJECTIONS};
+
+/// Whole-simulation constants.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SimParams {
+    /// Neurons in all populations.
+    pub n_total: u32,
+    /// Populations in use.
+    pub n_pop: u32,
+    /// Projections in use.
+    pub n_proj: u32,
+    /// Ring-buffer slots (longest delay in steps + 1).
+    pub ring_slots: u32,
+    /// Low word of the seed.
+    pub seed_lo: u32,
+    /// High word of the seed.
+    pub seed_hi: u32,
+    /// Steps per read-back batch (rows of the per-step spike-count buffer).
+    pub count_capacity: u32,
+    /// Steps between samples of population means.
+    pub sample_interval: u32,
+    /// Sample slots per batch.
+    pub sample_capacity: u32,
+    /// Spike-record entries per batch.
+    pub rec_capacity: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// nS (or drive units) per fixed-point LSB of the AMPA, GABA_A and NMDA ring
+    /// buffers (powers of two); the fourth entry is unused.
+    pub inv_scale: [f32; 4],
+}
+
+/// Per-population constants, derived on the host in f64 and rounded once to f32.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct PopParams {
+    /// First neuron index.
+    pub offset: u32,
+    /// Neurons.
+    pub size: u32,
+    /// Refractory steps after a spike.
+    pub ref_steps: u32,
+    /// Index of the population's first drive in the drive array.
+    pub drive_start: u32,
+    /// Number of drives.
+    pub n_drives: u32,
+    /// 1 if individual spikes are recorded.
+    pub record_spikes: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// dt / C (mV per pA per step).
+    pub dt_over_c: f32,
+    /// Leak conductance (nS).
+    pub g_l: f32,
+    /// Leak reversal (mV).
+    pub e_l: f32,
+    /// Threshold (mV).
+    pub v_th: f32,
+    /// Reset (mV).
+    pub v_reset: f32,
+    /// External current (pA).
+    pub i_ext: f32,
+    /// AMPA reversal (mV).
+    pub e_ampa: f32,
+    /// GABA_A reversal (mV).
+    pub e_gaba: f32,
+    /// NMDA reversal (mV).
+    pub e_nmda: f32,
+    /// NMDA conductance with the whole pool open (nS); 0 without NMDA.
+    pub g_nmda_max: f32,
+    /// [Mg2+] / K0_Mg.
+    pub mg_over_k0: f32,
+    /// alpha * dt (NMDA opening per unit drive per step).
+    pub nmda_alpha_dt: f32,
+    /// dt / tau_decay (NMDA closing per step).
+    pub nmda_dt_over_tau: f32,
+    /// Per-step decay factor of g_AMPA.
+    pub decay_ampa: f32,
+    /// Per-step decay factor of g_GABA.
+    pub decay_gaba: f32,
+    /// Per-step decay factor of the NMDA drive x.
+    pub decay_nmda_rise: f32,
+}
+
+/// Connectivity rule codes.
+pub const RULE_PROBABILITY: u32 = 0;
+/// Fixed out-degree, procedural.
+pub const RULE_OUTDEGREE: u32 = 1;
+/// Explicit CSR table.
+pub const RULE_TABLE: u32 = 2;
+
+/// Per-projection constants.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ProjParams {
+    /// First presynaptic neuron.
+    pub pre_offset: u32,
+    /// Presynaptic neurons.
+    pub pre_size: u32,
+    /// First postsynaptic neuron.
+    pub post_offset: u32,
+    /// Postsynaptic neurons.
+    pub post_size: u32,
+    /// Rule code (`RULE_*`).
+    pub rule: u32,
+    /// Receptor channel (0 AMPA, 1 GABA_A, 2 NMDA).
+    pub receptor: u32,
+    /// Delay in steps (>= 1).
+    pub delay_steps: u32,
+    /// Out-degree for `RULE_OUTDEGREE`.
+    pub k: u32,
+    /// Fixed-point weight added to the ring buffer per synaptic event.
+    pub weight_fixed: i32,
+    /// Random stream base (`STREAM_CONN | index * PROC_SPLIT`).
+    pub stream: u32,
+    /// 1 if a neuron may target itself (only matters when pre == post).
+    pub autapses: u32,
+    /// Index of the projection's first row pointer in the table-row buffer.
+    pub table_base: u32,
+    /// 1 / ln(1 - p) for geometric skipping (0 when p = 1).
+    pub inv_ln_1mp: f32,
+    /// 1 if pre and post are the same population.
+    pub same_pop: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+}
+
+/// Per-drive constants (Poisson background).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct DriveParams {
+    /// Receptor channel.
+    pub receptor: u32,
+    /// Index of the drive (its random stream).
+    pub index: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Mean events per neuron per step.
+    pub mean: f32,
+    /// e^-mean.
+    pub exp_neg_mean: f32,
+    /// Jump per event (nS, or drive units for NMDA).
+    pub weight: f32,
+    /// Padding.
+    pub _pad2: f32,
+}
+
+/// The uniform block every kernel binds (`Params` in WGSL).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct ParamsBlock {
+    /// Whole-simulation constants.
+    pub sim: SimParams,
+    /// Populations.
+    pub pops: [PopParams; MAX_POPULATIONS],
+    /// Projections.
+    pub projs: [ProjParams; MAX_PROJECTIONS],
+    /// Drives.
+    pub drives: [DriveParams; MAX_DRIVES],
+}
+
+const _: () = assert!(std::mem::size_of::<SimParams>() == 64);
+const _: () = assert!(std::mem::size_of::<PopParams>() == 96);
+const _: () = assert!(std::mem::size_of::<ProjParams>() == 64);
+const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
+const _: () = assert!(std::mem::size_of::<ParamsBlock>() % 16 == 0);
+
+/// Per-step control words on the device (`Ctrl` in WGSL).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct Ctrl {
+    /// Current step.
+    pub step: u32,
+    /// Spikes emitted so far in this step (atomic on the device).
+    pub n_spikes: u32,
+    /// Spikes of the step being propagated.
+    pub prop_n: u32,
+    /// Step being propagated.
+    pub prop_step: u32,
+    /// Spike-record entries written this batch (atomic).
+    pub n_rec: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
+}
+
+/// Per-neuron inter-spike-interval accumulators (`IsiStat` in WGSL).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+pub struct IsiStat {
+    /// Step of the last spike (`NO_SPIKE` if none).
+    pub last_step: u32,
+    /// Number of intervals.
+    pub count: u32,
+    /// Sum of intervals (steps).
+    pub sum_steps: u32,
+    /// Sum of squared intervals (steps^2).
+    pub sum_sq: f32,
+}

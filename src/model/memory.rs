@@ -1,0 +1,195 @@
+//! Device-memory plan: every buffer a network needs, computed from the scenario alone
+//! (before anything is allocated or any table is built), checked against the
+//! adapter's limits, with the largest scale of the scenario that would fit.
+
+use super::limits::{MAX_DELAY_STEPS, STATS_PER_POP};
+use crate::error::{Error, Result};
+use crate::scenario::{steps_of, Rule, Scenario, Storage};
+
+/// One device buffer of the plan.
+#[derive(Debug, Clone)]
+pub struct BufferPlan {
+    /// Buffer name (as in the GPU backend).
+    pub name: &'static str,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// All device buffers of a network.
+#[derive(Debug, Clone)]
+pub struct MemoryPlan {
+    /// Buffers.
+    pub buffers: Vec<BufferPlan>,
+    /// Sum of the buffers.
+    pub total_bytes: u64,
+    /// Bytes per neuron of the O(N) buffers (state, ring buffers, spike list).
+    pub bytes_per_neuron: u64,
+    /// Explicit synapses (tables only).
+    pub table_synapses: u64,
+}
+
+impl MemoryPlan {
+    /// The largest single buffer.
+    pub fn largest(&self) -> &BufferPlan {
+        self.buffers
+            .iter()
+            .max_by_key(|b| b.bytes)
+            .unwrap_or(&self.buffers[0])
+    }
+}
+
+/// Longest delay in steps (ring slots - 1).
+pub fn max_delay_steps(s: &Scenario) -> u32 {
+    s.projections
+        .iter()
+        .map(|p| steps_of(p.delay_ms, s.dt_ms).clamp(1, MAX_DELAY_STEPS))
+        .max()
+        .unwrap_or(1)
+}
+
+/// Plan the buffers for `s` with every population size multiplied by `factor`.
+pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
+    let size = |name: &str| -> f64 {
+        s.population_index(name)
+            .map(|i| (s.populations[i].size as f64 * factor).round().max(1.0))
+            .unwrap_or(0.0)
+    };
+    let n: f64 = s
+        .populations
+        .iter()
+        .map(|p| (p.size as f64 * factor).round().max(1.0))
+        .sum();
+    let n = n as u64;
+    let slots = max_delay_steps(s) as u64 + 1;
+    let mut table_rows = 0u64;
+    let mut table_cols = 0u64;
+    for p in &s.projections {
+        let table = match p.storage {
+            Storage::Table => true,
+            Storage::Procedural => false,
+            Storage::Auto => p.rule == Rule::FixedIndegree,
+        };
+        if !table {
+            continue;
+        }
+        let (pre, post) = (size(&p.pre), size(&p.post));
+        table_rows += pre as u64 + 1;
+        let k = p.k.unwrap_or(0) as f64;
+        table_cols += match p.rule {
+            Rule::FixedProbability => (p.p.unwrap_or(0.0) * pre * post).ceil(),
+            Rule::FixedOutdegree => k * pre,
+            Rule::FixedIndegree => k * post,
+        } as u64;
+    }
+    let n_pop = s.populations.len() as u64;
+    let sample_interval = steps_of(s.record.sample_interval_ms, s.dt_ms).max(1) as u64;
+    let batch = batch_steps.max(1) as u64;
+    let buffers = vec![
+        BufferPlan { name: "v", bytes: 4 * n },
+        BufferPlan { name: "refrac", bytes: 4 * n },
+        BufferPlan { name: "g_ampa", bytes: 4 * n },
+        BufferPlan { name: "g_gaba", bytes: 4 * n },
+        BufferPlan { name: "x_nmda", bytes: 4 * n },
+        BufferPlan { name: "s_nmda", bytes: 4 * n },
+        BufferPlan { name: "isi", bytes: 16 * n },
+        BufferPlan { name: "ring_ampa", bytes: 4 * n * slots },
+        BufferPlan { name: "ring_gaba", bytes: 4 * n * slots },
+        BufferPlan { name: "ring_nmda", bytes: 4 * n * slots },
+        BufferPlan { name: "spikes", bytes: 4 * n },
+        BufferPlan { name: "table_rows", bytes: 4 * table_rows.max(1) },
+        BufferPlan { name: "table_cols", bytes: 4 * table_cols.max(1) },
+        BufferPlan { name: "pop_counts", bytes: 4 * batch * n_pop },
+        BufferPlan {
+            name: "samples",
+            bytes: 8 * STATS_PER_POP as u64 * n_pop * (batch / sample_interval + 2),
+        },
+        BufferPlan {
+            name: "spike_record",
+            bytes: 8 * s.record.max_spikes_per_batch.max(1) as u64,
+        },
+    ];
+    let total_bytes = buffers.iter().map(|b| b.bytes).sum();
+    MemoryPlan {
+        buffers,
+        total_bytes,
+        bytes_per_neuron: 4 * 6 + 16 + 4 + 12 * slots,
+        table_synapses: table_cols,
+    }
+}
+
+/// Device limits that bound a network.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceLimits {
+    /// Largest storage-buffer binding (bytes).
+    pub max_binding: u64,
+    /// Largest buffer (bytes).
+    pub max_buffer: u64,
+    /// Device memory the run may use (bytes), if known.
+    pub memory_budget: Option<u64>,
+}
+
+fn fits(p: &MemoryPlan, lim: &DeviceLimits) -> bool {
+    let binding = lim.max_binding.min(lim.max_buffer);
+    p.buffers.iter().all(|b| b.bytes <= binding)
+        && lim.memory_budget.is_none_or(|m| p.total_bytes <= m)
+}
+
+/// Check the plan against the limits; on failure say what is needed, the limit, and
+/// the largest size of this scenario (all populations scaled alike) that fits.
+pub fn check(s: &Scenario, batch_steps: u32, lim: &DeviceLimits) -> Result<MemoryPlan> {
+    let p = plan(s, 1.0, batch_steps);
+    if fits(&p, lim) {
+        return Ok(p);
+    }
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if fits(&plan(s, mid, batch_steps), lim) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let largest_n: u64 = s
+        .populations
+        .iter()
+        .map(|q| (q.size as f64 * lo).floor() as u64)
+        .sum();
+    let big = p.largest();
+    let binding = lim.max_binding.min(lim.max_buffer);
+    let what = if big.bytes > binding {
+        format!(
+            "buffer `{}` needs {:.1} MiB but the adapter binds at most {:.1} MiB",
+            big.name,
+            big.bytes as f64 / MIB,
+            binding as f64 / MIB
+        )
+    } else {
+        format!(
+            "the network needs {:.1} MiB of device memory but {:.1} MiB are available",
+            p.total_bytes as f64 / MIB,
+            lim.memory_budget.unwrap_or(0) as f64 / MIB
+        )
+    };
+    Err(Error::Capacity(format!(
+        "{what} ({} neurons, {} bytes per neuron, {} ring slots). The largest size of this scenario that fits is about {largest_n} neurons (all populations scaled by {:.4}); shorten the longest delay, shrink the populations or use a device with larger limits",
+        s.neuron_count(),
+        p.bytes_per_neuron,
+        max_delay_steps(s) + 1,
+        lo
+    )))
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Device bytes one neuron update moves: reads and writes of V, refractory count,
+/// g_AMPA, g_GABA, x_NMDA, s_NMDA (6 x 4 x 2), the read and clear of the three
+/// ring-buffer entries (3 x 4 x 2), plus the sample reduction's reads of 4 variables
+/// every `sample_interval` steps. Spike-dependent traffic is counted per event.
+pub fn bytes_per_neuron_step(sample_interval_steps: u32) -> f64 {
+    48.0 + 24.0 + 16.0 / sample_interval_steps.max(1) as f64
+}
+
+/// Device bytes per synaptic event: one 4-byte atomic read-modify-write of a ring
+/// entry (procedural rules read no synapse memory; tables add a 4-byte index).
+pub const BYTES_PER_SYNAPTIC_EVENT: f64 = 8.0;

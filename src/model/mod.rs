@@ -1,0 +1,453 @@
+//! The compiled network: a validated scenario turned into the constant blocks the
+//! kernels read (`layout`), the initial state, the connectivity tables (only where a
+//! rule needs one) and the fixed-point scales. Both backends start from the same
+//! `Network`, so they integrate the same numbers.
+
+pub mod connectivity;
+pub mod layout;
+pub mod limits;
+pub mod memory;
+
+use bytemuck::Zeroable;
+use glam::UVec2;
+
+use crate::error::{Error, Result};
+use crate::rng::{self, key, threefry2x32, STREAM_CONN, STREAM_INIT, STREAM_POISSON};
+use crate::scenario::{steps_of, DecayMethod, Receptor, Rule, Scenario, Storage};
+use layout::*;
+use limits::*;
+
+/// Slope of the Mg2+ block, 0.062 /mV (Jahr & Stevens 1990, J Neurosci 10:3178).
+pub const MG_SLOPE_PER_MV: f32 = 0.062;
+
+/// Mg2+ unblocked fraction `B(V) = 1 / (1 + [Mg]/K0 * exp(-0.062 V))` (Jahr & Stevens
+/// 1990), with `mg_over_k0 = [Mg]/K0`. Kernels use exactly this expression.
+pub fn mg_block(v_mv: f32, mg_over_k0: f32) -> f32 {
+    1.0 / (1.0 + mg_over_k0 * rng::exp_f32(-MG_SLOPE_PER_MV * v_mv))
+}
+
+/// State of every neuron, one array per variable (the device layout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeuronState {
+    /// Membrane potential (mV).
+    pub v: Vec<f32>,
+    /// Remaining refractory steps.
+    pub refrac: Vec<u32>,
+    /// AMPA conductance (nS).
+    pub g_ampa: Vec<f32>,
+    /// GABA_A conductance (nS).
+    pub g_gaba: Vec<f32>,
+    /// NMDA transmitter drive x.
+    pub x_nmda: Vec<f32>,
+    /// NMDA open fraction s.
+    pub s_nmda: Vec<f32>,
+    /// ISI accumulators.
+    pub isi: Vec<IsiStat>,
+}
+
+/// Explicit synapse tables (CSR by presynaptic neuron), for projections that need one.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// Row pointers: for each table projection, `pre_size + 1` entries indexing `cols`.
+    pub rows: Vec<u32>,
+    /// Postsynaptic local indices.
+    pub cols: Vec<u32>,
+}
+
+/// Summary of one projection for reports.
+#[derive(Debug, Clone)]
+pub struct ProjectionInfo {
+    /// "pre -> post (receptor)".
+    pub label: String,
+    /// Synapses: exact for tables, expected for procedural rules.
+    pub synapses: f64,
+    /// Whether `synapses` is exact.
+    pub exact: bool,
+    /// Whether synapses are regenerated per spike.
+    pub procedural: bool,
+}
+
+/// A scenario compiled for the kernels.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The scenario it came from.
+    pub scenario: Scenario,
+    /// Constants uploaded to every kernel.
+    pub params: ParamsBlock,
+    /// Population names, in order.
+    pub pop_names: Vec<String>,
+    /// Neurons in all.
+    pub n: u32,
+    /// Steps to simulate.
+    pub steps: u64,
+    /// Fixed-point scale (LSB per unit) of each receptor channel.
+    pub scales: [f64; 3],
+    /// Explicit tables.
+    pub tables: Tables,
+    /// Per-projection report.
+    pub projections: Vec<ProjectionInfo>,
+    /// 1/k table of the Poisson sampler.
+    pub poisson_recips: [f32; rng::POISSON_MAX_K as usize + 1],
+    /// Steps per rate bin.
+    pub rate_bin_steps: u32,
+}
+
+fn f32_of(x: f64) -> f32 {
+    x as f32
+}
+
+/// Box-Muller normal pair from two uniform words (host-only: initial state).
+fn normal_pair(r: UVec2) -> (f64, f64) {
+    let u1 = ((r.x >> 8) as f64 + 1.0) / 16_777_216.0;
+    let u2 = (r.y >> 8) as f64 / 16_777_216.0;
+    let rad = (-2.0 * u1.ln()).sqrt();
+    let th = std::f64::consts::TAU * u2;
+    (rad * th.cos(), rad * th.sin())
+}
+
+impl Network {
+    /// Compile a validated scenario. `batch_steps` sizes the per-batch read-back
+    /// buffers (rows of spike counts, sample slots).
+    pub fn build(scenario: &Scenario, batch_steps: u32) -> Result<Network> {
+        scenario.validate().map_err(|message| Error::Scenario {
+            file: scenario.name.clone(),
+            message,
+        })?;
+        let dt = scenario.dt_ms;
+        let mut params = ParamsBlock::zeroed();
+        let mut offset = 0u32;
+        let mut pop_offsets = Vec::new();
+        for (i, p) in scenario.populations.iter().enumerate() {
+            let n = &p.neuron;
+            let decay = |tau: f64| match scenario.synapse_decay {
+                DecayMethod::Exact => (-dt / tau).exp(),
+                DecayMethod::Euler => 1.0 - dt / tau,
+            };
+            let pp = &mut params.pops[i];
+            pp.offset = offset;
+            pp.size = p.size as u32;
+            pp.ref_steps = steps_of(n.t_ref_ms, dt);
+            pp.record_spikes = u32::from(scenario.record.spikes.contains(&p.name));
+            pp.dt_over_c = f32_of(dt / n.c_pF);
+            pp.g_l = f32_of(n.g_l_nS);
+            pp.e_l = f32_of(n.e_l_mV);
+            pp.v_th = f32_of(n.v_th_mV);
+            pp.v_reset = f32_of(n.v_reset_mV);
+            pp.i_ext = f32_of(n.i_ext_pA);
+            pp.e_ampa = f32_of(n.e_ampa_mV);
+            pp.e_gaba = f32_of(n.e_gaba_mV);
+            pp.e_nmda = f32_of(n.e_nmda_mV);
+            pp.decay_ampa = f32_of(decay(n.tau_ampa_ms));
+            pp.decay_gaba = f32_of(decay(n.tau_gaba_ms));
+            if let Some(m) = &p.nmda {
+                let tau_d = m.tau_decay_ms.unwrap_or(m.subunit.tau_decay_ms());
+                let k0 = m.k0_mg_mM.unwrap_or(m.subunit.k0_mg_mM());
+                pp.g_nmda_max = f32_of(m.g_max_nS);
+                pp.mg_over_k0 = f32_of(m.mg_mM / k0);
+                pp.nmda_alpha_dt = f32_of(m.alpha_per_ms * dt);
+                pp.nmda_dt_over_tau = f32_of(dt / tau_d);
+                pp.decay_nmda_rise = f32_of(decay(m.tau_rise_ms));
+            }
+            pop_offsets.push(offset);
+            offset += p.size as u32;
+        }
+        let n_total = offset;
+
+        // Drives, grouped by population.
+        let mut d_index = 0usize;
+        for (pi, p) in scenario.populations.iter().enumerate() {
+            params.pops[pi].drive_start = d_index as u32;
+            for (di, d) in scenario.drives.iter().enumerate() {
+                if d.population != p.name {
+                    continue;
+                }
+                let mean = d.rate_hz * dt * 1e-3;
+                let dp = &mut params.drives[d_index];
+                dp.receptor = d.receptor.index();
+                dp.index = di as u32;
+                dp.mean = f32_of(mean);
+                dp.exp_neg_mean = f32_of((-mean).exp());
+                dp.weight = f32_of(d.weight_nS.or(d.drive).unwrap_or(0.0));
+                d_index += 1;
+            }
+            params.pops[pi].n_drives = d_index as u32 - params.pops[pi].drive_start;
+        }
+
+        // Fixed-point scales: the worst case of simultaneous arrivals onto one neuron
+        // must fit in i32 (bound per projection below), at the finest power of two.
+        let mut bound = vec![[0.0f64; 3]; scenario.populations.len()];
+        for pr in &scenario.projections {
+            let pre = scenario.populations[scenario.population_index(&pr.pre).unwrap_or(0)].size as f64;
+            let post_i = scenario.population_index(&pr.post).unwrap_or(0);
+            let post = scenario.populations[post_i].size as f64;
+            let arrivals = match pr.rule {
+                Rule::FixedProbability => pre,
+                Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
+                Rule::FixedOutdegree => {
+                    let lam = pre * pr.k.unwrap_or(0) as f64 / post;
+                    (lam + 10.0 * lam.sqrt() + 10.0).min(pre * pr.k.unwrap_or(0) as f64)
+                }
+            };
+            let w = pr.weight_nS.or(pr.drive).unwrap_or(0.0);
+            bound[post_i][pr.receptor.index() as usize] += arrivals * w;
+        }
+        let mut scales = [1.0f64; 3];
+        for r in 0..3 {
+            let worst = bound.iter().map(|b| b[r]).fold(0.0, f64::max);
+            let e = if worst > 0.0 {
+                ((i32::MAX as f64) / worst).log2().floor().clamp(-60.0, 40.0)
+            } else {
+                24.0
+            };
+            scales[r] = 2f64.powi(e as i32);
+            params.sim.inv_scale[r] = f32_of(1.0 / scales[r]);
+        }
+
+        // Projections.
+        let mut tables = Tables::default();
+        let mut projections = Vec::new();
+        for (i, pr) in scenario.projections.iter().enumerate() {
+            let pre_i = scenario.population_index(&pr.pre).unwrap_or(0);
+            let post_i = scenario.population_index(&pr.post).unwrap_or(0);
+            let pre_size = scenario.populations[pre_i].size as u32;
+            let post_size = scenario.populations[post_i].size as u32;
+            let w = pr.weight_nS.or(pr.drive).unwrap_or(0.0);
+            let scale = scales[pr.receptor.index() as usize];
+            let wq = (w * scale).round();
+            if w > 0.0 && ((wq / scale) - w).abs() > 1e-3 * w {
+                return Err(Error::Capacity(format!(
+                    "projections[{i}] ({} -> {}): weight {w} cannot be accumulated in 32-bit fixed point next to the largest possible input onto `{}` ({:.3e}); lower the other weights or the population sizes",
+                    pr.pre, pr.post, pr.post, bound[post_i][pr.receptor.index() as usize]
+                )));
+            }
+            let use_table = match pr.storage {
+                Storage::Table => true,
+                Storage::Procedural => false,
+                Storage::Auto => pr.rule == Rule::FixedIndegree,
+            };
+            let pp = &mut params.projs[i];
+            pp.pre_offset = pop_offsets[pre_i];
+            pp.pre_size = pre_size;
+            pp.post_offset = pop_offsets[post_i];
+            pp.post_size = post_size;
+            pp.receptor = pr.receptor.index();
+            pp.delay_steps = steps_of(pr.delay_ms, dt);
+            pp.weight_fixed = wq as i32;
+            pp.stream = STREAM_CONN | (i as u32 * PROC_SPLIT);
+            pp.autapses = u32::from(pr.autapses);
+            pp.same_pop = u32::from(pre_i == post_i);
+            if pp.same_pop != 0 && !pr.autapses && post_size < 2 && pr.rule != Rule::FixedProbability {
+                return Err(Error::Scenario {
+                    file: scenario.name.clone(),
+                    message: format!(
+                        "projections[{i}].autapses: `{}` has one neuron, so without autapses it has no target",
+                        pr.post
+                    ),
+                });
+            }
+            match pr.rule {
+                Rule::FixedProbability => {
+                    let p = pr.p.unwrap_or(1.0);
+                    pp.rule = RULE_PROBABILITY;
+                    pp.inv_ln_1mp = if p >= 1.0 { 0.0 } else { f32_of(1.0 / (1.0 - p).ln()) };
+                }
+                Rule::FixedOutdegree => {
+                    pp.rule = RULE_OUTDEGREE;
+                    pp.k = pr.k.unwrap_or(0) as u32;
+                }
+                Rule::FixedIndegree => pp.rule = RULE_TABLE,
+            }
+            let label = format!("{} -> {} ({:?})", pr.pre, pr.post, pr.receptor);
+            if use_table {
+                let proc_copy = *pp;
+                pp.rule = RULE_TABLE;
+                pp.table_base = tables.rows.len() as u32;
+                let start = tables.cols.len();
+                build_table(&mut tables, &proc_copy, pr, scenario.seed, i)?;
+                projections.push(ProjectionInfo {
+                    label,
+                    synapses: (tables.cols.len() - start) as f64,
+                    exact: true,
+                    procedural: false,
+                });
+            } else {
+                let expected = match pr.rule {
+                    Rule::FixedProbability => {
+                        let p = pr.p.unwrap_or(1.0);
+                        let pairs = pre_size as f64 * post_size as f64
+                            - if pp.same_pop != 0 && !pr.autapses { pre_size as f64 } else { 0.0 };
+                        p * pairs
+                    }
+                    _ => pre_size as f64 * pr.k.unwrap_or(0) as f64,
+                };
+                projections.push(ProjectionInfo {
+                    label,
+                    synapses: expected,
+                    exact: pr.rule != Rule::FixedProbability,
+                    procedural: true,
+                });
+            }
+        }
+        let max_delay = params.projs[..scenario.projections.len()]
+            .iter()
+            .map(|p| p.delay_steps)
+            .max()
+            .unwrap_or(1);
+
+        let sample_interval = steps_of(scenario.record.sample_interval_ms, dt).max(1);
+        let batch = batch_steps.max(1);
+        params.sim = SimParams {
+            n_total,
+            n_pop: scenario.populations.len() as u32,
+            n_proj: scenario.projections.len() as u32,
+            ring_slots: max_delay + 1,
+            seed_lo: scenario.seed as u32,
+            seed_hi: (scenario.seed >> 32) as u32,
+            count_capacity: batch,
+            sample_interval,
+            sample_capacity: batch / sample_interval + 2,
+            rec_capacity: scenario.record.max_spikes_per_batch as u32,
+            _pad0: 0,
+            _pad1: 0,
+            inv_scale: params.sim.inv_scale,
+        };
+        Ok(Network {
+            scenario: scenario.clone(),
+            params,
+            pop_names: scenario.populations.iter().map(|p| p.name.clone()).collect(),
+            n: n_total,
+            steps: steps_of(scenario.duration_ms, dt) as u64,
+            scales,
+            tables,
+            projections,
+            poisson_recips: rng::poisson_recips(),
+            rate_bin_steps: steps_of(scenario.record.rate_bin_ms, dt).max(1),
+        })
+    }
+
+    /// Populations in use.
+    pub fn pops(&self) -> &[PopParams] {
+        &self.params.pops[..self.params.sim.n_pop as usize]
+    }
+
+    /// Projections in use.
+    pub fn projs(&self) -> &[ProjParams] {
+        &self.params.projs[..self.params.sim.n_proj as usize]
+    }
+
+    /// Seed as one word.
+    pub fn seed(&self) -> u64 {
+        self.params.sim.seed_lo as u64 | ((self.params.sim.seed_hi as u64) << 32)
+    }
+
+    /// Synapses in all (expected count for procedural fixed-probability projections).
+    pub fn synapse_count(&self) -> f64 {
+        self.projections.iter().map(|p| p.synapses).sum()
+    }
+
+    /// The initial state: V and AMPA/GABA_A conductances from the scenario's normal
+    /// distributions (stream `init`, counter `(neuron, 0..2)`), everything else zero.
+    pub fn initial_state(&self) -> NeuronState {
+        let n = self.n as usize;
+        let mut st = NeuronState {
+            v: vec![0.0; n],
+            refrac: vec![0; n],
+            g_ampa: vec![0.0; n],
+            g_gaba: vec![0.0; n],
+            x_nmda: vec![0.0; n],
+            s_nmda: vec![0.0; n],
+            isi: vec![
+                IsiStat {
+                    last_step: NO_SPIKE,
+                    ..IsiStat::default()
+                };
+                n
+            ],
+        };
+        let k = key(self.seed(), STREAM_INIT);
+        for (p, pp) in self.scenario.populations.iter().zip(self.pops()) {
+            let init = &p.init;
+            let v_mean = init.v_mean_mV.unwrap_or(p.neuron.e_l_mV);
+            for i in pp.offset..pp.offset + pp.size {
+                let (z0, z1) = normal_pair(threefry2x32(UVec2::new(i, 0), k));
+                let (z2, _) = normal_pair(threefry2x32(UVec2::new(i, 1), k));
+                st.v[i as usize] = f32_of(v_mean + init.v_sd_mV * z0);
+                st.g_ampa[i as usize] = f32_of(init.g_ampa_mean_nS + init.g_ampa_sd_nS * z1);
+                st.g_gaba[i as usize] = f32_of(init.g_gaba_mean_nS + init.g_gaba_sd_nS * z2);
+            }
+        }
+        st
+    }
+
+    /// Key of drive `index`'s Poisson stream.
+    pub fn poisson_key(&self, index: u32) -> UVec2 {
+        key(self.seed(), STREAM_POISSON | index)
+    }
+}
+
+/// CSR table of one projection: from the procedural generator (storage = "table"), or
+/// a fixed in-degree draw (each post neuron picks `k` sources uniformly with
+/// replacement, stream `STREAM_CONN | index * PROC_SPLIT`, counter `(post, m)`).
+fn build_table(
+    tables: &mut Tables,
+    proj: &ProjParams,
+    pr: &crate::scenario::Projection,
+    seed: u64,
+    index: usize,
+) -> Result<()> {
+    let pre_size = proj.pre_size as usize;
+    let base = tables.cols.len();
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); pre_size];
+    if pr.rule == Rule::FixedIndegree {
+        let k = key(seed, STREAM_CONN | (index as u32 * PROC_SPLIT));
+        let kin = pr.k.unwrap_or(0) as u32;
+        let exclude_self = proj.same_pop != 0 && proj.autapses == 0;
+        let range = if exclude_self { proj.pre_size - 1 } else { proj.pre_size };
+        if range == 0 {
+            return Err(Error::Scenario {
+                file: String::new(),
+                message: format!("projections[{index}].autapses: the presynaptic population has one neuron, so without autapses it has no source"),
+            });
+        }
+        for post in 0..proj.post_size {
+            for m in 0..kin {
+                let r = threefry2x32(UVec2::new(post, m), k);
+                let mut s = connectivity::mul_hi_u32(r.x, range);
+                if exclude_self && s >= post {
+                    s += 1;
+                }
+                rows[s as usize].push(post);
+            }
+        }
+    } else {
+        for (pre, row) in rows.iter_mut().enumerate() {
+            for tid in 0..PROC_SPLIT {
+                connectivity::for_each_target(proj, seed, pre as u32, tid, |t| row.push(t));
+            }
+        }
+    }
+    let total: usize = rows.iter().map(|r| r.len()).sum();
+    if base + total > u32::MAX as usize {
+        return Err(Error::Capacity(format!(
+            "projections[{index}]: {total} explicit synapses exceed the 2^32 table entries; use a procedural rule"
+        )));
+    }
+    tables.cols.reserve(total);
+    for row in rows {
+        tables.rows.push(tables.cols.len() as u32);
+        tables.cols.extend_from_slice(&row);
+    }
+    tables.rows.push(tables.cols.len() as u32);
+    Ok(())
+}
+
+
+/// Receptor of a channel index (for reports).
+pub fn receptor_of(index: u32) -> Receptor {
+    match index {
+        0 => Receptor::Ampa,
+        1 => Receptor::GabaA,
+        _ => Receptor::Nmda,
+    }
+}
+

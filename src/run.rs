@@ -1,0 +1,371 @@
+//! The simulation driver shared by every command: build the network, pick a backend,
+//! advance it batch by batch, and fold the small per-batch read-backs into summaries.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backend::{Backend, BatchOutput};
+use crate::cpu::CpuBackend;
+use crate::error::{Error, Result};
+use crate::gpu::{GpuBackend, GpuContext};
+use crate::model::layout::IsiStat;
+use crate::model::limits::{STATS_PER_POP, STAT_SCALES};
+use crate::model::memory;
+use crate::model::Network;
+use crate::scenario::Scenario;
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// Any GPU adapter (a software one too); the CPU backend, with a warning, if none.
+    Auto,
+    /// A GPU adapter, or fail.
+    Gpu,
+    /// The CPU reference backend.
+    Cpu,
+}
+
+/// Steps per read-back batch (and per submit on the GPU).
+pub const DEFAULT_BATCH_STEPS: u32 = 1000;
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Backend.
+    pub backend: BackendChoice,
+    /// Steps per batch.
+    pub batch_steps: u32,
+    /// Show a progress bar (only drawn on a terminal).
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            backend: BackendChoice::Auto,
+            batch_steps: DEFAULT_BATCH_STEPS,
+            progress: false,
+        }
+    }
+}
+
+/// One population's results.
+#[derive(Debug, Clone, Serialize)]
+#[allow(non_snake_case)]
+pub struct PopulationSummary {
+    /// Name.
+    pub name: String,
+    /// Neurons.
+    pub size: u32,
+    /// Spikes in the whole run.
+    pub spikes: u64,
+    /// Mean rate (Hz).
+    pub rate_hz: f64,
+    /// Mean CV of inter-spike intervals over neurons with at least 3 spikes (null if none).
+    pub cv_isi: Option<f64>,
+    /// Neurons that entered the CV mean.
+    pub cv_isi_neurons: u64,
+    /// Time-averaged mean V (mV) over the samples.
+    pub mean_v_mV: Option<f64>,
+    /// Time-averaged mean AMPA conductance (nS).
+    pub mean_g_ampa_nS: Option<f64>,
+    /// Time-averaged mean GABA_A conductance (nS).
+    pub mean_g_gaba_nS: Option<f64>,
+    /// Time-averaged mean NMDA open fraction.
+    pub mean_s_nmda: Option<f64>,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// "gpu" or "cpu".
+    pub backend: String,
+    /// Adapter description.
+    pub adapter: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Neurons.
+    pub neurons: u64,
+    /// Synapses (expected count for procedural fixed-probability projections).
+    pub synapses: f64,
+    /// Whether `synapses` is an exact count.
+    pub synapses_exact: bool,
+    /// Time step (ms).
+    pub dt_ms: f64,
+    /// Simulated time (ms).
+    pub duration_ms: f64,
+    /// Steps simulated.
+    pub steps: u64,
+    /// Seed.
+    pub seed: u64,
+    /// Network construction, upload and pipeline build (s).
+    pub build_s: f64,
+    /// Simulation loop (s).
+    pub wall_s: f64,
+    /// Real-time factor: wall_s / simulated seconds.
+    pub rtf: f64,
+    /// neurons x steps / wall_s.
+    pub neuron_updates_per_s: f64,
+    /// Synaptic events delivered (spikes x expected out-degree).
+    pub synaptic_events: f64,
+    /// synaptic_events / wall_s.
+    pub synaptic_events_per_s: f64,
+    /// Device bytes per neuron of the O(N) buffers.
+    pub device_bytes_per_neuron: u64,
+    /// Device bytes planned in all.
+    pub device_bytes: u64,
+    /// Recorded spikes dropped because the record buffer was full.
+    pub spikes_dropped: u64,
+    /// Per population.
+    pub populations: Vec<PopulationSummary>,
+}
+
+/// A finished run: summary plus the time series behind the files.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Summary.
+    pub summary: Summary,
+    /// Population spike counts per rate bin: `bins x n_pop`.
+    pub bin_counts: Vec<Vec<u64>>,
+    /// Steps per rate bin.
+    pub rate_bin_steps: u32,
+    /// Samples: (time in ms, per population [V, g_AMPA, g_GABA, s_NMDA] means).
+    pub samples: Vec<(f64, Vec<[f64; STATS_PER_POP]>)>,
+    /// Recorded spikes (time ms, neuron).
+    pub spikes: Vec<(f64, u32)>,
+    /// Population names.
+    pub pop_names: Vec<String>,
+    /// Population sizes.
+    pub pop_sizes: Vec<u32>,
+}
+
+/// Build the backend for a network, honouring `choice` (auto falls back to the CPU
+/// with a warning on stderr).
+pub fn make_backend(net: &Network, choice: BackendChoice) -> Result<Box<dyn Backend>> {
+    match choice {
+        BackendChoice::Cpu => Ok(Box::new(CpuBackend::new(net)?)),
+        BackendChoice::Gpu => Ok(Box::new(GpuBackend::new(GpuContext::new()?, net)?)),
+        BackendChoice::Auto => match GpuContext::new() {
+            Ok(ctx) => Ok(Box::new(GpuBackend::new(ctx, net)?)),
+            Err(e) => {
+                eprintln!("warning: {e}\nwarning: falling back to the CPU reference backend");
+                Ok(Box::new(CpuBackend::new(net)?))
+            }
+        },
+    }
+}
+
+/// CV of the inter-spike intervals of one neuron's accumulators (needs >= 2 intervals).
+pub fn cv_of(s: &IsiStat) -> Option<f64> {
+    if s.count < 2 {
+        return None;
+    }
+    let n = s.count as f64;
+    let mean = s.sum_steps as f64 / n;
+    let var = (s.sum_sq as f64 / n - mean * mean).max(0.0);
+    Some(var.sqrt() / mean)
+}
+
+/// Run a scenario to the end.
+pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
+    let t0 = Instant::now();
+    let net = Network::build(scenario, opts.batch_steps)?;
+    let plan = memory::plan(scenario, 1.0, opts.batch_steps);
+    let mut backend = make_backend(&net, opts.backend)?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let n_pop = net.pop_names.len();
+    let bin = net.rate_bin_steps as u64;
+    let n_bins = net.steps.div_ceil(bin) as usize;
+    let mut bin_counts = vec![vec![0u64; n_pop]; n_bins];
+    let mut totals = vec![0u64; n_pop];
+    let mut samples = Vec::new();
+    let mut spikes = Vec::new();
+    let mut dropped = 0u64;
+    let dt = scenario.dt_ms;
+    let bar = progress_bar(opts.progress, net.steps);
+    let t1 = Instant::now();
+    let mut done = 0u64;
+    while done < net.steps {
+        let steps = (net.steps - done).min(opts.batch_steps as u64) as u32;
+        let out: BatchOutput = backend.run_batch(steps)?;
+        for t in 0..steps as usize {
+            let b = ((out.first_step + t as u64) / bin) as usize;
+            for p in 0..n_pop {
+                let c = out.pop_counts[t * n_pop + p] as u64;
+                bin_counts[b][p] += c;
+                totals[p] += c;
+            }
+        }
+        for s in &out.samples {
+            let means: Vec<[f64; STATS_PER_POP]> = s
+                .sums
+                .iter()
+                .zip(net.pops())
+                .map(|(sum, pp)| {
+                    let mut m = [0.0; STATS_PER_POP];
+                    for k in 0..STATS_PER_POP {
+                        m[k] = sum[k] as f64 / STAT_SCALES[k] as f64 / pp.size as f64;
+                    }
+                    m
+                })
+                .collect();
+            samples.push(((s.step + 1) as f64 * dt, means));
+        }
+        spikes.extend(out.spikes.iter().map(|&(st, i)| (st as f64 * dt, i)));
+        dropped += out.spikes_dropped;
+        done += steps as u64;
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    }
+    let wall_s = t1.elapsed().as_secs_f64();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if dropped > 0 {
+        eprintln!(
+            "warning: {dropped} spikes were not recorded (record buffer full); raise record.max_spikes_per_batch"
+        );
+    }
+    let isi = backend.isi()?;
+    let duration_s = net.steps as f64 * dt * 1e-3;
+    let mut populations = Vec::new();
+    let mut events = 0.0;
+    for (p, pp) in net.pops().iter().enumerate() {
+        let cvs: Vec<f64> = isi[pp.offset as usize..(pp.offset + pp.size) as usize]
+            .iter()
+            .filter_map(cv_of)
+            .collect();
+        let mean_k = |k: usize| -> Option<f64> {
+            (!samples.is_empty())
+                .then(|| samples.iter().map(|(_, m)| m[p][k]).sum::<f64>() / samples.len() as f64)
+        };
+        // Expected out-degree of this population, for the event count.
+        let out_degree: f64 = net
+            .projs()
+            .iter()
+            .zip(&net.projections)
+            .filter(|(pr, _)| pr.pre_offset == pp.offset)
+            .map(|(_, info)| info.synapses / pp.size as f64)
+            .sum();
+        events += totals[p] as f64 * out_degree;
+        populations.push(PopulationSummary {
+            name: net.pop_names[p].clone(),
+            size: pp.size,
+            spikes: totals[p],
+            rate_hz: totals[p] as f64 / pp.size as f64 / duration_s,
+            cv_isi: (!cvs.is_empty()).then(|| cvs.iter().sum::<f64>() / cvs.len() as f64),
+            cv_isi_neurons: cvs.len() as u64,
+            mean_v_mV: mean_k(0),
+            mean_g_ampa_nS: mean_k(1),
+            mean_g_gaba_nS: mean_k(2),
+            mean_s_nmda: mean_k(3),
+        });
+    }
+    let summary = Summary {
+        backend: backend.kind().label().to_string(),
+        adapter: backend.adapter(),
+        scenario: scenario.name.clone(),
+        neurons: net.n as u64,
+        synapses: net.synapse_count(),
+        synapses_exact: net.projections.iter().all(|p| p.exact),
+        dt_ms: dt,
+        duration_ms: net.steps as f64 * dt,
+        steps: net.steps,
+        seed: scenario.seed,
+        build_s,
+        wall_s,
+        rtf: wall_s / duration_s,
+        neuron_updates_per_s: net.n as f64 * net.steps as f64 / wall_s,
+        synaptic_events: events,
+        synaptic_events_per_s: events / wall_s,
+        device_bytes_per_neuron: plan.bytes_per_neuron,
+        device_bytes: plan.total_bytes,
+        spikes_dropped: dropped,
+        populations,
+    };
+    Ok(RunResult {
+        summary,
+        bin_counts,
+        rate_bin_steps: net.rate_bin_steps,
+        samples,
+        spikes,
+        pop_names: net.pop_names.clone(),
+        pop_sizes: net.pops().iter().map(|p| p.size).collect(),
+    })
+}
+
+fn progress_bar(enabled: bool, steps: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps ({eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Write `summary.json`, `rates.csv`, `samples.csv` and (if spikes were recorded)
+/// `spikes.csv` into `dir`.
+pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
+    let io = |path: &std::path::Path| {
+        let p = path.display().to_string();
+        move |source| Error::Io { path: p, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(&res.summary)
+        .map_err(|e| Error::Io { path: path.display().to_string(), source: std::io::Error::other(e) })?;
+    std::fs::write(&path, json + "\n").map_err(io(&path))?;
+
+    let dt = res.summary.dt_ms;
+    let bin_ms = res.rate_bin_steps as f64 * dt;
+    let mut csv = String::from("t_start_ms,t_end_ms");
+    for n in &res.pop_names {
+        csv.push_str(&format!(",rate_{n}_hz"));
+    }
+    csv.push('\n');
+    let total_steps = res.summary.steps;
+    for (b, row) in res.bin_counts.iter().enumerate() {
+        let start = b as u64 * res.rate_bin_steps as u64;
+        let end = (start + res.rate_bin_steps as u64).min(total_steps);
+        let width_s = (end - start) as f64 * dt * 1e-3;
+        csv.push_str(&format!("{:.4},{:.4}", start as f64 * dt, (start as f64 * dt + bin_ms).min(total_steps as f64 * dt)));
+        for (p, c) in row.iter().enumerate() {
+            csv.push_str(&format!(",{:.4}", *c as f64 / res.pop_sizes[p] as f64 / width_s));
+        }
+        csv.push('\n');
+    }
+    let path = dir.join("rates.csv");
+    std::fs::write(&path, csv).map_err(io(&path))?;
+
+    let mut csv = String::from("t_ms");
+    for n in &res.pop_names {
+        csv.push_str(&format!(",v_{n}_mV,g_ampa_{n}_nS,g_gaba_{n}_nS,s_nmda_{n}"));
+    }
+    csv.push('\n');
+    for (t, means) in &res.samples {
+        csv.push_str(&format!("{t:.4}"));
+        for m in means {
+            csv.push_str(&format!(",{:.4},{:.4},{:.4},{:.6}", m[0], m[1], m[2], m[3]));
+        }
+        csv.push('\n');
+    }
+    let path = dir.join("samples.csv");
+    std::fs::write(&path, csv).map_err(io(&path))?;
+
+    if !res.spikes.is_empty() {
+        let mut csv = String::from("t_ms,neuron\n");
+        for (t, i) in &res.spikes {
+            csv.push_str(&format!("{t:.4},{i}\n"));
+        }
+        let path = dir.join("spikes.csv");
+        std::fs::write(&path, csv).map_err(io(&path))?;
+    }
+    Ok(())
+}

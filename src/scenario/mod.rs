@@ -1,0 +1,560 @@
+//! Scenario files: TOML descriptions of populations, projections, background drive,
+//! time step, duration, seed and recording. Unknown fields are rejected; every
+//! validation error names the file, the field and what is allowed.
+//!
+//! The format is documented in `docs/scenario.md`; `assets/scenarios/` holds the
+//! embedded examples.
+
+mod overrides;
+mod validate;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+pub use overrides::apply_override;
+
+/// Scenarios compiled into the binary: (name, TOML text).
+pub const EMBEDDED: &[(&str, &str)] = &[(
+    "coba",
+    include_str!("../../assets/scenarios/coba.toml"),
+)];
+
+/// The scenario `ketasim run` uses when no file is given.
+pub const DEFAULT_SCENARIO: &str = "coba";
+
+/// A whole simulation description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in output.
+    #[serde(default)]
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Where the network comes from (paper and year).
+    #[serde(default)]
+    pub source: String,
+    /// Integration time step (ms); 0.05-0.25 ms is the range the models are made for.
+    pub dt_ms: f64,
+    /// Simulated time (ms).
+    pub duration_ms: f64,
+    /// Seed of every random draw (connectivity, initial state, background drive).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// How exponential synaptic variables are advanced each step.
+    #[serde(default)]
+    pub synapse_decay: DecayMethod,
+    /// Neuron populations, in the order their neurons are numbered.
+    pub populations: Vec<Population>,
+    /// Connections between populations.
+    #[serde(default)]
+    pub projections: Vec<Projection>,
+    /// Poisson background input onto populations.
+    #[serde(default)]
+    pub drives: Vec<Drive>,
+    /// What is recorded.
+    #[serde(default)]
+    pub record: Record,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Per-step update of exponentially decaying synaptic variables `g' = -g/tau`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecayMethod {
+    /// `g <- g * exp(-dt/tau)`: the exact solution between input steps.
+    #[default]
+    Exact,
+    /// `g <- g * (1 - dt/tau)`: forward Euler, as the COBA benchmark specifies
+    /// (Brette et al. 2007).
+    Euler,
+}
+
+/// One population of identical conductance-based LIF neurons.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Population {
+    /// Unique name; projections and drives refer to it.
+    pub name: String,
+    /// Number of neurons (at least 1).
+    pub size: i64,
+    /// Membrane and synaptic parameters.
+    #[serde(default)]
+    pub neuron: NeuronParams,
+    /// NMDA receptor pool (absent: no NMDA conductance).
+    #[serde(default)]
+    pub nmda: Option<NmdaParams>,
+    /// Initial state distribution.
+    #[serde(default)]
+    pub init: InitParams,
+    /// Citation for the parameters.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// Conductance-based LIF parameters (SCIENCE.md section 1):
+/// `C dV/dt = -g_L (V - E_L) - g_AMPA (V - E_AMPA) - g_NMDA s B_Mg(V) (V - E_NMDA)
+///  - g_GABA (V - E_GABA) + I_ext`; spike at `V >= V_th`, reset to `V_reset`, hold for
+/// `t_ref`. Defaults: the pyramidal cell of Brunel & Wang 2001 (J Comput Neurosci 11:63).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct NeuronParams {
+    /// Membrane capacitance (pF). Brunel & Wang 2001: 500 pF pyramidal, 200 pF PV.
+    #[serde(default = "d_c")]
+    pub c_pF: f64,
+    /// Leak conductance (nS). Brunel & Wang 2001: 25 nS pyramidal, 20 nS PV.
+    #[serde(default = "d_gl")]
+    pub g_l_nS: f64,
+    /// Leak reversal (mV).
+    #[serde(default = "d_el")]
+    pub e_l_mV: f64,
+    /// Spike threshold (mV).
+    #[serde(default = "d_vth")]
+    pub v_th_mV: f64,
+    /// Reset potential (mV).
+    #[serde(default = "d_vreset")]
+    pub v_reset_mV: f64,
+    /// Absolute refractory period (ms); rounded to whole steps.
+    #[serde(default = "d_tref")]
+    pub t_ref_ms: f64,
+    /// Constant injected current (pA).
+    #[serde(default)]
+    pub i_ext_pA: f64,
+    /// AMPA reversal (mV).
+    #[serde(default)]
+    pub e_ampa_mV: f64,
+    /// NMDA reversal (mV).
+    #[serde(default)]
+    pub e_nmda_mV: f64,
+    /// GABA_A reversal (mV).
+    #[serde(default = "d_egaba")]
+    pub e_gaba_mV: f64,
+    /// AMPA conductance decay (ms). Brunel & Wang 2001: 2 ms.
+    #[serde(default = "d_tau_ampa")]
+    pub tau_ampa_ms: f64,
+    /// GABA_A conductance decay (ms). Brunel & Wang 2001: 5 ms.
+    #[serde(default = "d_tau_gaba")]
+    pub tau_gaba_ms: f64,
+}
+
+fn d_c() -> f64 {
+    500.0
+}
+fn d_gl() -> f64 {
+    25.0
+}
+fn d_el() -> f64 {
+    -70.0
+}
+fn d_vth() -> f64 {
+    -50.0
+}
+fn d_vreset() -> f64 {
+    -55.0
+}
+fn d_tref() -> f64 {
+    2.0
+}
+fn d_egaba() -> f64 {
+    -70.0
+}
+fn d_tau_ampa() -> f64 {
+    2.0
+}
+fn d_tau_gaba() -> f64 {
+    5.0
+}
+
+impl Default for NeuronParams {
+    fn default() -> Self {
+        NeuronParams {
+            c_pF: d_c(),
+            g_l_nS: d_gl(),
+            e_l_mV: d_el(),
+            v_th_mV: d_vth(),
+            v_reset_mV: d_vreset(),
+            t_ref_ms: d_tref(),
+            i_ext_pA: 0.0,
+            e_ampa_mV: 0.0,
+            e_nmda_mV: 0.0,
+            e_gaba_mV: d_egaba(),
+            tau_ampa_ms: d_tau_ampa(),
+            tau_gaba_ms: d_tau_gaba(),
+        }
+    }
+}
+
+/// GluN2 subunit of an NMDA receptor pool; sets its deactivation time constant and
+/// Mg2+ affinity (SCIENCE.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Subunit {
+    /// GluN1/GluN2A.
+    #[serde(rename = "2A")]
+    N2A,
+    /// GluN1/GluN2B.
+    #[serde(rename = "2B")]
+    N2B,
+    /// GluN1/GluN2C.
+    #[serde(rename = "2C")]
+    N2C,
+    /// GluN1/GluN2D.
+    #[serde(rename = "2D")]
+    N2D,
+}
+
+impl Subunit {
+    /// Deactivation time constant (ms) after a brief glutamate pulse: Vicini et al.
+    /// 1998 (J Neurophysiol 79:555) give 2A about 40-50 ms, 2B 300-400 ms, 2C about
+    /// 300 ms and 2D 2-5 s; the midpoints are used.
+    pub fn tau_decay_ms(self) -> f64 {
+        match self {
+            Subunit::N2A => 45.0,
+            Subunit::N2B => 350.0,
+            Subunit::N2C => 300.0,
+            Subunit::N2D => 3500.0,
+        }
+    }
+
+    /// `K0_Mg` (mM) of `B_Mg(V) = 1/(1 + [Mg]/K0 exp(-0.062 V))`: 3.57 mM for 2A/2B
+    /// (Jahr & Stevens 1990, J Neurosci 10:3178); 2C/2D are blocked several times more
+    /// weakly (Qian, Buller & Johnson 2005, J Physiol 562:319), starting values 45 and
+    /// 23 mM from SCIENCE.md section 2.
+    #[allow(non_snake_case)]
+    pub fn k0_mg_mM(self) -> f64 {
+        match self {
+            Subunit::N2A | Subunit::N2B => 3.57,
+            Subunit::N2C => 45.0,
+            Subunit::N2D => 23.0,
+        }
+    }
+
+    /// The scenario spelling.
+    pub fn label(self) -> &'static str {
+        match self {
+            Subunit::N2A => "2A",
+            Subunit::N2B => "2B",
+            Subunit::N2C => "2C",
+            Subunit::N2D => "2D",
+        }
+    }
+}
+
+/// NMDA receptor pool of a population, aggregated per postsynaptic neuron:
+/// `dx/dt = -x/tau_rise + sum_spikes drive`, `ds/dt = alpha x (1 - s) - s/tau_decay`,
+/// `g_NMDA = g_max s B_Mg(V)` (the saturating scheme of Brunel & Wang 2001, with `s`
+/// the open fraction of the cell's receptor pool).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct NmdaParams {
+    /// GluN2 subunit: sets `tau_decay_ms` and `k0_mg_mM` unless they are given.
+    #[serde(default = "d_subunit")]
+    pub subunit: Subunit,
+    /// Conductance with every receptor of the pool open (nS).
+    pub g_max_nS: f64,
+    /// Rise time constant of the transmitter drive x (ms). Brunel & Wang 2001: 2 ms.
+    #[serde(default = "d_tau_rise")]
+    pub tau_rise_ms: f64,
+    /// Opening rate per unit drive (1/ms). Brunel & Wang 2001: 0.5 /ms.
+    #[serde(default = "d_alpha")]
+    pub alpha_per_ms: f64,
+    /// Deactivation time constant (ms); default from the subunit.
+    #[serde(default)]
+    pub tau_decay_ms: Option<f64>,
+    /// Mg2+ dissociation constant at 0 mV (mM); default from the subunit.
+    #[serde(default)]
+    pub k0_mg_mM: Option<f64>,
+    /// Extracellular Mg2+ (mM). 1 mM is physiological.
+    #[serde(default = "d_mg")]
+    pub mg_mM: f64,
+}
+
+fn d_subunit() -> Subunit {
+    Subunit::N2B
+}
+fn d_tau_rise() -> f64 {
+    2.0
+}
+fn d_alpha() -> f64 {
+    0.5
+}
+fn d_mg() -> f64 {
+    1.0
+}
+
+/// Initial state: V and the AMPA/GABA_A conductances drawn from normal distributions
+/// (counter-based RNG, stream `init`). Defaults: V at `e_l_mV`, no conductance.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct InitParams {
+    /// Mean initial V (mV); default the leak reversal.
+    #[serde(default)]
+    pub v_mean_mV: Option<f64>,
+    /// Standard deviation of the initial V (mV).
+    #[serde(default)]
+    pub v_sd_mV: f64,
+    /// Mean initial AMPA conductance (nS).
+    #[serde(default)]
+    pub g_ampa_mean_nS: f64,
+    /// Standard deviation of the initial AMPA conductance (nS).
+    #[serde(default)]
+    pub g_ampa_sd_nS: f64,
+    /// Mean initial GABA_A conductance (nS).
+    #[serde(default)]
+    pub g_gaba_mean_nS: f64,
+    /// Standard deviation of the initial GABA_A conductance (nS).
+    #[serde(default)]
+    pub g_gaba_sd_nS: f64,
+}
+
+/// Postsynaptic receptor a projection or drive acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Receptor {
+    /// AMPA: conductance jump `weight_nS`, decay `tau_ampa_ms`.
+    Ampa,
+    /// GABA_A: conductance jump `weight_nS`, decay `tau_gaba_ms`.
+    #[serde(alias = "gaba")]
+    GabaA,
+    /// NMDA: transmitter-drive jump `drive` into the population's NMDA pool.
+    Nmda,
+}
+
+impl Receptor {
+    /// Channel index used by the kernels (0 AMPA, 1 GABA_A, 2 NMDA).
+    pub fn index(self) -> u32 {
+        match self {
+            Receptor::Ampa => 0,
+            Receptor::GabaA => 1,
+            Receptor::Nmda => 2,
+        }
+    }
+}
+
+/// Connectivity rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Each (pre, post) pair is connected independently with probability `p`.
+    FixedProbability,
+    /// Each presynaptic neuron has exactly `k` targets, drawn uniformly with
+    /// replacement (multapses allowed, as NEST's `fixed_outdegree` by default).
+    FixedOutdegree,
+    /// Each postsynaptic neuron has exactly `k` sources, drawn uniformly with
+    /// replacement; needs an explicit table.
+    FixedIndegree,
+}
+
+/// Where the synapses of a projection live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// Procedural where the rule allows it, a table otherwise.
+    #[default]
+    Auto,
+    /// Regenerated from the seed at every spike: no per-synapse memory.
+    Procedural,
+    /// An explicit compressed (CSR) table of postsynaptic indices.
+    Table,
+}
+
+/// Static connections from one population to another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct Projection {
+    /// Presynaptic population name.
+    pub pre: String,
+    /// Postsynaptic population name.
+    pub post: String,
+    /// Receptor the synapses act on.
+    pub receptor: Receptor,
+    /// Connectivity rule.
+    pub rule: Rule,
+    /// Connection probability (fixed_probability), in (0, 1].
+    #[serde(default)]
+    pub p: Option<f64>,
+    /// Out-degree (fixed_outdegree) or in-degree (fixed_indegree).
+    #[serde(default)]
+    pub k: Option<i64>,
+    /// Conductance jump per spike (nS), for AMPA and GABA_A.
+    #[serde(default)]
+    pub weight_nS: Option<f64>,
+    /// Drive jump per spike (dimensionless), for NMDA.
+    #[serde(default)]
+    pub drive: Option<f64>,
+    /// Axonal + synaptic delay (ms), at least one step; rounded to whole steps.
+    pub delay_ms: f64,
+    /// Whether a neuron may connect to itself when pre == post.
+    #[serde(default = "d_true")]
+    pub autapses: bool,
+    /// Synapse storage.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Citation.
+    #[serde(default)]
+    pub source: String,
+}
+
+fn d_true() -> bool {
+    true
+}
+
+/// Independent Poisson input to every neuron of a population.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct Drive {
+    /// Target population.
+    pub population: String,
+    /// Total event rate per neuron (Hz): number of sources times rate per source.
+    pub rate_hz: f64,
+    /// Receptor the events act on.
+    pub receptor: Receptor,
+    /// Conductance jump per event (nS), for AMPA and GABA_A.
+    #[serde(default)]
+    pub weight_nS: Option<f64>,
+    /// Drive jump per event (dimensionless), for NMDA.
+    #[serde(default)]
+    pub drive: Option<f64>,
+    /// Citation.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// Recording options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Width of the time bins of `rates.csv` (ms).
+    #[serde(default = "d_rate_bin")]
+    pub rate_bin_ms: f64,
+    /// Interval between samples of population means (V, conductances) (ms).
+    #[serde(default = "d_sample")]
+    pub sample_interval_ms: f64,
+    /// Populations whose individual spikes are written to `spikes.csv`.
+    #[serde(default)]
+    pub spikes: Vec<String>,
+    /// Most spikes recorded per read-back batch; more are counted and reported.
+    #[serde(default = "d_max_spikes")]
+    pub max_spikes_per_batch: i64,
+}
+
+fn d_rate_bin() -> f64 {
+    10.0
+}
+fn d_sample() -> f64 {
+    1.0
+}
+fn d_max_spikes() -> i64 {
+    1 << 20
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Record {
+            rate_bin_ms: d_rate_bin(),
+            sample_interval_ms: d_sample(),
+            spikes: Vec::new(),
+            max_spikes_per_batch: d_max_spikes(),
+        }
+    }
+}
+
+/// Whole steps in `ms` at `dt_ms`, rounded to nearest: how every duration (delay,
+/// refractory period, bins) becomes steps.
+pub fn steps_of(ms: f64, dt_ms: f64) -> u32 {
+    (ms / dt_ms).round().clamp(0.0, u32::MAX as f64) as u32
+}
+
+/// Where a scenario's text came from and what it says.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// File name, or `<embedded:NAME>`.
+    pub file: String,
+    /// TOML text.
+    pub text: String,
+}
+
+impl Source {
+    /// Read a scenario: an existing file path, or the name of an embedded scenario.
+    pub fn locate(arg: Option<&str>) -> Result<Source> {
+        let name = arg.unwrap_or(DEFAULT_SCENARIO);
+        let path = std::path::Path::new(name);
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Scenario {
+                file: name.to_string(),
+                message: format!("cannot read: {e}"),
+            })?;
+            return Ok(Source {
+                file: name.to_string(),
+                text,
+            });
+        }
+        if let Some((n, text)) = EMBEDDED.iter().find(|(n, _)| *n == name) {
+            return Ok(Source {
+                file: format!("<embedded:{n}>"),
+                text: (*text).to_string(),
+            });
+        }
+        let names: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
+        Err(Error::Scenario {
+            file: name.to_string(),
+            message: format!(
+                "no such file, and not an embedded scenario (embedded: {})",
+                names.join(", ")
+            ),
+        })
+    }
+}
+
+impl Scenario {
+    /// Parse, apply `--set` overrides, and validate.
+    pub fn load(source: &Source, overrides: &[String]) -> Result<Scenario> {
+        let err = |message: String| Error::Scenario {
+            file: source.file.clone(),
+            message,
+        };
+        let scenario: Scenario = if overrides.is_empty() {
+            // Straight from the text, so that errors point at the line and the key.
+            toml::from_str(&source.text).map_err(|e| err(e.to_string()))?
+        } else {
+            let mut value: toml::Table =
+                toml::from_str(&source.text).map_err(|e| err(e.to_string()))?;
+            for o in overrides {
+                apply_override(&mut value, o)?;
+            }
+            Scenario::deserialize(toml::Value::Table(value))
+                .map_err(|e| err(format!("{e} (after the --set overrides)")))?
+        };
+        scenario.validate().map_err(err)?;
+        Ok(scenario)
+    }
+
+    /// Parse and validate TOML text (tests and embedded use).
+    pub fn from_toml(file: &str, text: &str) -> Result<Scenario> {
+        Scenario::load(
+            &Source {
+                file: file.to_string(),
+                text: text.to_string(),
+            },
+            &[],
+        )
+    }
+
+    /// Index of the population called `name`.
+    pub fn population_index(&self, name: &str) -> Option<usize> {
+        self.populations.iter().position(|p| p.name == name)
+    }
+
+    /// Total number of neurons.
+    pub fn neuron_count(&self) -> u64 {
+        self.populations.iter().map(|p| p.size.max(0) as u64).sum()
+    }
+}

@@ -1,0 +1,316 @@
+//! Scenario checks: each failure names the field (as a dotted path) and what is
+//! allowed, so that `ketasim run` can print it and exit non-zero.
+
+use super::{Receptor, Rule, Scenario, Storage};
+use crate::model::limits::{MAX_DELAY_STEPS, MAX_DRIVES, MAX_POPULATIONS, MAX_PROJECTIONS};
+use crate::rng::POISSON_MAX_MEAN;
+
+type Check = std::result::Result<(), String>;
+
+fn positive(field: &str, v: f64) -> Check {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{field}: must be a finite number > 0 (got {v})"))
+    }
+}
+
+fn non_negative(field: &str, v: f64) -> Check {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{field}: must be a finite number >= 0 (got {v})"))
+    }
+}
+
+fn finite(field: &str, v: f64) -> Check {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("{field}: must be a finite number (got {v})"))
+    }
+}
+
+/// The weight fields of a projection or drive: `weight_nS` for AMPA/GABA_A, `drive`
+/// for NMDA, never both.
+fn weight(field: &str, receptor: Receptor, weight_ns: Option<f64>, drive: Option<f64>) -> Check {
+    match receptor {
+        Receptor::Ampa | Receptor::GabaA => {
+            if drive.is_some() {
+                return Err(format!(
+                    "{field}.drive: only NMDA takes `drive`; give `weight_nS` (nS) for {receptor:?}"
+                ));
+            }
+            match weight_ns {
+                Some(w) => non_negative(&format!("{field}.weight_nS"), w),
+                None => Err(format!(
+                    "{field}.weight_nS: missing; {receptor:?} needs a conductance jump in nS (>= 0)"
+                )),
+            }
+        }
+        Receptor::Nmda => {
+            if weight_ns.is_some() {
+                return Err(format!(
+                    "{field}.weight_nS: NMDA takes `drive` (dimensionless jump of the transmitter drive), not `weight_nS`"
+                ));
+            }
+            match drive {
+                Some(d) => non_negative(&format!("{field}.drive"), d),
+                None => Err(format!(
+                    "{field}.drive: missing; NMDA needs a drive jump per spike (dimensionless, >= 0)"
+                )),
+            }
+        }
+    }
+}
+
+
+impl Scenario {
+    /// Check every field; the error names the first bad field.
+    pub fn validate(&self) -> Check {
+        positive("dt_ms", self.dt_ms)?;
+        positive("duration_ms", self.duration_ms)?;
+        if self.duration_ms < self.dt_ms {
+            return Err(format!(
+                "duration_ms: must be at least one step, dt_ms = {} (got {})",
+                self.dt_ms, self.duration_ms
+            ));
+        }
+        if self.duration_ms / self.dt_ms > u32::MAX as f64 / 2.0 {
+            return Err(format!(
+                "duration_ms: {} ms at dt_ms = {} is more than 2^31 steps; split the run or raise dt_ms",
+                self.duration_ms, self.dt_ms
+            ));
+        }
+        if self.seed >> 60 != 0 {
+            return Err(format!(
+                "seed: must be below 2^60 (the top bits key the random streams), got {}",
+                self.seed
+            ));
+        }
+        if self.populations.is_empty() {
+            return Err("populations: at least one [[populations]] table is needed".into());
+        }
+        if self.populations.len() > MAX_POPULATIONS {
+            return Err(format!(
+                "populations: at most {MAX_POPULATIONS} populations are supported (got {})",
+                self.populations.len()
+            ));
+        }
+        let mut total: u64 = 0;
+        for (i, p) in self.populations.iter().enumerate() {
+            let f = format!("populations[{i}] ({:?})", p.name);
+            if p.name.trim().is_empty() {
+                return Err(format!("populations[{i}].name: must not be empty"));
+            }
+            if self.populations[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("{f}.name: `{}` is used twice; names must be unique", p.name));
+            }
+            if p.size < 1 {
+                return Err(format!("{f}.size: must be an integer >= 1 (got {})", p.size));
+            }
+            total += p.size as u64;
+            let n = &p.neuron;
+            positive(&format!("{f}.neuron.c_pF"), n.c_pF)?;
+            non_negative(&format!("{f}.neuron.g_l_nS"), n.g_l_nS)?;
+            for (name, v) in [
+                ("e_l_mV", n.e_l_mV),
+                ("v_th_mV", n.v_th_mV),
+                ("v_reset_mV", n.v_reset_mV),
+                ("i_ext_pA", n.i_ext_pA),
+                ("e_ampa_mV", n.e_ampa_mV),
+                ("e_nmda_mV", n.e_nmda_mV),
+                ("e_gaba_mV", n.e_gaba_mV),
+            ] {
+                finite(&format!("{f}.neuron.{name}"), v)?;
+            }
+            if n.v_reset_mV >= n.v_th_mV {
+                return Err(format!(
+                    "{f}.neuron.v_reset_mV: must be below v_th_mV = {} (got {})",
+                    n.v_th_mV, n.v_reset_mV
+                ));
+            }
+            non_negative(&format!("{f}.neuron.t_ref_ms"), n.t_ref_ms)?;
+            positive(&format!("{f}.neuron.tau_ampa_ms"), n.tau_ampa_ms)?;
+            positive(&format!("{f}.neuron.tau_gaba_ms"), n.tau_gaba_ms)?;
+            if let Some(m) = &p.nmda {
+                non_negative(&format!("{f}.nmda.g_max_nS"), m.g_max_nS)?;
+                positive(&format!("{f}.nmda.tau_rise_ms"), m.tau_rise_ms)?;
+                non_negative(&format!("{f}.nmda.alpha_per_ms"), m.alpha_per_ms)?;
+                if let Some(t) = m.tau_decay_ms {
+                    positive(&format!("{f}.nmda.tau_decay_ms"), t)?;
+                }
+                if let Some(k) = m.k0_mg_mM {
+                    positive(&format!("{f}.nmda.k0_mg_mM"), k)?;
+                }
+                non_negative(&format!("{f}.nmda.mg_mM"), m.mg_mM)?;
+                let tau_d = m.tau_decay_ms.unwrap_or(m.subunit.tau_decay_ms());
+                if self.dt_ms * (m.alpha_per_ms + 1.0 / tau_d) > 1.0 {
+                    return Err(format!(
+                        "{f}.nmda: dt_ms * (alpha_per_ms + 1/tau_decay_ms) = {:.3} > 1 makes the Euler step of s unstable; lower dt_ms or alpha_per_ms",
+                        self.dt_ms * (m.alpha_per_ms + 1.0 / tau_d)
+                    ));
+                }
+            }
+            let init = &p.init;
+            if let Some(v) = init.v_mean_mV {
+                finite(&format!("{f}.init.v_mean_mV"), v)?;
+            }
+            non_negative(&format!("{f}.init.v_sd_mV"), init.v_sd_mV)?;
+            finite(&format!("{f}.init.g_ampa_mean_nS"), init.g_ampa_mean_nS)?;
+            non_negative(&format!("{f}.init.g_ampa_sd_nS"), init.g_ampa_sd_nS)?;
+            finite(&format!("{f}.init.g_gaba_mean_nS"), init.g_gaba_mean_nS)?;
+            non_negative(&format!("{f}.init.g_gaba_sd_nS"), init.g_gaba_sd_nS)?;
+        }
+        if total >= u32::MAX as u64 {
+            return Err(format!(
+                "populations: {total} neurons in all; at most {} are addressable",
+                u32::MAX - 1
+            ));
+        }
+        if self.projections.len() > MAX_PROJECTIONS {
+            return Err(format!(
+                "projections: at most {MAX_PROJECTIONS} are supported (got {})",
+                self.projections.len()
+            ));
+        }
+        for (i, pr) in self.projections.iter().enumerate() {
+            let f = format!("projections[{i}] ({} -> {})", pr.pre, pr.post);
+            let names = || {
+                self.populations
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if self.population_index(&pr.pre).is_none() {
+                return Err(format!(
+                    "{f}.pre: no population named `{}` (populations: {})",
+                    pr.pre,
+                    names()
+                ));
+            }
+            let Some(post) = self.population_index(&pr.post) else {
+                return Err(format!(
+                    "{f}.post: no population named `{}` (populations: {})",
+                    pr.post,
+                    names()
+                ));
+            };
+            match pr.rule {
+                Rule::FixedProbability => {
+                    if pr.k.is_some() {
+                        return Err(format!("{f}.k: fixed_probability takes `p`, not `k`"));
+                    }
+                    match pr.p {
+                        Some(p) if p.is_finite() && p > 0.0 && p <= 1.0 => {}
+                        Some(p) => {
+                            return Err(format!("{f}.p: must be in (0, 1] (got {p})"));
+                        }
+                        None => {
+                            return Err(format!(
+                                "{f}.p: missing; fixed_probability needs a connection probability in (0, 1]"
+                            ))
+                        }
+                    }
+                }
+                Rule::FixedOutdegree | Rule::FixedIndegree => {
+                    if pr.p.is_some() {
+                        return Err(format!("{f}.p: {:?} takes `k`, not `p`", pr.rule));
+                    }
+                    match pr.k {
+                        Some(k) if (1..=u32::MAX as i64 / 2).contains(&k) => {}
+                        Some(k) => return Err(format!("{f}.k: must be an integer >= 1 (got {k})")),
+                        None => {
+                            return Err(format!(
+                                "{f}.k: missing; {:?} needs the number of connections per neuron",
+                                pr.rule
+                            ))
+                        }
+                    }
+                }
+            }
+            if pr.rule == Rule::FixedIndegree && pr.storage == Storage::Procedural {
+                return Err(format!(
+                    "{f}.storage: fixed_indegree cannot be regenerated per presynaptic spike; use \"table\" or \"auto\""
+                ));
+            }
+            weight(&f, pr.receptor, pr.weight_nS, pr.drive)?;
+            if pr.receptor == Receptor::Nmda && self.populations[post].nmda.is_none() {
+                return Err(format!(
+                    "{f}.receptor: population `{}` has no NMDA receptors; add a [populations.nmda] table to it",
+                    pr.post
+                ));
+            }
+            finite(&format!("{f}.delay_ms"), pr.delay_ms)?;
+            let d = super::steps_of(pr.delay_ms, self.dt_ms) as u64;
+            if pr.delay_ms < self.dt_ms || d < 1 {
+                return Err(format!(
+                    "{f}.delay_ms: must be at least one time step, dt_ms = {} (got {})",
+                    self.dt_ms, pr.delay_ms
+                ));
+            }
+            if d > MAX_DELAY_STEPS as u64 {
+                return Err(format!(
+                    "{f}.delay_ms: {} ms is {d} steps; at most {MAX_DELAY_STEPS} steps are supported",
+                    pr.delay_ms
+                ));
+            }
+        }
+        if self.drives.len() > MAX_DRIVES {
+            return Err(format!(
+                "drives: at most {MAX_DRIVES} are supported (got {})",
+                self.drives.len()
+            ));
+        }
+        for (i, d) in self.drives.iter().enumerate() {
+            let f = format!("drives[{i}] ({})", d.population);
+            let Some(pi) = self.population_index(&d.population) else {
+                return Err(format!("{f}.population: no population named `{}`", d.population));
+            };
+            non_negative(&format!("{f}.rate_hz"), d.rate_hz)?;
+            let mean = d.rate_hz * self.dt_ms * 1e-3;
+            if mean > POISSON_MAX_MEAN {
+                return Err(format!(
+                    "{f}.rate_hz: {} Hz gives {mean:.1} events per step at dt_ms = {}; at most {POISSON_MAX_MEAN} are supported: lower the rate and raise the weight, or split the drive",
+                    d.rate_hz, self.dt_ms
+                ));
+            }
+            weight(&f, d.receptor, d.weight_nS, d.drive)?;
+            if d.receptor == Receptor::Nmda && self.populations[pi].nmda.is_none() {
+                return Err(format!(
+                    "{f}.receptor: population `{}` has no NMDA receptors; add a [populations.nmda] table to it",
+                    d.population
+                ));
+            }
+        }
+        let r = &self.record;
+        positive("record.rate_bin_ms", r.rate_bin_ms)?;
+        if r.rate_bin_ms < self.dt_ms {
+            return Err(format!(
+                "record.rate_bin_ms: must be at least dt_ms = {} (got {})",
+                self.dt_ms, r.rate_bin_ms
+            ));
+        }
+        positive("record.sample_interval_ms", r.sample_interval_ms)?;
+        if r.sample_interval_ms < self.dt_ms {
+            return Err(format!(
+                "record.sample_interval_ms: must be at least dt_ms = {} (got {})",
+                self.dt_ms, r.sample_interval_ms
+            ));
+        }
+        for name in &r.spikes {
+            if self.population_index(name).is_none() {
+                return Err(format!("record.spikes: no population named `{name}`"));
+            }
+        }
+        if r.max_spikes_per_batch < 1 || r.max_spikes_per_batch > (1 << 26) {
+            return Err(format!(
+                "record.max_spikes_per_batch: must be in 1..={} (got {})",
+                1 << 26,
+                r.max_spikes_per_batch
+            ));
+        }
+        Ok(())
+    }
+}
