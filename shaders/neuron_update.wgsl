@@ -105,7 +105,12 @@ fn main(
     }
     g_ampa[i] = ga * p.decay_ampa;
     g_gaba[i] = gg * p.decay_gaba;
-    s_nmda[i] = s + (p.nmda_alpha_dt * x * (1.0 - s) - p.nmda_dt_over_tau * s);
+    // s + alpha x (1 - s) dt - s dt / tau, written as s (1 - dt/tau - alpha x dt) +
+    // alpha x dt: the same value, in a form the driver's algebraic passes leave alone
+    // (they rewrite a (1 - s) + b s and a - b c, which would round differently from
+    // the CPU twin).
+    let open = p.nmda_alpha_dt * x;
+    s_nmda[i] = s * ((1.0 - p.nmda_dt_over_tau) - open) + open;
     x_nmda[i] = x * p.decay_nmda_rise;
     v_mv[i] = v;
     refrac[i] = rf;

@@ -66,7 +66,12 @@ pub struct BenchRow {
 }
 
 /// Run the benchmark for every size and backend.
-pub fn bench(sizes: &[u64], k: u64, steps: u64, backends: &[BackendChoice]) -> Result<Vec<BenchRow>> {
+pub fn bench(
+    sizes: &[u64],
+    k: u64,
+    steps: u64,
+    backends: &[BackendChoice],
+) -> Result<Vec<BenchRow>> {
     let mut rows = Vec::new();
     for &n in sizes {
         let s = scaled_coba(n, k, steps)?;

@@ -10,7 +10,11 @@ use ketasim::run::{self, BackendChoice, RunOptions};
 use ketasim::scenario::{Scenario, Source};
 
 #[derive(Parser)]
-#[command(name = "ketasim", version, about = "GPU spiking-network simulator (wgpu/WGSL) with an exact CPU twin")]
+#[command(
+    name = "ketasim",
+    version,
+    about = "GPU spiking-network simulator (wgpu/WGSL) with an exact CPU twin"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -129,9 +133,15 @@ fn real_main() -> anyhow::Result<()> {
             );
             for p in &s.populations {
                 let cv = p.cv_isi.map_or("n/a".to_string(), |c| format!("{c:.3}"));
-                eprintln!("  {:>8}: {:>9} spikes, {:8.3} Hz, CV(ISI) {cv}", p.name, p.spikes, p.rate_hz);
+                eprintln!(
+                    "  {:>8}: {:>9} spikes, {:8.3} Hz, CV(ISI) {cv}",
+                    p.name, p.spikes, p.rate_hz
+                );
             }
-            eprintln!("wrote {}/summary.json, rates.csv, samples.csv", out.display());
+            eprintln!(
+                "wrote {}/summary.json, rates.csv, samples.csv",
+                out.display()
+            );
         }
         Command::Devices { json } => {
             let list = ketasim::gpu::list_adapters();
@@ -165,7 +175,11 @@ fn real_main() -> anyhow::Result<()> {
                     .find_map(|l| l.strip_prefix("description = "))
                     .unwrap_or("")
                     .trim_matches('"');
-                let mark = if *name == ketasim::scenario::DEFAULT_SCENARIO { " (default)" } else { "" };
+                let mark = if *name == ketasim::scenario::DEFAULT_SCENARIO {
+                    " (default)"
+                } else {
+                    ""
+                };
                 println!("{name}{mark}: {desc}");
             }
         }
@@ -177,7 +191,9 @@ fn real_main() -> anyhow::Result<()> {
             out,
         } => {
             if steps == 0 || synapses_per_neuron == 0 || neurons.iter().any(|&n| n < 2) {
-                anyhow::bail!("--steps and --synapses-per-neuron must be >= 1 and every --neurons size >= 2");
+                anyhow::bail!(
+                    "--steps and --synapses-per-neuron must be >= 1 and every --neurons size >= 2"
+                );
             }
             let rows = bench::bench(&neurons, synapses_per_neuron, steps, &backend)?;
             print!("{}", bench::table(&rows));

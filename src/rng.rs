@@ -11,7 +11,10 @@
 //! (S. L. Moshier, Cephes Math Library), written with `+`, `*`, `floor` and bit casts
 //! only: the builtin transcendental functions round differently on each device, and
 //! exact CPU/GPU agreement needs the same operations in the same order.
-#![expect(clippy::excessive_precision, reason = "Cephes coefficients, kept verbatim")]
+#![expect(
+    clippy::excessive_precision,
+    reason = "Cephes coefficients, kept verbatim"
+)]
 
 use glam::UVec2;
 
@@ -177,7 +180,10 @@ mod tests {
             UVec2::new(0x6b20_0159, 0x99ba_4efe)
         );
         assert_eq!(
-            threefry2x32(UVec2::new(u32::MAX, u32::MAX), UVec2::new(u32::MAX, u32::MAX)),
+            threefry2x32(
+                UVec2::new(u32::MAX, u32::MAX),
+                UVec2::new(u32::MAX, u32::MAX)
+            ),
             UVec2::new(0x1cb9_96fc, 0xbb00_2be7)
         );
         assert_eq!(
@@ -194,7 +200,12 @@ mod tests {
         let mut x = 1.0e-7f32;
         while x < 1.0e6 {
             let rel = ((ln_f32(x) as f64) - (x as f64).ln()).abs() / (x as f64).ln().abs().max(1.0);
-            assert!(rel < 4.0e-7, "ln({x}) = {} vs {}", ln_f32(x), (x as f64).ln());
+            assert!(
+                rel < 4.0e-7,
+                "ln({x}) = {} vs {}",
+                ln_f32(x),
+                (x as f64).ln()
+            );
             x *= 1.013;
         }
         let mut y = -80.0f32;

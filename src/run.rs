@@ -319,8 +319,10 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join("summary.json");
-    let json = serde_json::to_string_pretty(&res.summary)
-        .map_err(|e| Error::Io { path: path.display().to_string(), source: std::io::Error::other(e) })?;
+    let json = serde_json::to_string_pretty(&res.summary).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
     std::fs::write(&path, json + "\n").map_err(io(&path))?;
 
     let dt = res.summary.dt_ms;
@@ -335,9 +337,16 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
         let start = b as u64 * res.rate_bin_steps as u64;
         let end = (start + res.rate_bin_steps as u64).min(total_steps);
         let width_s = (end - start) as f64 * dt * 1e-3;
-        csv.push_str(&format!("{:.4},{:.4}", start as f64 * dt, (start as f64 * dt + bin_ms).min(total_steps as f64 * dt)));
+        csv.push_str(&format!(
+            "{:.4},{:.4}",
+            start as f64 * dt,
+            (start as f64 * dt + bin_ms).min(total_steps as f64 * dt)
+        ));
         for (p, c) in row.iter().enumerate() {
-            csv.push_str(&format!(",{:.4}", *c as f64 / res.pop_sizes[p] as f64 / width_s));
+            csv.push_str(&format!(
+                ",{:.4}",
+                *c as f64 / res.pop_sizes[p] as f64 / width_s
+            ));
         }
         csv.push('\n');
     }

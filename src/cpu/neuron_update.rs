@@ -77,7 +77,10 @@ pub fn neuron_update(
     }
     b.g_ampa[iu] = ga * p.decay_ampa;
     b.g_gaba[iu] = gg * p.decay_gaba;
-    b.s_nmda[iu] = s + (p.nmda_alpha_dt * x * (1.0 - s) - p.nmda_dt_over_tau * s);
+    // s + alpha x (1 - s) dt - s dt / tau as s (1 - dt/tau - alpha x dt) + alpha x dt
+    // (see the shader for why this form).
+    let open = p.nmda_alpha_dt * x;
+    b.s_nmda[iu] = s * ((1.0 - p.nmda_dt_over_tau) - open) + open;
     b.x_nmda[iu] = x * p.decay_nmda_rise;
     b.v[iu] = v;
     b.refrac[iu] = rf;

@@ -11,7 +11,9 @@ use super::shaders::{self, Kernel};
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
 use crate::model::layout::{Ctrl, IsiStat};
-use crate::model::limits::{MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE};
+use crate::model::limits::{
+    MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
+};
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
 
@@ -60,7 +62,12 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-fn init_buffer(device: &wgpu::Device, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+fn init_buffer(
+    device: &wgpu::Device,
+    label: &str,
+    data: &[u8],
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: data,
@@ -101,9 +108,18 @@ impl GpuBackend {
         let n = net.n as u64;
         let slots = net.params.sim.ring_slots as u64;
         let sim = net.params.sim;
-        let f32s = |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
-        let rows: &[u32] = if net.tables.rows.is_empty() { &[0] } else { &net.tables.rows };
-        let cols: &[u32] = if net.tables.cols.is_empty() { &[0] } else { &net.tables.cols };
+        let f32s =
+            |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
+        let rows: &[u32] = if net.tables.rows.is_empty() {
+            &[0]
+        } else {
+            &net.tables.rows
+        };
+        let cols: &[u32] = if net.tables.cols.is_empty() {
+            &[0]
+        } else {
+            &net.tables.cols
+        };
         let buf = Buffers {
             params: init_buffer(
                 device,
@@ -124,14 +140,23 @@ impl GpuBackend {
                 zero_buffer(device, "ring_nmda", 4 * n * slots),
             ],
             spikes: zero_buffer(device, "spikes", 4 * n),
-            ctrl: init_buffer(device, "ctrl", bytemuck::bytes_of(&Ctrl::default()), STORAGE),
+            ctrl: init_buffer(
+                device,
+                "ctrl",
+                bytemuck::bytes_of(&Ctrl::default()),
+                STORAGE,
+            ),
             indirect: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("indirect"),
                 size: 16,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::INDIRECT,
                 mapped_at_creation: false,
             }),
-            pop_counts: zero_buffer(device, "pop_counts", 4 * (sim.count_capacity * sim.n_pop) as u64),
+            pop_counts: zero_buffer(
+                device,
+                "pop_counts",
+                4 * (sim.count_capacity * sim.n_pop) as u64,
+            ),
             samples: zero_buffer(
                 device,
                 "samples",
@@ -146,21 +171,46 @@ impl GpuBackend {
             device,
             &shaders::NEURON_UPDATE,
             &[
-                &b.params, &b.v, &b.refrac, &b.g_ampa, &b.g_gaba, &b.x_nmda, &b.s_nmda, &b.isi,
-                &b.ring[0], &b.ring[1], &b.ring[2], &b.spikes, &b.ctrl, &b.pop_counts, &b.rec,
+                &b.params,
+                &b.v,
+                &b.refrac,
+                &b.g_ampa,
+                &b.g_gaba,
+                &b.x_nmda,
+                &b.s_nmda,
+                &b.isi,
+                &b.ring[0],
+                &b.ring[1],
+                &b.ring[2],
+                &b.spikes,
+                &b.ctrl,
+                &b.pop_counts,
+                &b.rec,
             ],
         );
         let reduce = pipeline(
             device,
             &shaders::REDUCE_STATS,
-            &[&b.params, &b.v, &b.g_ampa, &b.g_gaba, &b.s_nmda, &b.ctrl, &b.samples],
+            &[
+                &b.params, &b.v, &b.g_ampa, &b.g_gaba, &b.s_nmda, &b.ctrl, &b.samples,
+            ],
         );
-        let prepare = pipeline(device, &shaders::PREPARE, &[&b.params, &b.ctrl, &b.indirect]);
+        let prepare = pipeline(
+            device,
+            &shaders::PREPARE,
+            &[&b.params, &b.ctrl, &b.indirect],
+        );
         let propagate = pipeline(
             device,
             &shaders::PROPAGATE,
             &[
-                &b.params, &b.spikes, &b.ctrl, &b.ring[0], &b.ring[1], &b.ring[2], &b.table_rows,
+                &b.params,
+                &b.spikes,
+                &b.ctrl,
+                &b.ring[0],
+                &b.ring[1],
+                &b.ring[2],
+                &b.table_rows,
                 &b.table_cols,
             ],
         );
@@ -202,7 +252,9 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read") });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("read"),
+        });
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.ctx.queue.submit([enc.finish()]);
         map_read(device, &staging)
@@ -254,7 +306,10 @@ fn pipeline(device: &wgpu::Device, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -
         layout: &pipeline.get_bind_group_layout(0),
         entries: &entries,
     });
-    Pipeline { pipeline, bind_group }
+    Pipeline {
+        pipeline,
+        bind_group,
+    }
 }
 
 impl Backend for GpuBackend {
@@ -277,8 +332,12 @@ impl Backend for GpuBackend {
         let device = &self.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         // Reset the record counter (Ctrl.n_rec at byte 16) before this batch's commands.
-        self.ctx.queue.write_buffer(&self.buf.ctrl, 16, bytemuck::bytes_of(&0u32));
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("batch") });
+        self.ctx
+            .queue
+            .write_buffer(&self.buf.ctrl, 16, bytemuck::bytes_of(&0u32));
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("batch"),
+        });
         enc.clear_buffer(&self.buf.pop_counts, 0, None);
         enc.clear_buffer(&self.buf.samples, 0, None);
         let mut sample_steps = Vec::new();
@@ -310,15 +369,20 @@ impl Backend for GpuBackend {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("encoding steps failed: {e}")));
         }
-        let counts_all: Vec<u32> =
-            bytemuck::pod_collect_to_vec(&self.read(&self.buf.pop_counts, self.buf.pop_counts.size())?);
+        let counts_all: Vec<u32> = bytemuck::pod_collect_to_vec(
+            &self.read(&self.buf.pop_counts, self.buf.pop_counts.size())?,
+        );
         let samples_all: Vec<u32> =
             bytemuck::pod_collect_to_vec(&self.read(&self.buf.samples, self.buf.samples.size())?);
         let ctrl: Ctrl = bytemuck::pod_read_unaligned(&self.read(&self.buf.ctrl, 32)?);
         let kept = ctrl.n_rec.min(sim.rec_capacity);
         let mut spikes: Vec<(u32, u32)> = if kept > 0 {
-            let raw: Vec<u32> = bytemuck::pod_collect_to_vec(&self.read(&self.buf.rec, 8 * kept as u64)?);
-            raw.chunks_exact(2).take(kept as usize).map(|c| (c[0], c[1])).collect()
+            let raw: Vec<u32> =
+                bytemuck::pod_collect_to_vec(&self.read(&self.buf.rec, 8 * kept as u64)?);
+            raw.chunks_exact(2)
+                .take(kept as usize)
+                .map(|c| (c[0], c[1]))
+                .collect()
         } else {
             Vec::new()
         };
@@ -334,14 +398,16 @@ impl Backend for GpuBackend {
         let samples = sample_steps
             .into_iter()
             .map(|step| {
-                let slot = ((step / sim.sample_interval as u64) % sim.sample_capacity as u64) as usize;
+                let slot =
+                    ((step / sim.sample_interval as u64) % sim.sample_capacity as u64) as usize;
                 let base = slot * MAX_POPULATIONS * STATS_PER_POP;
                 let sums = (0..n_pop)
                     .map(|p| {
                         let mut s = [0i64; STATS_PER_POP];
                         for (k, v) in s.iter_mut().enumerate() {
                             let w = 2 * (base + p * STATS_PER_POP + k);
-                            *v = (samples_all[w] as u64 | ((samples_all[w + 1] as u64) << 32)) as i64;
+                            *v = (samples_all[w] as u64 | ((samples_all[w + 1] as u64) << 32))
+                                as i64;
                         }
                         s
                     })
@@ -361,12 +427,16 @@ impl Backend for GpuBackend {
     }
 
     fn isi(&mut self) -> Result<Vec<IsiStat>> {
-        Ok(bytemuck::pod_collect_to_vec(&self.read(&self.buf.isi, 16 * self.net_n as u64)?))
+        Ok(bytemuck::pod_collect_to_vec(
+            &self.read(&self.buf.isi, 16 * self.net_n as u64)?,
+        ))
     }
 
     fn state(&mut self) -> Result<NeuronState> {
         let n = 4 * self.net_n as u64;
-        let f = |b: &wgpu::Buffer| -> Result<Vec<f32>> { Ok(bytemuck::pod_collect_to_vec(&self.read(b, n)?)) };
+        let f = |b: &wgpu::Buffer| -> Result<Vec<f32>> {
+            Ok(bytemuck::pod_collect_to_vec(&self.read(b, n)?))
+        };
         Ok(NeuronState {
             v: f(&self.buf.v)?,
             refrac: bytemuck::pod_collect_to_vec(&self.read(&self.buf.refrac, n)?),

@@ -74,7 +74,9 @@ pub fn list_adapters() -> Vec<AdapterReport> {
                 name: info.name.clone(),
                 backend: format!("{:?}", info.backend),
                 device_type: format!("{:?}", info.device_type),
-                driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_string(),
                 max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
                 max_buffer_size: l.max_buffer_size,
                 max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
@@ -147,7 +149,11 @@ impl GpuContext {
 
     /// Fail with the first error that escaped the error scopes, if any.
     pub fn check_uncaptured(&self) -> Result<()> {
-        let errs = self.uncaptured.lock().map(|v| v.clone()).unwrap_or_default();
+        let errs = self
+            .uncaptured
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
         match errs.first() {
             Some(e) => Err(Error::Gpu(e.clone())),
             None => Ok(()),

@@ -107,7 +107,11 @@ mod tests {
             (0xdead_beef, 0x0001_0000),
         ];
         for (a, b) in cases {
-            assert_eq!(mul_hi_u32(a, b), ((a as u64 * b as u64) >> 32) as u32, "{a} {b}");
+            assert_eq!(
+                mul_hi_u32(a, b),
+                ((a as u64 * b as u64) >> 32) as u32,
+                "{a} {b}"
+            );
         }
         let mut x = 0x1234_5678u32;
         for _ in 0..10_000 {

@@ -85,20 +85,62 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
     let sample_interval = steps_of(s.record.sample_interval_ms, s.dt_ms).max(1) as u64;
     let batch = batch_steps.max(1) as u64;
     let buffers = vec![
-        BufferPlan { name: "v", bytes: 4 * n },
-        BufferPlan { name: "refrac", bytes: 4 * n },
-        BufferPlan { name: "g_ampa", bytes: 4 * n },
-        BufferPlan { name: "g_gaba", bytes: 4 * n },
-        BufferPlan { name: "x_nmda", bytes: 4 * n },
-        BufferPlan { name: "s_nmda", bytes: 4 * n },
-        BufferPlan { name: "isi", bytes: 16 * n },
-        BufferPlan { name: "ring_ampa", bytes: 4 * n * slots },
-        BufferPlan { name: "ring_gaba", bytes: 4 * n * slots },
-        BufferPlan { name: "ring_nmda", bytes: 4 * n * slots },
-        BufferPlan { name: "spikes", bytes: 4 * n },
-        BufferPlan { name: "table_rows", bytes: 4 * table_rows.max(1) },
-        BufferPlan { name: "table_cols", bytes: 4 * table_cols.max(1) },
-        BufferPlan { name: "pop_counts", bytes: 4 * batch * n_pop },
+        BufferPlan {
+            name: "v",
+            bytes: 4 * n,
+        },
+        BufferPlan {
+            name: "refrac",
+            bytes: 4 * n,
+        },
+        BufferPlan {
+            name: "g_ampa",
+            bytes: 4 * n,
+        },
+        BufferPlan {
+            name: "g_gaba",
+            bytes: 4 * n,
+        },
+        BufferPlan {
+            name: "x_nmda",
+            bytes: 4 * n,
+        },
+        BufferPlan {
+            name: "s_nmda",
+            bytes: 4 * n,
+        },
+        BufferPlan {
+            name: "isi",
+            bytes: 16 * n,
+        },
+        BufferPlan {
+            name: "ring_ampa",
+            bytes: 4 * n * slots,
+        },
+        BufferPlan {
+            name: "ring_gaba",
+            bytes: 4 * n * slots,
+        },
+        BufferPlan {
+            name: "ring_nmda",
+            bytes: 4 * n * slots,
+        },
+        BufferPlan {
+            name: "spikes",
+            bytes: 4 * n,
+        },
+        BufferPlan {
+            name: "table_rows",
+            bytes: 4 * table_rows.max(1),
+        },
+        BufferPlan {
+            name: "table_cols",
+            bytes: 4 * table_cols.max(1),
+        },
+        BufferPlan {
+            name: "pop_counts",
+            bytes: 4 * batch * n_pop,
+        },
         BufferPlan {
             name: "samples",
             bytes: 8 * STATS_PER_POP as u64 * n_pop * (batch / sample_interval + 2),

@@ -177,7 +177,8 @@ impl Network {
         // must fit in i32 (bound per projection below), at the finest power of two.
         let mut bound = vec![[0.0f64; 3]; scenario.populations.len()];
         for pr in &scenario.projections {
-            let pre = scenario.populations[scenario.population_index(&pr.pre).unwrap_or(0)].size as f64;
+            let pre =
+                scenario.populations[scenario.population_index(&pr.pre).unwrap_or(0)].size as f64;
             let post_i = scenario.population_index(&pr.post).unwrap_or(0);
             let post = scenario.populations[post_i].size as f64;
             let arrivals = match pr.rule {
@@ -195,7 +196,10 @@ impl Network {
         for r in 0..3 {
             let worst = bound.iter().map(|b| b[r]).fold(0.0, f64::max);
             let e = if worst > 0.0 {
-                ((i32::MAX as f64) / worst).log2().floor().clamp(-60.0, 40.0)
+                ((i32::MAX as f64) / worst)
+                    .log2()
+                    .floor()
+                    .clamp(-60.0, 40.0)
             } else {
                 24.0
             };
@@ -236,7 +240,11 @@ impl Network {
             pp.stream = STREAM_CONN | (i as u32 * PROC_SPLIT);
             pp.autapses = u32::from(pr.autapses);
             pp.same_pop = u32::from(pre_i == post_i);
-            if pp.same_pop != 0 && !pr.autapses && post_size < 2 && pr.rule != Rule::FixedProbability {
+            if pp.same_pop != 0
+                && !pr.autapses
+                && post_size < 2
+                && pr.rule != Rule::FixedProbability
+            {
                 return Err(Error::Scenario {
                     file: scenario.name.clone(),
                     message: format!(
@@ -249,7 +257,11 @@ impl Network {
                 Rule::FixedProbability => {
                     let p = pr.p.unwrap_or(1.0);
                     pp.rule = RULE_PROBABILITY;
-                    pp.inv_ln_1mp = if p >= 1.0 { 0.0 } else { f32_of(1.0 / (1.0 - p).ln()) };
+                    pp.inv_ln_1mp = if p >= 1.0 {
+                        0.0
+                    } else {
+                        f32_of(1.0 / (1.0 - p).ln())
+                    };
                 }
                 Rule::FixedOutdegree => {
                     pp.rule = RULE_OUTDEGREE;
@@ -275,7 +287,11 @@ impl Network {
                     Rule::FixedProbability => {
                         let p = pr.p.unwrap_or(1.0);
                         let pairs = pre_size as f64 * post_size as f64
-                            - if pp.same_pop != 0 && !pr.autapses { pre_size as f64 } else { 0.0 };
+                            - if pp.same_pop != 0 && !pr.autapses {
+                                pre_size as f64
+                            } else {
+                                0.0
+                            };
                         p * pairs
                     }
                     _ => pre_size as f64 * pr.k.unwrap_or(0) as f64,
@@ -314,7 +330,11 @@ impl Network {
         Ok(Network {
             scenario: scenario.clone(),
             params,
-            pop_names: scenario.populations.iter().map(|p| p.name.clone()).collect(),
+            pop_names: scenario
+                .populations
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
             n: n_total,
             steps: steps_of(scenario.duration_ms, dt) as u64,
             scales,
@@ -402,7 +422,11 @@ fn build_table(
         let k = key(seed, STREAM_CONN | (index as u32 * PROC_SPLIT));
         let kin = pr.k.unwrap_or(0) as u32;
         let exclude_self = proj.same_pop != 0 && proj.autapses == 0;
-        let range = if exclude_self { proj.pre_size - 1 } else { proj.pre_size };
+        let range = if exclude_self {
+            proj.pre_size - 1
+        } else {
+            proj.pre_size
+        };
         if range == 0 {
             return Err(Error::Scenario {
                 file: String::new(),
@@ -441,7 +465,6 @@ fn build_table(
     Ok(())
 }
 
-
 /// Receptor of a channel index (for reports).
 pub fn receptor_of(index: u32) -> Receptor {
     match index {
@@ -450,4 +473,3 @@ pub fn receptor_of(index: u32) -> Receptor {
         _ => Receptor::Nmda,
     }
 }
-

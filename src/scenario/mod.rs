@@ -14,10 +14,7 @@ use crate::error::{Error, Result};
 pub use overrides::apply_override;
 
 /// Scenarios compiled into the binary: (name, TOML text).
-pub const EMBEDDED: &[(&str, &str)] = &[(
-    "coba",
-    include_str!("../../assets/scenarios/coba.toml"),
-)];
+pub const EMBEDDED: &[(&str, &str)] = &[("coba", include_str!("../../assets/scenarios/coba.toml"))];
 
 /// The scenario `ketasim run` uses when no file is given.
 pub const DEFAULT_SCENARIO: &str = "coba";

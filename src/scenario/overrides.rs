@@ -102,7 +102,9 @@ mod tests {
     #[test]
     fn bad_paths_name_the_problem() {
         let mut t = table("[[populations]]\nname = \"E\"\nsize = 10\n");
-        let e = apply_override(&mut t, "populations.X.size=1").unwrap_err().to_string();
+        let e = apply_override(&mut t, "populations.X.size=1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no element named or numbered `X`"), "{e}");
         let e = apply_override(&mut t, "nosign").unwrap_err().to_string();
         assert!(e.contains("PATH=VALUE"), "{e}");

@@ -64,7 +64,6 @@ fn weight(field: &str, receptor: Receptor, weight_ns: Option<f64>, drive: Option
     }
 }
 
-
 impl Scenario {
     /// Check every field; the error names the first bad field.
     pub fn validate(&self) -> Check {
@@ -104,10 +103,16 @@ impl Scenario {
                 return Err(format!("populations[{i}].name: must not be empty"));
             }
             if self.populations[..i].iter().any(|q| q.name == p.name) {
-                return Err(format!("{f}.name: `{}` is used twice; names must be unique", p.name));
+                return Err(format!(
+                    "{f}.name: `{}` is used twice; names must be unique",
+                    p.name
+                ));
             }
             if p.size < 1 {
-                return Err(format!("{f}.size: must be an integer >= 1 (got {})", p.size));
+                return Err(format!(
+                    "{f}.size: must be an integer >= 1 (got {})",
+                    p.size
+                ));
             }
             total += p.size as u64;
             let n = &p.neuron;
@@ -266,7 +271,10 @@ impl Scenario {
         for (i, d) in self.drives.iter().enumerate() {
             let f = format!("drives[{i}] ({})", d.population);
             let Some(pi) = self.population_index(&d.population) else {
-                return Err(format!("{f}.population: no population named `{}`", d.population));
+                return Err(format!(
+                    "{f}.population: no population named `{}`",
+                    d.population
+                ));
             };
             non_negative(&format!("{f}.rate_hz"), d.rate_hz)?;
             let mean = d.rate_hz * self.dt_ms * 1e-3;

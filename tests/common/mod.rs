@@ -1,0 +1,154 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::Write;
+
+use ketasim::gpu::GpuContext;
+
+/// A GPU context, or `None` after a loud notice when no adapter exists. With
+/// `KETASIM_REQUIRE_GPU=1` (set by `.ci/run`) a missing adapter fails the test.
+///
+/// The notice is written straight to the process's stderr, past the test harness's
+/// output capture, so a skip is always visible.
+pub fn gpu_or_skip(test: &str) -> Option<GpuContext> {
+    match GpuContext::new() {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            if std::env::var("KETASIM_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("{test}: KETASIM_REQUIRE_GPU=1 but no GPU adapter: {e}");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPED GPU TEST {test}: no GPU adapter ({e}). Install mesa-vulkan-drivers, or set KETASIM_REQUIRE_GPU=1 to make this a failure. ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A small network that exercises every path of the kernels: two populations with
+/// AMPA, GABA_A and NMDA (2B pool in E, 2D in I), Poisson drive on every receptor,
+/// fixed-probability (procedural), fixed-out-degree (procedural, no autapses),
+/// fixed-in-degree (table) and a procedural rule stored as a table, delays of 1 to 7
+/// steps, spikes recorded everywhere.
+pub const MIXED: &str = r#"
+name = "mixed"
+dt_ms = 0.1
+duration_ms = 30.0
+seed = 7
+
+[[populations]]
+name = "E"
+size = 240
+[populations.neuron]
+c_pF = 200.0
+g_l_nS = 10.0
+e_l_mV = -60.0
+v_th_mV = -50.0
+v_reset_mV = -60.0
+t_ref_ms = 2.0
+e_gaba_mV = -80.0
+tau_ampa_ms = 5.0
+tau_gaba_ms = 10.0
+[populations.nmda]
+subunit = "2B"
+g_max_nS = 8.0
+[populations.init]
+v_mean_mV = -58.0
+v_sd_mV = 4.0
+g_ampa_mean_nS = 5.0
+g_ampa_sd_nS = 2.0
+
+[[populations]]
+name = "I"
+size = 70
+[populations.neuron]
+c_pF = 200.0
+g_l_nS = 20.0
+t_ref_ms = 1.0
+e_l_mV = -65.0
+v_reset_mV = -60.0
+[populations.nmda]
+subunit = "2D"
+g_max_nS = 4.0
+[populations.init]
+v_mean_mV = -55.0
+v_sd_mV = 3.0
+
+[[projections]]
+pre = "E"
+post = "E"
+receptor = "ampa"
+rule = "fixed_probability"
+p = 0.1
+weight_nS = 3.0
+delay_ms = 0.1
+
+[[projections]]
+pre = "E"
+post = "E"
+receptor = "nmda"
+rule = "fixed_outdegree"
+k = 20
+drive = 0.05
+delay_ms = 0.7
+autapses = false
+
+[[projections]]
+pre = "E"
+post = "I"
+receptor = "ampa"
+rule = "fixed_indegree"
+k = 25
+weight_nS = 2.0
+delay_ms = 0.3
+
+[[projections]]
+pre = "I"
+post = "E"
+receptor = "gaba_a"
+rule = "fixed_probability"
+p = 0.3
+weight_nS = 10.0
+delay_ms = 0.2
+storage = "table"
+
+[[projections]]
+pre = "I"
+post = "I"
+receptor = "gaba_a"
+rule = "fixed_probability"
+p = 0.2
+weight_nS = 5.0
+delay_ms = 0.15
+autapses = false
+
+[[drives]]
+population = "E"
+rate_hz = 2000.0
+receptor = "ampa"
+weight_nS = 1.5
+
+[[drives]]
+population = "E"
+rate_hz = 300.0
+receptor = "nmda"
+drive = 0.02
+
+[[drives]]
+population = "I"
+rate_hz = 1500.0
+receptor = "ampa"
+weight_nS = 2.0
+
+[[drives]]
+population = "I"
+rate_hz = 200.0
+receptor = "gaba_a"
+weight_nS = 1.0
+
+[record]
+spikes = ["E", "I"]
+sample_interval_ms = 0.5
+rate_bin_ms = 1.0
+"#;

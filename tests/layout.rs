@@ -1,0 +1,181 @@
+//! Offline shader checks (no GPU needed): every kernel parses and validates with naga,
+//! and every struct shared with Rust has the same member offsets and size as its
+//! `#[repr(C)]` twin.
+
+use std::mem::{offset_of, size_of};
+
+use ketasim::gpu::shaders::{self, KERNELS};
+use ketasim::model::layout::*;
+
+fn parse(kernel: &shaders::Kernel) -> naga::Module {
+    let src = shaders::source(kernel);
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+        panic!(
+            "{}.wgsl does not parse:\n{}",
+            kernel.name,
+            e.emit_to_string(&src)
+        )
+    });
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}.wgsl does not validate:\n{}",
+            kernel.name,
+            e.emit_to_string(&src)
+        )
+    });
+    module
+}
+
+/// (member name, offset) pairs and the span of WGSL struct `name`.
+fn wgsl_struct(module: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
+    for (_, ty) in module.types.iter() {
+        if ty.name.as_deref() == Some(name) {
+            if let naga::TypeInner::Struct { members, span } = &ty.inner {
+                let m = members
+                    .iter()
+                    .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+                    .collect();
+                return (m, *span);
+            }
+        }
+    }
+    panic!("struct {name} not found in WGSL");
+}
+
+macro_rules! check_struct {
+    ($module:expr, $ty:ident, [$($field:ident),* $(,)?]) => {{
+        let (members, span) = wgsl_struct($module, stringify!($ty));
+        let rust: Vec<(String, u32)> = vec![$((stringify!($field).to_string(), offset_of!($ty, $field) as u32)),*];
+        assert_eq!(members, rust, "member names/offsets of {} differ between WGSL and Rust", stringify!($ty));
+        assert_eq!(span as usize, size_of::<$ty>(), "size of {} differs", stringify!($ty));
+    }};
+}
+
+#[test]
+fn every_kernel_parses_and_validates() {
+    for k in &KERNELS {
+        parse(k);
+    }
+}
+
+#[test]
+fn shared_structs_match_rust_layout() {
+    for k in &KERNELS {
+        let m = parse(k);
+        check_struct!(
+            &m,
+            SimParams,
+            [
+                n_total,
+                n_pop,
+                n_proj,
+                ring_slots,
+                seed_lo,
+                seed_hi,
+                count_capacity,
+                sample_interval,
+                sample_capacity,
+                rec_capacity,
+                _pad0,
+                _pad1,
+                inv_scale,
+            ]
+        );
+        check_struct!(
+            &m,
+            PopParams,
+            [
+                offset,
+                size,
+                ref_steps,
+                drive_start,
+                n_drives,
+                record_spikes,
+                _pad0,
+                _pad1,
+                dt_over_c,
+                g_l,
+                e_l,
+                v_th,
+                v_reset,
+                i_ext,
+                e_ampa,
+                e_gaba,
+                e_nmda,
+                g_nmda_max,
+                mg_over_k0,
+                nmda_alpha_dt,
+                nmda_dt_over_tau,
+                decay_ampa,
+                decay_gaba,
+                decay_nmda_rise,
+            ]
+        );
+        check_struct!(
+            &m,
+            ProjParams,
+            [
+                pre_offset,
+                pre_size,
+                post_offset,
+                post_size,
+                rule,
+                receptor,
+                delay_steps,
+                k,
+                weight_fixed,
+                stream,
+                autapses,
+                table_base,
+                inv_ln_1mp,
+                same_pop,
+                _pad0,
+                _pad1,
+            ]
+        );
+        check_struct!(
+            &m,
+            DriveParams,
+            [
+                receptor,
+                index,
+                _pad0,
+                _pad1,
+                mean,
+                exp_neg_mean,
+                weight,
+                _pad2
+            ]
+        );
+        check_struct!(&m, IsiStat, [last_step, count, sum_steps, sum_sq]);
+        // Every kernel that binds the control words declares them identically.
+        if k.body.contains("struct Ctrl") {
+            check_struct!(
+                &m,
+                Ctrl,
+                [step, n_spikes, prop_n, prop_step, n_rec, _pad0, _pad1, _pad2]
+            );
+        }
+    }
+}
+
+/// `ParamsBlock` is uploaded as `Params`; its field names differ only by the Rust
+/// struct name, so check it explicitly too.
+#[test]
+fn params_block_matches_params() {
+    let m = parse(&shaders::NEURON_UPDATE);
+    let (members, span) = wgsl_struct(&m, "Params");
+    let rust = vec![
+        ("sim".to_string(), offset_of!(ParamsBlock, sim) as u32),
+        ("pops".to_string(), offset_of!(ParamsBlock, pops) as u32),
+        ("projs".to_string(), offset_of!(ParamsBlock, projs) as u32),
+        ("drives".to_string(), offset_of!(ParamsBlock, drives) as u32),
+    ];
+    assert_eq!(members, rust);
+    assert_eq!(span as usize, size_of::<ParamsBlock>());
+}
