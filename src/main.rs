@@ -95,20 +95,28 @@ fn real_main() -> anyhow::Result<()> {
             backend,
             seed,
             duration_ms,
-            mut set,
+            set,
             batch_steps,
         } => {
-            if let Some(s) = seed {
-                set.push(format!("seed={s}"));
-            }
-            if let Some(d) = duration_ms {
-                set.push(format!("duration_ms={d}"));
-            }
             if batch_steps == 0 {
                 anyhow::bail!("--batch-steps: must be at least 1");
             }
             let source = Source::locate(scenario.as_deref())?;
-            let sc = Scenario::load(&source, &set)?;
+            let mut sc = Scenario::load(&source, &set)?;
+            if let Some(s) = seed {
+                sc.seed = s;
+            }
+            if let Some(d) = duration_ms {
+                sc.duration_ms = d;
+            }
+            sc.validate().map_err(|e| {
+                let flag = if e.starts_with("seed") {
+                    "--seed"
+                } else {
+                    "--duration-ms"
+                };
+                anyhow::anyhow!("{flag}: {e}")
+            })?;
             eprintln!(
                 "ketasim: {} ({}), {} neurons, {} ms at dt {} ms",
                 sc.name,

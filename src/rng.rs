@@ -76,8 +76,8 @@ pub const LN_POLY: [f32; 9] = [
     -2.499_999_399_3e-1,
     3.333_333_117_4e-1,
 ];
-/// sqrt(1/2): mantissas below it are doubled.
-pub const LN_SQRT_HALF: f32 = 0.707_106_781_186_547_524;
+/// sqrt(1/2): `ln_f32` doubles mantissas below it.
+pub const LN_SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// ln 2 split into an exact high part and a small low part (Cephes).
 pub const LN2_HI: f32 = 0.693_359_375;
 /// Low part of ln 2.

@@ -7,7 +7,9 @@ use ketasim::model::connectivity::for_each_target;
 use ketasim::model::layout::{ProjParams, RULE_OUTDEGREE, RULE_PROBABILITY};
 use ketasim::model::limits::PROC_SPLIT;
 use ketasim::model::Network;
-use ketasim::rng::{key, poisson_inversion, poisson_recips, threefry2x32, uniform01, STREAM_POISSON};
+use ketasim::rng::{
+    key, poisson_inversion, poisson_recips, threefry2x32, uniform01, STREAM_POISSON,
+};
 use ketasim::scenario::Scenario;
 
 /// Upper 0.999 quantile of the chi-square distribution (Wilson-Hilferty), alpha = 0.001.
@@ -95,7 +97,11 @@ fn poisson_counts_follow_the_pmf() {
             *e += e_acc;
         }
         let c = chi2(&obs, &exp);
-        assert!(c < chi2_crit_999((obs.len() - 1) as f64), "mean {mean}: chi2 = {c} over {} cells", obs.len());
+        assert!(
+            c < chi2_crit_999((obs.len() - 1) as f64),
+            "mean {mean}: chi2 = {c} over {} cells",
+            obs.len()
+        );
     }
 }
 
@@ -105,7 +111,11 @@ fn proj(rule: u32, pre: u32, post: u32, p: f64, k: u32, same: bool, autapses: bo
     pp.post_size = post;
     pp.rule = rule;
     pp.k = k;
-    pp.inv_ln_1mp = if p >= 1.0 { 0.0 } else { (1.0 / (1.0 - p).ln()) as f32 };
+    pp.inv_ln_1mp = if p >= 1.0 {
+        0.0
+    } else {
+        (1.0 / (1.0 - p).ln()) as f32
+    };
     pp.stream = ketasim::rng::STREAM_CONN | (5 * PROC_SPLIT);
     pp.same_pop = same as u32;
     pp.autapses = autapses as u32;
@@ -199,7 +209,11 @@ fn fixed_indegree_table_is_exact() {
     for &c in &net.tables.cols {
         indeg[c as usize] += 1;
     }
-    assert!(indeg.iter().all(|&d| d == 17), "in-degrees {:?}", &indeg[..10]);
+    assert!(
+        indeg.iter().all(|&d| d == 17),
+        "in-degrees {:?}",
+        &indeg[..10]
+    );
     assert_eq!(net.tables.rows.len(), 301);
 }
 

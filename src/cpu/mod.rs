@@ -6,13 +6,13 @@ mod neuron_update;
 mod propagate;
 mod reduce_stats;
 
-pub use neuron_update::neuron_update;
+pub use neuron_update::{neuron_update, update_population, Scratch};
 pub use propagate::propagate;
 pub use reduce_stats::{neuron_sample, quantise};
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, IsiStat, ParamsBlock};
+use crate::model::layout::{Ctrl, IsiStat, ParamsBlock, RULE_TABLE};
 use crate::model::limits::{PROC_SPLIT, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
 
@@ -47,12 +47,18 @@ pub struct Buffers {
     pub rec: Vec<u32>,
 }
 
+/// Most memory the CPU backend spends on caching procedural connectivity as tables
+/// (the same synapses, generated once instead of at every spike).
+pub const CONNECTIVITY_CACHE_BYTES: usize = 256 << 20;
+
 /// The CPU backend.
 pub struct CpuBackend {
     params: ParamsBlock,
     recips: Vec<f32>,
     buf: Buffers,
     ctrl: Ctrl,
+    scratch: Scratch,
+    reference: bool,
 }
 
 impl CpuBackend {
@@ -64,6 +70,10 @@ impl CpuBackend {
             .checked_mul(sim.ring_slots as usize)
             .ok_or_else(|| Error::Capacity("ring buffer size overflows".into()))?;
         let st = net.initial_state();
+        let mut params = net.params;
+        let mut table_rows = net.tables.rows.clone();
+        let mut table_cols = net.tables.cols.clone();
+        cache_procedural(&mut params, net, &mut table_rows, &mut table_cols);
         let buf = Buffers {
             v: st.v,
             refrac: st.refrac,
@@ -74,17 +84,28 @@ impl CpuBackend {
             isi: st.isi,
             ring: [vec![0; ring_len], vec![0; ring_len], vec![0; ring_len]],
             spikes: vec![0; n],
-            table_rows: net.tables.rows.clone(),
-            table_cols: net.tables.cols.clone(),
+            table_rows,
+            table_cols,
             pop_counts: vec![0; (sim.count_capacity * sim.n_pop) as usize],
             rec: vec![0; 2 * sim.rec_capacity as usize],
         };
         Ok(CpuBackend {
-            params: net.params,
+            params,
             recips: net.poisson_recips.to_vec(),
             buf,
             ctrl: Ctrl::default(),
+            scratch: Scratch::default(),
+            reference: false,
         })
+    }
+
+    /// The backend with the shader-shaped per-neuron path (`neuron_update`, one call
+    /// per neuron, exactly the shader's loop) instead of the vectorised
+    /// population-at-a-time path; slower, used by the tests to check the fast path.
+    pub fn new_reference(net: &Network) -> Result<CpuBackend> {
+        let mut b = CpuBackend::new(net)?;
+        b.reference = true;
+        Ok(b)
     }
 
     /// One step: neuron update, sample (on sample steps), prepare, propagate.
@@ -93,12 +114,23 @@ impl CpuBackend {
         let sim = &prm.sim;
         let step = self.ctrl.step;
         for pop in 0..sim.n_pop {
-            let p = &prm.pops[pop as usize];
-            for i in p.offset..p.offset + p.size {
-                neuron_update(i, pop, prm, &self.recips, &mut self.buf, &mut self.ctrl);
+            if self.reference {
+                let p = &prm.pops[pop as usize];
+                for i in p.offset..p.offset + p.size {
+                    neuron_update(i, pop, prm, &self.recips, &mut self.buf, &mut self.ctrl);
+                }
+            } else {
+                update_population(
+                    pop,
+                    prm,
+                    &self.recips,
+                    &mut self.buf,
+                    &mut self.ctrl,
+                    &mut self.scratch,
+                );
             }
         }
-        if (step + 1) % sim.sample_interval == 0 {
+        if (step + 1).is_multiple_of(sim.sample_interval) {
             let mut sums = vec![[0i64; STATS_PER_POP]; sim.n_pop as usize];
             for (pop, sum) in sums.iter_mut().enumerate() {
                 let p = &prm.pops[pop];
@@ -124,6 +156,40 @@ impl CpuBackend {
                 propagate(s, tid, prm, &mut self.buf, &self.ctrl);
             }
         }
+    }
+}
+
+/// Generate procedural projections once into CSR tables (as long as they fit
+/// `CONNECTIVITY_CACHE_BYTES`) and switch the CPU copy of their parameters to the
+/// table path. The synapses are exactly those the shader regenerates per spike, and
+/// integer accumulation makes their order irrelevant, so results stay identical.
+fn cache_procedural(
+    params: &mut ParamsBlock,
+    net: &Network,
+    rows: &mut Vec<u32>,
+    cols: &mut Vec<u32>,
+) {
+    let mut budget = CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * (rows.len() + cols.len()));
+    let seed = net.seed();
+    for (pr, info) in params.projs[..params.sim.n_proj as usize]
+        .iter_mut()
+        .zip(&net.projections)
+    {
+        let need = 4 * (info.synapses * 1.05 + pr.pre_size as f64 + 1.0) as usize;
+        if pr.rule == RULE_TABLE || need > budget {
+            continue;
+        }
+        budget -= need;
+        let base = rows.len() as u32;
+        for pre in 0..pr.pre_size {
+            rows.push(cols.len() as u32);
+            for tid in 0..PROC_SPLIT {
+                crate::model::connectivity::for_each_target(pr, seed, pre, tid, |t| cols.push(t));
+            }
+        }
+        rows.push(cols.len() as u32);
+        pr.rule = RULE_TABLE;
+        pr.table_base = base;
     }
 }
 

@@ -4,7 +4,7 @@
 use glam::UVec2;
 
 use super::Buffers;
-use crate::model::layout::{Ctrl, ParamsBlock};
+use crate::model::layout::{Ctrl, ParamsBlock, PopParams};
 use crate::model::limits::NO_SPIKE;
 use crate::model::mg_block;
 use crate::rng::{key, poisson_inversion, threefry2x32, uniform01, STREAM_POISSON};
@@ -105,5 +105,190 @@ pub fn neuron_update(
                 b.rec[2 * r as usize + 1] = i;
             }
         }
+    }
+}
+
+/// Scratch space of the population-at-a-time path.
+#[derive(Debug, Default, Clone)]
+pub struct Scratch {
+    ga: Vec<f32>,
+    gg: Vec<f32>,
+    x: Vec<f32>,
+    fired: Vec<u32>,
+}
+
+/// The same update as [`neuron_update`] for a whole population, split into phases
+/// whose inner loops the compiler vectorises: (1) ring-buffer inputs, (2) Poisson drive
+/// (scalar, in drive order), (3) membrane and synapses, branch-free (refractory
+/// neurons compute a V that is then discarded), (4) spike bookkeeping in neuron
+/// order. Each neuron sees exactly the operations of [`neuron_update`] in the same
+/// order, so results are bit-identical to it and to the shader (`tests/cpu_paths.rs`).
+pub fn update_population(
+    pop: u32,
+    prm: &ParamsBlock,
+    recips: &[f32],
+    b: &mut Buffers,
+    ctrl: &mut Ctrl,
+    sc: &mut Scratch,
+) {
+    let sim = &prm.sim;
+    let p = &prm.pops[pop as usize];
+    let (off, n) = (p.offset as usize, p.size as usize);
+    let step = ctrl.step;
+    let base = ((step % sim.ring_slots) * sim.n_total) as usize + off;
+    sc.ga.resize(n, 0.0);
+    sc.gg.resize(n, 0.0);
+    sc.x.resize(n, 0.0);
+    sc.fired.resize(n, 0);
+    {
+        // Phase 1: arrivals.
+        let [ra, rg, rn] = &mut b.ring;
+        let (ra, rg, rn) = (
+            &mut ra[base..base + n],
+            &mut rg[base..base + n],
+            &mut rn[base..base + n],
+        );
+        let (sa, sg, sn) = (sim.inv_scale[0], sim.inv_scale[1], sim.inv_scale[2]);
+        let (ga0, gg0, x0) = (
+            &b.g_ampa[off..off + n],
+            &b.g_gaba[off..off + n],
+            &b.x_nmda[off..off + n],
+        );
+        for j in 0..n {
+            sc.ga[j] = ga0[j] + ra[j] as f32 * sa;
+            sc.gg[j] = gg0[j] + rg[j] as f32 * sg;
+            sc.x[j] = x0[j] + rn[j] as f32 * sn;
+            ra[j] = 0;
+            rg[j] = 0;
+            rn[j] = 0;
+        }
+    }
+    // Phase 2: Poisson drive.
+    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
+    for d in 0..p.n_drives {
+        let dp = &prm.drives[(p.drive_start + d) as usize];
+        let k = key(seed, STREAM_POISSON | dp.index);
+        let target = match dp.receptor {
+            0 => &mut sc.ga,
+            1 => &mut sc.gg,
+            _ => &mut sc.x,
+        };
+        for (j, g) in target.iter_mut().enumerate() {
+            let r = threefry2x32(UVec2::new((off + j) as u32, step), k);
+            let c = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean, recips);
+            if c > 0 {
+                *g += c as f32 * dp.weight;
+            }
+        }
+    }
+    // Phase 3: membrane and synapses.
+    let v = &mut b.v[off..off + n];
+    let rf = &mut b.refrac[off..off + n];
+    let s = &mut b.s_nmda[off..off + n];
+    let (ga_out, gg_out, x_out) = (
+        &mut b.g_ampa[off..off + n],
+        &mut b.g_gaba[off..off + n],
+        &mut b.x_nmda[off..off + n],
+    );
+    let st = Slices {
+        v,
+        rf,
+        s,
+        ga_out,
+        gg_out,
+        x_out,
+        ga: &sc.ga,
+        gg: &sc.gg,
+        x: &sc.x,
+        fired: &mut sc.fired,
+    };
+    if p.g_nmda_max > 0.0 {
+        membrane::<true>(p, st);
+    } else {
+        membrane::<false>(p, st);
+    }
+    // Phase 4: spikes, in neuron order.
+    for j in 0..n {
+        if sc.fired[j] == 0 {
+            continue;
+        }
+        let i = (off + j) as u32;
+        let st = &mut b.isi[off + j];
+        if st.last_step != NO_SPIKE {
+            let isi = step - st.last_step;
+            st.count += 1;
+            st.sum_steps += isi;
+            st.sum_sq += isi as f32 * isi as f32;
+        }
+        st.last_step = step;
+        b.spikes[ctrl.n_spikes as usize] = i;
+        ctrl.n_spikes += 1;
+        b.pop_counts[((step % sim.count_capacity) * sim.n_pop + pop) as usize] += 1;
+        if p.record_spikes != 0 {
+            let r = ctrl.n_rec;
+            ctrl.n_rec += 1;
+            if r < sim.rec_capacity {
+                b.rec[2 * r as usize] = step;
+                b.rec[2 * r as usize + 1] = i;
+            }
+        }
+    }
+}
+
+/// The arrays phase 3 reads and writes, as separate borrows so that the compiler
+/// knows they do not alias.
+struct Slices<'a> {
+    v: &'a mut [f32],
+    rf: &'a mut [u32],
+    s: &'a mut [f32],
+    ga_out: &'a mut [f32],
+    gg_out: &'a mut [f32],
+    x_out: &'a mut [f32],
+    ga: &'a [f32],
+    gg: &'a [f32],
+    x: &'a [f32],
+    fired: &'a mut [u32],
+}
+
+/// Phase 3 of [`update_population`], branch-free so that it vectorises; `NMDA`
+/// selects the variant with the Mg2+-blocked NMDA current.
+#[inline(never)]
+fn membrane<const NMDA: bool>(p: &PopParams, st: Slices) {
+    let p = *p;
+    let keep_s = 1.0 - p.nmda_dt_over_tau;
+    let n = st.v.len();
+    let (v, rf, s) = (&mut st.v[..n], &mut st.rf[..n], &mut st.s[..n]);
+    let (ga_out, gg_out, x_out) = (&mut st.ga_out[..n], &mut st.gg_out[..n], &mut st.x_out[..n]);
+    let (ga_in, gg_in, x_in, fired) = (&st.ga[..n], &st.gg[..n], &st.x[..n], &mut st.fired[..n]);
+    for j in 0..n {
+        let (ga, gg, x, v0, s0, r0) = (ga_in[j], gg_in[j], x_in[j], v[j], s[j], rf[j]);
+        let mut i_syn = ga * (p.e_ampa - v0) + gg * (p.e_gaba - v0);
+        if NMDA {
+            let blk = mg_block(v0, p.mg_over_k0);
+            i_syn += p.g_nmda_max * s0 * blk * (p.e_nmda - v0);
+        }
+        let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
+        let active = r0 == 0;
+        let fire = active & (v1 >= p.v_th);
+        v[j] = if fire {
+            p.v_reset
+        } else if active {
+            v1
+        } else {
+            v0
+        };
+        rf[j] = if fire {
+            p.ref_steps
+        } else if active {
+            0
+        } else {
+            r0.wrapping_sub(1)
+        };
+        fired[j] = fire as u32;
+        ga_out[j] = ga * p.decay_ampa;
+        gg_out[j] = gg * p.decay_gaba;
+        let open = p.nmda_alpha_dt * x;
+        s[j] = s0 * (keep_s - open) + open;
+        x_out[j] = x * p.decay_nmda_rise;
     }
 }

@@ -351,7 +351,7 @@ impl Backend for GpuBackend {
                 pass.set_pipeline(&self.neuron.pipeline);
                 pass.set_bind_group(0, &self.neuron.bind_group, &[]);
                 pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
-                if (step + 1) % sim.sample_interval as u64 == 0 {
+                if (step + 1).is_multiple_of(sim.sample_interval as u64) {
                     pass.set_pipeline(&self.reduce.pipeline);
                     pass.set_bind_group(0, &self.reduce.bind_group, &[]);
                     pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);

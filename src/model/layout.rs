@@ -178,7 +178,7 @@ const _: () = assert!(std::mem::size_of::<SimParams>() == 64);
 const _: () = assert!(std::mem::size_of::<PopParams>() == 96);
 const _: () = assert!(std::mem::size_of::<ProjParams>() == 64);
 const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
-const _: () = assert!(std::mem::size_of::<ParamsBlock>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<ParamsBlock>().is_multiple_of(16));
 
 /// Per-step control words on the device (`Ctrl` in WGSL).
 #[repr(C)]

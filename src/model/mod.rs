@@ -110,7 +110,11 @@ impl Network {
     /// buffers (rows of spike counts, sample slots).
     pub fn build(scenario: &Scenario, batch_steps: u32) -> Result<Network> {
         scenario.validate().map_err(|message| Error::Scenario {
-            file: scenario.name.clone(),
+            file: if scenario.name.is_empty() {
+                "<scenario>".into()
+            } else {
+                scenario.name.clone()
+            },
             message,
         })?;
         let dt = scenario.dt_ms;
@@ -240,19 +244,6 @@ impl Network {
             pp.stream = STREAM_CONN | (i as u32 * PROC_SPLIT);
             pp.autapses = u32::from(pr.autapses);
             pp.same_pop = u32::from(pre_i == post_i);
-            if pp.same_pop != 0
-                && !pr.autapses
-                && post_size < 2
-                && pr.rule != Rule::FixedProbability
-            {
-                return Err(Error::Scenario {
-                    file: scenario.name.clone(),
-                    message: format!(
-                        "projections[{i}].autapses: `{}` has one neuron, so without autapses it has no target",
-                        pr.post
-                    ),
-                });
-            }
             match pr.rule {
                 Rule::FixedProbability => {
                     let p = pr.p.unwrap_or(1.0);
@@ -427,12 +418,6 @@ fn build_table(
         } else {
             proj.pre_size
         };
-        if range == 0 {
-            return Err(Error::Scenario {
-                file: String::new(),
-                message: format!("projections[{index}].autapses: the presynaptic population has one neuron, so without autapses it has no source"),
-            });
-        }
         for post in 0..proj.post_size {
             for m in 0..kin {
                 let r = threefry2x32(UVec2::new(post, m), k);

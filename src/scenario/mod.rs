@@ -324,6 +324,15 @@ pub enum Receptor {
 }
 
 impl Receptor {
+    /// The scenario spelling.
+    pub fn label(self) -> &'static str {
+        match self {
+            Receptor::Ampa => "ampa",
+            Receptor::GabaA => "gaba_a",
+            Receptor::Nmda => "nmda",
+        }
+    }
+
     /// Channel index used by the kernels (0 AMPA, 1 GABA_A, 2 NMDA).
     pub fn index(self) -> u32 {
         match self {
@@ -346,6 +355,17 @@ pub enum Rule {
     /// Each postsynaptic neuron has exactly `k` sources, drawn uniformly with
     /// replacement; needs an explicit table.
     FixedIndegree,
+}
+
+impl Rule {
+    /// The scenario spelling.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rule::FixedProbability => "fixed_probability",
+            Rule::FixedOutdegree => "fixed_outdegree",
+            Rule::FixedIndegree => "fixed_indegree",
+        }
+    }
 }
 
 /// Where the synapses of a projection live.

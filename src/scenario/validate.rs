@@ -34,17 +34,18 @@ fn finite(field: &str, v: f64) -> Check {
 /// The weight fields of a projection or drive: `weight_nS` for AMPA/GABA_A, `drive`
 /// for NMDA, never both.
 fn weight(field: &str, receptor: Receptor, weight_ns: Option<f64>, drive: Option<f64>) -> Check {
+    let name = receptor.label();
     match receptor {
         Receptor::Ampa | Receptor::GabaA => {
             if drive.is_some() {
                 return Err(format!(
-                    "{field}.drive: only NMDA takes `drive`; give `weight_nS` (nS) for {receptor:?}"
+                    "{field}.drive: only NMDA takes `drive`; give `weight_nS` (nS) for {name}"
                 ));
             }
             match weight_ns {
                 Some(w) => non_negative(&format!("{field}.weight_nS"), w),
                 None => Err(format!(
-                    "{field}.weight_nS: missing; {receptor:?} needs a conductance jump in nS (>= 0)"
+                    "{field}.weight_nS: missing; {name} needs a conductance jump in nS (>= 0)"
                 )),
             }
         }
@@ -221,15 +222,15 @@ impl Scenario {
                 }
                 Rule::FixedOutdegree | Rule::FixedIndegree => {
                     if pr.p.is_some() {
-                        return Err(format!("{f}.p: {:?} takes `k`, not `p`", pr.rule));
+                        return Err(format!("{f}.p: {} takes `k`, not `p`", pr.rule.label()));
                     }
                     match pr.k {
                         Some(k) if (1..=u32::MAX as i64 / 2).contains(&k) => {}
                         Some(k) => return Err(format!("{f}.k: must be an integer >= 1 (got {k})")),
                         None => {
                             return Err(format!(
-                                "{f}.k: missing; {:?} needs the number of connections per neuron",
-                                pr.rule
+                                "{f}.k: missing; {} needs the number of connections per neuron",
+                                pr.rule.label()
                             ))
                         }
                     }
@@ -238,6 +239,17 @@ impl Scenario {
             if pr.rule == Rule::FixedIndegree && pr.storage == Storage::Procedural {
                 return Err(format!(
                     "{f}.storage: fixed_indegree cannot be regenerated per presynaptic spike; use \"table\" or \"auto\""
+                ));
+            }
+            if pr.pre == pr.post
+                && !pr.autapses
+                && pr.rule != Rule::FixedProbability
+                && self.populations[post].size < 2
+            {
+                return Err(format!(
+                    "{f}.autapses: `{}` has one neuron, so without autapses {} has no partner to draw; set autapses = true or enlarge the population",
+                    pr.post,
+                    pr.rule.label()
                 ));
             }
             weight(&f, pr.receptor, pr.weight_nS, pr.drive)?;
