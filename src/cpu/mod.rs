@@ -8,7 +8,7 @@ mod reduce_stats;
 
 pub use neuron_update::{neuron_update, update_population, Scratch};
 pub use propagate::propagate;
-pub use reduce_stats::{neuron_sample, quantise};
+pub use reduce_stats::{neuron_sample, population_sums, quantise};
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
@@ -131,16 +131,23 @@ impl CpuBackend {
             }
         }
         if (step + 1).is_multiple_of(sim.sample_interval) {
-            let mut sums = vec![[0i64; STATS_PER_POP]; sim.n_pop as usize];
-            for (pop, sum) in sums.iter_mut().enumerate() {
-                let p = &prm.pops[pop];
-                for i in p.offset..p.offset + p.size {
-                    let q = neuron_sample(i as usize, &self.buf);
-                    for k in 0..STATS_PER_POP {
-                        sum[k] += q[k] as i64;
+            let sums = prm.pops[..sim.n_pop as usize]
+                .iter()
+                .map(|p| {
+                    if self.reference {
+                        let mut sum = [0i64; STATS_PER_POP];
+                        for i in p.offset..p.offset + p.size {
+                            let q = neuron_sample(i as usize, &self.buf);
+                            for k in 0..STATS_PER_POP {
+                                sum[k] += q[k] as i64;
+                            }
+                        }
+                        sum
+                    } else {
+                        population_sums(&self.buf, p.offset as usize, p.size as usize)
                     }
-                }
-            }
+                })
+                .collect();
             samples.push(Sample {
                 step: step as u64,
                 sums,
@@ -152,9 +159,7 @@ impl CpuBackend {
         self.ctrl.n_spikes = 0;
         self.ctrl.step += 1;
         for s in 0..self.ctrl.prop_n {
-            for tid in 0..PROC_SPLIT {
-                propagate(s, tid, prm, &mut self.buf, &self.ctrl);
-            }
+            propagate(s, prm, &mut self.buf, &self.ctrl);
         }
     }
 }

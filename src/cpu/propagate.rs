@@ -7,8 +7,10 @@ use crate::model::connectivity::for_each_target;
 use crate::model::layout::{Ctrl, ParamsBlock, RULE_TABLE};
 use crate::model::limits::PROC_SPLIT;
 
-/// Deliver spike number `s` of the step being propagated, slice `tid`.
-pub fn propagate(s: u32, tid: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
+/// Deliver spike number `s` of the step being propagated: every slice `tid` of the
+/// shader's workgroup in turn (table rows, whose slices only interleave the same
+/// entries, are walked in one pass).
+pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
     let sim = &prm.sim;
     let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
     let pre = b.spikes[s as usize];
@@ -24,18 +26,19 @@ pub fn propagate(s: u32, tid: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ct
         let w = pr.weight_fixed;
         if pr.rule == RULE_TABLE {
             let row = (pr.table_base + pre_local) as usize;
-            let end = b.table_rows[row + 1];
-            let mut idx = b.table_rows[row] + tid;
-            while idx < end {
-                let t = base + b.table_cols[idx as usize] as usize;
-                ring[t] = ring[t].wrapping_add(w);
-                idx += PROC_SPLIT;
+            let (start, end) = (b.table_rows[row] as usize, b.table_rows[row + 1] as usize);
+            let ring = &mut ring[base..];
+            for &c in &b.table_cols[start..end] {
+                let t = &mut ring[c as usize];
+                *t = t.wrapping_add(w);
             }
         } else {
-            for_each_target(pr, seed, pre_local, tid, |j| {
-                let t = base + j as usize;
-                ring[t] = ring[t].wrapping_add(w);
-            });
+            for tid in 0..PROC_SPLIT {
+                for_each_target(pr, seed, pre_local, tid, |j| {
+                    let t = base + j as usize;
+                    ring[t] = ring[t].wrapping_add(w);
+                });
+            }
         }
     }
 }

@@ -19,3 +19,34 @@ pub fn neuron_sample(i: usize, b: &Buffers) -> [i32; STATS_PER_POP] {
         quantise(b.s_nmda[i], STAT_SCALES[3]),
     ]
 }
+
+/// Sums of the quantised samples over neurons `off..off + n`, one variable at a time
+/// (vectorised; integer sums, so the order is irrelevant).
+pub fn population_sums(b: &Buffers, off: usize, n: usize) -> [i64; STATS_PER_POP] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { population_sums_avx2(b, off, n) };
+    }
+    population_sums_impl(b, off, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn population_sums_avx2(b: &Buffers, off: usize, n: usize) -> [i64; STATS_PER_POP] {
+    population_sums_impl(b, off, n)
+}
+
+#[inline(always)]
+fn population_sums_impl(b: &Buffers, off: usize, n: usize) -> [i64; STATS_PER_POP] {
+    let vars = [&b.v, &b.g_ampa, &b.g_gaba, &b.s_nmda];
+    let mut out = [0i64; STATS_PER_POP];
+    for (k, var) in vars.iter().enumerate() {
+        let scale = STAT_SCALES[k];
+        out[k] = var[off..off + n]
+            .iter()
+            .map(|&x| quantise(x, scale) as i64)
+            .sum();
+    }
+    out
+}
