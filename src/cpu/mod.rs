@@ -6,7 +6,7 @@ mod neuron_update;
 mod propagate;
 mod reduce_stats;
 
-pub use neuron_update::{neuron_update, update_population, Scratch};
+pub use neuron_update::{has_nmda_pool, neuron_update, update_population, Scratch};
 pub use propagate::propagate;
 pub use reduce_stats::{neuron_sample, population_sums, quantise};
 
@@ -144,7 +144,12 @@ impl CpuBackend {
                         }
                         sum
                     } else {
-                        population_sums(&self.buf, p.offset as usize, p.size as usize)
+                        population_sums(
+                            &self.buf,
+                            p.offset as usize,
+                            p.size as usize,
+                            has_nmda_pool(p),
+                        )
                     }
                 })
                 .collect();

@@ -170,6 +170,7 @@ fn update_population_impl(
     let (off, n) = (p.offset as usize, p.size as usize);
     let step = ctrl.step;
     let base = ((step % sim.ring_slots) * sim.n_total) as usize + off;
+    let pool = has_nmda_pool(p);
     sc.ga.resize(n, 0.0);
     sc.gg.resize(n, 0.0);
     sc.x.resize(n, 0.0);
@@ -191,10 +192,16 @@ fn update_population_impl(
         for j in 0..n {
             sc.ga[j] = ga0[j] + ra[j] as f32 * sa;
             sc.gg[j] = gg0[j] + rg[j] as f32 * sg;
-            sc.x[j] = x0[j] + rn[j] as f32 * sn;
             ra[j] = 0;
             rg[j] = 0;
-            rn[j] = 0;
+        }
+        // Without an NMDA pool nothing can target NMDA here (the scenario check
+        // forbids it), so the NMDA ring entries, x and s stay exactly 0: skip them.
+        if pool {
+            for j in 0..n {
+                sc.x[j] = x0[j] + rn[j] as f32 * sn;
+                rn[j] = 0;
+            }
         }
     }
     // Phase 2: Poisson drive.
@@ -225,11 +232,12 @@ fn update_population_impl(
         &mut b.x_nmda[off..off + n],
     );
     let (ga, gg, x, fired) = (&sc.ga[..n], &sc.gg[..n], &sc.x[..n], &mut sc.fired[..n]);
-    let nmda = p.g_nmda_max > 0.0;
-    if nmda {
-        membrane::<true>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
+    if !pool {
+        membrane::<false, false>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
+    } else if p.g_nmda_max > 0.0 {
+        membrane::<true, true>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
     } else {
-        membrane::<false>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
+        membrane::<true, false>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
     }
     finish_spikes(pop, prm, b, ctrl, sc);
 }
@@ -272,11 +280,20 @@ fn finish_spikes(pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl, 
     }
 }
 
-/// Phase 3 of [`update_population`], branch-free so that it vectorises; `NMDA`
-/// selects the variant with the Mg2+-blocked NMDA current.
+/// Whether a population has an NMDA receptor pool (the scenario's `[populations.nmda]`).
+pub fn has_nmda_pool(p: &PopParams) -> bool {
+    p.nmda_alpha_dt != 0.0
+        || p.nmda_dt_over_tau != 0.0
+        || p.decay_nmda_rise != 0.0
+        || p.g_nmda_max != 0.0
+}
+
+/// Phase 3 of [`update_population`], branch-free so that it vectorises; `POOL`
+/// selects the variant that integrates the NMDA pool, `NMDA` the one with the
+/// Mg2+-blocked NMDA current.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn membrane<const NMDA: bool>(
+fn membrane<const POOL: bool, const NMDA: bool>(
     p: &PopParams,
     v: &mut [f32],
     rf: &mut [u32],
@@ -329,8 +346,10 @@ fn membrane<const NMDA: bool>(
         fired[j] = fire as u32;
         ga_out[j] = ga * p.decay_ampa;
         gg_out[j] = gg * p.decay_gaba;
-        let open = p.nmda_alpha_dt * x;
-        s[j] = s0 * (keep_s - open) + open;
-        x_out[j] = x * p.decay_nmda_rise;
+        if POOL {
+            let open = p.nmda_alpha_dt * x;
+            s[j] = s0 * (keep_s - open) + open;
+            x_out[j] = x * p.decay_nmda_rise;
+        }
     }
 }

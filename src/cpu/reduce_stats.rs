@@ -22,26 +22,38 @@ pub fn neuron_sample(i: usize, b: &Buffers) -> [i32; STATS_PER_POP] {
 
 /// Sums of the quantised samples over neurons `off..off + n`, one variable at a time
 /// (vectorised; integer sums, so the order is irrelevant).
-pub fn population_sums(b: &Buffers, off: usize, n: usize) -> [i64; STATS_PER_POP] {
+/// `pool`: whether the population has an NMDA pool (without one s is exactly 0 and
+/// its sum is skipped).
+pub fn population_sums(b: &Buffers, off: usize, n: usize, pool: bool) -> [i64; STATS_PER_POP] {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { population_sums_avx2(b, off, n) };
+        return unsafe { population_sums_avx2(b, off, n, pool) };
     }
-    population_sums_impl(b, off, n)
+    population_sums_impl(b, off, n, pool)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn population_sums_avx2(b: &Buffers, off: usize, n: usize) -> [i64; STATS_PER_POP] {
-    population_sums_impl(b, off, n)
+unsafe fn population_sums_avx2(
+    b: &Buffers,
+    off: usize,
+    n: usize,
+    pool: bool,
+) -> [i64; STATS_PER_POP] {
+    population_sums_impl(b, off, n, pool)
 }
 
 #[inline(always)]
-fn population_sums_impl(b: &Buffers, off: usize, n: usize) -> [i64; STATS_PER_POP] {
+fn population_sums_impl(b: &Buffers, off: usize, n: usize, pool: bool) -> [i64; STATS_PER_POP] {
     let vars = [&b.v, &b.g_ampa, &b.g_gaba, &b.s_nmda];
     let mut out = [0i64; STATS_PER_POP];
-    for (k, var) in vars.iter().enumerate() {
+    let used = if pool {
+        STATS_PER_POP
+    } else {
+        STATS_PER_POP - 1
+    };
+    for (k, var) in vars.iter().enumerate().take(used) {
         let scale = STAT_SCALES[k];
         out[k] = var[off..off + n]
             .iter()
