@@ -329,19 +329,16 @@ fn membrane<const POOL: bool, const NMDA: bool>(
         let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
         let active = r0 == 0;
         let fire = active & (v1 >= p.v_th);
-        v[j] = if fire {
-            p.v_reset
-        } else if active {
-            v1
-        } else {
-            v0
-        };
+        // A refractory neuron holds V, and its V is V_reset (it was reset when it
+        // fired and nothing changes it while refractory), so "held" and "reset" are the
+        // same value: one select against constants. (Selecting the loaded V instead
+        // makes the vectoriser emit slow masked stores.) Likewise a refractory count of
+        // 0 (active) stays 0 and any other counts down.
+        v[j] = if fire | !active { p.v_reset } else { v1 };
         rf[j] = if fire {
             p.ref_steps
-        } else if active {
-            0
         } else {
-            r0.wrapping_sub(1)
+            r0.saturating_sub(1)
         };
         fired[j] = fire as u32;
         ga_out[j] = ga * p.decay_ampa;
