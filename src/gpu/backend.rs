@@ -36,6 +36,8 @@ struct Buffers {
     rec: wgpu::Buffer,
     table_rows: wgpu::Buffer,
     table_cols: wgpu::Buffer,
+    /// Read-back copies of pop_counts, samples and ctrl, mapped once per batch.
+    staging: [wgpu::Buffer; 3],
 }
 
 struct Pipeline {
@@ -80,6 +82,15 @@ fn zero_buffer(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
         label: Some(label),
         size: bytes.max(4).next_multiple_of(4),
         usage: STORAGE,
+        mapped_at_creation: false,
+    })
+}
+
+fn staging(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4).next_multiple_of(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     })
 }
@@ -165,6 +176,19 @@ impl GpuBackend {
             rec: zero_buffer(device, "spike_record", 8 * sim.rec_capacity as u64),
             table_rows: init_buffer(device, "table_rows", bytemuck::cast_slice(rows), STORAGE),
             table_cols: init_buffer(device, "table_cols", bytemuck::cast_slice(cols), STORAGE),
+            staging: [
+                staging(
+                    device,
+                    "pop_counts_staging",
+                    4 * (sim.count_capacity * sim.n_pop) as u64,
+                ),
+                staging(
+                    device,
+                    "samples_staging",
+                    8 * (sim.sample_capacity as usize * MAX_POPULATIONS * STATS_PER_POP) as u64,
+                ),
+                staging(device, "ctrl_staging", std::mem::size_of::<Ctrl>() as u64),
+            ],
         };
         let b = &buf;
         let neuron = pipeline(
@@ -262,22 +286,38 @@ impl GpuBackend {
 }
 
 fn map_read(device: &wgpu::Device, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let mut v = map_read_all(device, std::slice::from_ref(staging))?;
+    v.pop()
+        .ok_or_else(|| Error::Gpu("read-back returned nothing".into()))
+}
+
+/// Map several staging buffers with one wait, copy their bytes out, unmap them.
+fn map_read_all(device: &wgpu::Device, staging: &[wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
     let (tx, rx) = mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, .., move |r| {
-        let _ = tx.send(r);
-    });
+    for b in staging {
+        let tx = tx.clone();
+        b.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+    }
     device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))?;
-    rx.recv()
-        .map_err(|e| Error::Gpu(format!("read-back callback lost: {e}")))?
-        .map_err(|e| Error::Gpu(format!("mapping a read-back buffer failed: {e}")))?;
-    let data = staging
-        .get_mapped_range(..)
-        .map_err(|e| Error::Gpu(format!("mapped range: {e}")))?
-        .to_vec();
-    staging.unmap();
-    Ok(data)
+    for _ in staging {
+        rx.recv()
+            .map_err(|e| Error::Gpu(format!("read-back callback lost: {e}")))?
+            .map_err(|e| Error::Gpu(format!("mapping a read-back buffer failed: {e}")))?;
+    }
+    let mut out = Vec::with_capacity(staging.len());
+    for b in staging {
+        out.push(
+            b.get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("mapped range: {e}")))?
+                .to_vec(),
+        );
+        b.unmap();
+    }
+    Ok(out)
 }
 
 fn pipeline(device: &wgpu::Device, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> Pipeline {
@@ -365,16 +405,23 @@ impl Backend for GpuBackend {
                 pass.dispatch_workgroups_indirect(&self.buf.indirect, 0);
             }
         }
+        // The batch's read-backs travel in the same submission.
+        let srcs = [&self.buf.pop_counts, &self.buf.samples, &self.buf.ctrl];
+        for (src, dst) in srcs.iter().zip(&self.buf.staging) {
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, dst.size());
+        }
         self.ctx.queue.submit([enc.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("encoding steps failed: {e}")));
         }
-        let counts_all: Vec<u32> = bytemuck::pod_collect_to_vec(
-            &self.read(&self.buf.pop_counts, self.buf.pop_counts.size())?,
-        );
-        let samples_all: Vec<u32> =
-            bytemuck::pod_collect_to_vec(&self.read(&self.buf.samples, self.buf.samples.size())?);
-        let ctrl: Ctrl = bytemuck::pod_read_unaligned(&self.read(&self.buf.ctrl, 32)?);
+        let mut data = map_read_all(device, &self.buf.staging)?.into_iter();
+        let (counts_raw, samples_raw, ctrl_raw) = match (data.next(), data.next(), data.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => return Err(Error::Gpu("read-back returned too few buffers".into())),
+        };
+        let counts_all: Vec<u32> = bytemuck::pod_collect_to_vec(&counts_raw);
+        let samples_all: Vec<u32> = bytemuck::pod_collect_to_vec(&samples_raw);
+        let ctrl: Ctrl = bytemuck::pod_read_unaligned(&ctrl_raw);
         let kept = ctrl.n_rec.min(sim.rec_capacity);
         let mut spikes: Vec<(u32, u32)> = if kept > 0 {
             let raw: Vec<u32> =
