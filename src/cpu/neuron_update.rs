@@ -85,25 +85,33 @@ pub fn neuron_update(
     b.v[iu] = v;
     b.refrac[iu] = rf;
     if spiked {
-        let st = &mut b.isi[iu];
-        if st.last_step != NO_SPIKE {
-            let isi = step - st.last_step;
-            st.count += 1;
-            st.sum_steps += isi;
-            st.sum_sq += isi as f32 * isi as f32;
-        }
-        st.last_step = step;
-        let n = ctrl.n_spikes;
-        ctrl.n_spikes += 1;
-        b.spikes[n as usize] = i;
-        b.pop_counts[((step % sim.count_capacity) * sim.n_pop + pop) as usize] += 1;
-        if p.record_spikes != 0 {
-            let r = ctrl.n_rec;
-            ctrl.n_rec += 1;
-            if r < sim.rec_capacity {
-                b.rec[2 * r as usize] = step;
-                b.rec[2 * r as usize + 1] = i;
-            }
+        record_spike(i, pop, prm, b, ctrl);
+    }
+}
+
+/// A spike of neuron `i` (population `pop`) in the current step: ISI accumulators,
+/// the step's spike list, the population count and, if asked for, the spike record
+/// (the shader's `if (spiked)` block).
+fn record_spike(i: u32, pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl) {
+    let sim = &prm.sim;
+    let step = ctrl.step;
+    let st = &mut b.isi[i as usize];
+    if st.last_step != NO_SPIKE {
+        let isi = step - st.last_step;
+        st.count += 1;
+        st.sum_steps += isi;
+        st.sum_sq += isi as f32 * isi as f32;
+    }
+    st.last_step = step;
+    b.spikes[ctrl.n_spikes as usize] = i;
+    ctrl.n_spikes += 1;
+    b.pop_counts[((step % sim.count_capacity) * sim.n_pop + pop) as usize] += 1;
+    if prm.pops[pop as usize].record_spikes != 0 {
+        let r = ctrl.n_rec;
+        ctrl.n_rec += 1;
+        if r < sim.rec_capacity {
+            b.rec[2 * r as usize] = step;
+            b.rec[2 * r as usize + 1] = i;
         }
     }
 }
@@ -244,10 +252,8 @@ fn update_population_impl(
 
 /// Phase 4 of [`update_population`]: spikes in neuron order.
 fn finish_spikes(pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl, sc: &Scratch) {
-    let sim = &prm.sim;
     let p = &prm.pops[pop as usize];
     let (off, n) = (p.offset as usize, p.size as usize);
-    let step = ctrl.step;
     // Phase 4: spikes, in neuron order; blocks without a spike are skipped whole.
     const BLOCK: usize = 64;
     for (bi, block) in sc.fired[..n].chunks(BLOCK).enumerate() {
@@ -255,27 +261,7 @@ fn finish_spikes(pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl, 
             continue;
         }
         for (k, _) in block.iter().enumerate().filter(|(_, &f)| f != 0) {
-            let j = bi * BLOCK + k;
-            let i = (off + j) as u32;
-            let st = &mut b.isi[off + j];
-            if st.last_step != NO_SPIKE {
-                let isi = step - st.last_step;
-                st.count += 1;
-                st.sum_steps += isi;
-                st.sum_sq += isi as f32 * isi as f32;
-            }
-            st.last_step = step;
-            b.spikes[ctrl.n_spikes as usize] = i;
-            ctrl.n_spikes += 1;
-            b.pop_counts[((step % sim.count_capacity) * sim.n_pop + pop) as usize] += 1;
-            if p.record_spikes != 0 {
-                let r = ctrl.n_rec;
-                ctrl.n_rec += 1;
-                if r < sim.rec_capacity {
-                    b.rec[2 * r as usize] = step;
-                    b.rec[2 * r as usize + 1] = i;
-                }
-            }
+            record_spike((off + bi * BLOCK + k) as u32, pop, prm, b, ctrl);
         }
     }
 }
