@@ -4,6 +4,7 @@
 //! `Network`, so they integrate the same numbers.
 
 pub mod connectivity;
+pub mod ketamine;
 pub mod layout;
 pub mod limits;
 pub mod memory;
