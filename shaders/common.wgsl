@@ -21,6 +21,17 @@ struct SimParams {
     inv_scale: vec4<f32>,
 }
 
+struct PoolParams {
+    fraction: f32,
+    mg_over_k0: f32,
+    alpha_dt: f32,
+    beta_dt: f32,
+    kon_dt: f32,
+    kd_ref_um: f32,
+    kd_slope_per_mv: f32,
+    _pad0: f32,
+}
+
 struct PopParams {
     offset: u32,
     size: u32,
@@ -28,8 +39,8 @@ struct PopParams {
     drive_start: u32,
     n_drives: u32,
     record_spikes: u32,
+    n_pools: u32,
     _pad0: u32,
-    _pad1: u32,
     dt_over_c: f32,
     g_l: f32,
     e_l: f32,
@@ -40,12 +51,13 @@ struct PopParams {
     e_gaba: f32,
     e_nmda: f32,
     g_nmda_max: f32,
-    mg_over_k0: f32,
-    nmda_alpha_dt: f32,
-    nmda_dt_over_tau: f32,
     decay_ampa: f32,
     decay_gaba: f32,
     decay_nmda_rise: f32,
+    _pad1: f32,
+    _pad2: f32,
+    _pad3: f32,
+    pools: array<PoolParams, MAX_NMDA_POOLS>,
 }
 
 struct ProjParams {
@@ -83,6 +95,13 @@ struct Params {
     pops: array<PopParams, MAX_POP>,
     projs: array<ProjParams, MAX_PROJ>,
     drives: array<DriveParams, MAX_DRIVES>,
+}
+
+struct DrugParams {
+    conc0_um: f32,
+    slope_um_per_step: f32,
+    step0: u32,
+    _pad0: u32,
 }
 
 struct IsiStat {
@@ -187,9 +206,47 @@ fn exp_f32(x_in: f32) -> f32 {
     return y * scale;
 }
 
+// 1 - e^-x for x >= 0, series below EXPM1_SERIES_MAX (twin of rng::one_minus_exp_neg).
+fn one_minus_exp_neg(x: f32) -> f32 {
+    if (x < EXPM1_SERIES_MAX) {
+        var t = 1.0 - x * (1.0 / 6.0);
+        t = 1.0 - x * (1.0 / 5.0) * t;
+        t = 1.0 - x * (1.0 / 4.0) * t;
+        t = 1.0 - x * (1.0 / 3.0) * t;
+        t = 1.0 - x * 0.5 * t;
+        return x * t;
+    }
+    return 1.0 - exp_f32(-x);
+}
+
 // Mg2+ unblocked fraction, Jahr & Stevens 1990 (twin of model::mg_block).
 fn mg_block(v: f32, mg_over_k0: f32) -> f32 {
     return 1.0 / (1.0 + mg_over_k0 * exp_f32(-MG_SLOPE * v));
+}
+
+// One exact split step of an NMDA pool's four-state ketamine scheme (twin of
+// model::ketamine::pool_step): st = (O, B, T, 0), C = 1 - O - B - T. Gating pairs
+// (C,O) and (T,B) relax exactly for opening a = alpha x and closing beta, then the
+// block pair (O,B) for block kb = k_on [K] B_Mg and unblock ku = k_on K_d(V).
+fn pool_step(st: vec4<f32>, pl: PoolParams, x: f32, v: f32, mg_free: f32, conc: f32) -> vec4<f32> {
+    let a = pl.alpha_dt * x;
+    let ab = a + pl.beta_dt;
+    let e_gate = exp_f32(-ab);
+    let g_gate = a * (1.0 / ab) * one_minus_exp_neg(ab);
+    let c = 1.0 - st.x - st.y - st.z;
+    let unblocked = c + st.x;
+    let blocked = st.z + st.y;
+    let o1 = st.x * e_gate + unblocked * g_gate;
+    let b1 = st.y * e_gate + blocked * g_gate;
+    let t1 = blocked - b1;
+    let kb = pl.kon_dt * conc * mg_free;
+    let ku = pl.kon_dt * pl.kd_ref_um * exp_f32(pl.kd_slope_per_mv * (v - KD_REF_MV));
+    let kk = kb + ku;
+    let e_block = exp_f32(-kk);
+    let g_block = kb * (1.0 / kk) * one_minus_exp_neg(kk);
+    let open_all = o1 + b1;
+    let b2 = b1 * e_block + open_all * g_block;
+    return vec4<f32>(open_all - b2, b2, t1, 0.0);
 }
 
 // High word of a * b (twin of model::connectivity::mul_hi_u32).

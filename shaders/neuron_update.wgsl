@@ -1,10 +1,11 @@
 // Neuron update: one invocation per neuron and step. Twin: src/cpu/neuron_update.rs.
 //
 // C dV/dt = g_L (E_L - V) + g_AMPA (E_AMPA - V) + g_GABA (E_GABA - V)
-//           + g_NMDA s B_Mg(V) (E_NMDA - V) + I_ext        (SCIENCE.md section 1)
+//           + g_NMDA sum_k f_k O_k B_Mg,k(V) (E_NMDA - V) + I_ext   (SCIENCE.md 1, 3)
 // Inputs arriving this step (ring slot step % slots, Poisson drive) are added first;
 // V takes a forward-Euler step unless refractory; conductances decay by per-step
-// factors; ds = (alpha x (1 - s) - s / tau_decay) dt (Brunel & Wang 2001).
+// factors; each NMDA pool takes one exact split step of the C/O/B/T ketamine scheme
+// with this step's drive, the pre-step V and the free ketamine of this step.
 
 struct Ctrl {
     step: u32,
@@ -23,15 +24,32 @@ struct Ctrl {
 @group(0) @binding(3) var<storage, read_write> g_ampa: array<f32>;
 @group(0) @binding(4) var<storage, read_write> g_gaba: array<f32>;
 @group(0) @binding(5) var<storage, read_write> x_nmda: array<f32>;
-@group(0) @binding(6) var<storage, read_write> s_nmda: array<f32>;
-@group(0) @binding(7) var<storage, read_write> isi: array<IsiStat>;
-@group(0) @binding(8) var<storage, read_write> ring_ampa: array<i32>;
-@group(0) @binding(9) var<storage, read_write> ring_gaba: array<i32>;
-@group(0) @binding(10) var<storage, read_write> ring_nmda: array<i32>;
-@group(0) @binding(11) var<storage, read_write> spikes: array<u32>;
-@group(0) @binding(12) var<storage, read_write> ctrl: Ctrl;
-@group(0) @binding(13) var<storage, read_write> pop_counts: array<atomic<u32>>;
-@group(0) @binding(14) var<storage, read_write> rec: array<u32>;
+@group(0) @binding(6) var<storage, read_write> nmda_pool0: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> nmda_pool1: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> isi: array<IsiStat>;
+@group(0) @binding(9) var<storage, read_write> ring_ampa: array<i32>;
+@group(0) @binding(10) var<storage, read_write> ring_gaba: array<i32>;
+@group(0) @binding(11) var<storage, read_write> ring_nmda: array<i32>;
+@group(0) @binding(12) var<storage, read_write> spikes: array<u32>;
+@group(0) @binding(13) var<storage, read_write> ctrl: Ctrl;
+@group(0) @binding(14) var<storage, read_write> pop_counts: array<atomic<u32>>;
+@group(0) @binding(15) var<storage, read_write> rec: array<u32>;
+@group(0) @binding(16) var<uniform> drug: DrugParams;
+
+fn pool_get(k: u32, i: u32) -> vec4<f32> {
+    if (k == 0u) {
+        return nmda_pool0[i];
+    }
+    return nmda_pool1[i];
+}
+
+fn pool_set(k: u32, i: u32, st: vec4<f32>) {
+    if (k == 0u) {
+        nmda_pool0[i] = st;
+    } else {
+        nmda_pool1[i] = st;
+    }
+}
 
 fn poisson_inversion(u: f32, mean: f32, exp_neg_mean: f32) -> u32 {
     var k = 0u;
@@ -84,17 +102,21 @@ fn main(
             }
         }
     }
-    var v = v_mv[i];
-    let s = s_nmda[i];
+    let v0 = v_mv[i];
+    var v = v0;
     var rf = refrac[i];
     var spiked = false;
     if (rf > 0u) {
         rf -= 1u;
     } else {
         var i_syn = ga * (p.e_ampa - v) + gg * (p.e_gaba - v);
-        if (p.g_nmda_max > 0.0) {
-            let blk = mg_block(v, p.mg_over_k0);
-            i_syn += p.g_nmda_max * s * blk * (p.e_nmda - v);
+        if (p.n_pools > 0u) {
+            var g_open = 0.0;
+            for (var k = 0u; k < p.n_pools; k++) {
+                let pl = p.pools[k];
+                g_open += pl.fraction * pool_get(k, i).x * mg_block(v, pl.mg_over_k0);
+            }
+            i_syn += p.g_nmda_max * g_open * (p.e_nmda - v);
         }
         v += p.dt_over_c * (p.g_l * (p.e_l - v) + i_syn + p.i_ext);
         if (v >= p.v_th) {
@@ -105,12 +127,11 @@ fn main(
     }
     g_ampa[i] = ga * p.decay_ampa;
     g_gaba[i] = gg * p.decay_gaba;
-    // s + alpha x (1 - s) dt - s dt / tau, written as s (1 - dt/tau - alpha x dt) +
-    // alpha x dt: the same value, in a form the driver's algebraic passes leave alone
-    // (they rewrite a (1 - s) + b s and a - b c, which would round differently from
-    // the CPU twin).
-    let open = p.nmda_alpha_dt * x;
-    s_nmda[i] = s * ((1.0 - p.nmda_dt_over_tau) - open) + open;
+    let conc = max(drug.conc0_um + drug.slope_um_per_step * f32(step - drug.step0), 0.0);
+    for (var k = 0u; k < p.n_pools; k++) {
+        let pl = p.pools[k];
+        pool_set(k, i, pool_step(pool_get(k, i), pl, x, v0, mg_block(v0, pl.mg_over_k0), conc));
+    }
     x_nmda[i] = x * p.decay_nmda_rise;
     v_mv[i] = v;
     refrac[i] = rf;

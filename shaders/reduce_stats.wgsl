@@ -1,5 +1,5 @@
-// Population means on sample steps: each neuron's V, g_AMPA, g_GABA and s_NMDA are
-// quantised once (STAT_SCALES), summed per population in workgroup memory with integer
+// Population means on sample steps: each neuron's V, g_AMPA, g_GABA, NMDA open and
+// blocked fractions, and NMDA, AMPA and GABA_A currents are quantised once (STAT_SCALES), summed per population in workgroup memory with integer
 // atomics, and added to 64-bit sums (lo/hi word pairs with carry) in global memory.
 // Integer sums are exact, so the result does not depend on order.
 // Twin: src/cpu/reduce_stats.rs and the sampling block of CpuBackend::step.
@@ -19,9 +19,17 @@ struct Ctrl {
 @group(0) @binding(1) var<storage, read> v_mv: array<f32>;
 @group(0) @binding(2) var<storage, read> g_ampa: array<f32>;
 @group(0) @binding(3) var<storage, read> g_gaba: array<f32>;
-@group(0) @binding(4) var<storage, read> s_nmda: array<f32>;
-@group(0) @binding(5) var<storage, read> ctrl: Ctrl;
-@group(0) @binding(6) var<storage, read_write> samples: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read> nmda_pool0: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> nmda_pool1: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> ctrl: Ctrl;
+@group(0) @binding(7) var<storage, read_write> samples: array<atomic<u32>>;
+
+fn pool_get(k: u32, i: u32) -> vec4<f32> {
+    if (k == 0u) {
+        return nmda_pool0[i];
+    }
+    return nmda_pool1[i];
+}
 
 var<workgroup> acc: array<atomic<i32>, MAX_POP * STATS_PER_POP>;
 
@@ -49,11 +57,35 @@ fn main(
     workgroupBarrier();
     let i = linear_id(wid, nwg, lid, WG_SIZE);
     if (i < prm.sim.n_total) {
-        let base = find_pop(i) * STATS_PER_POP;
-        atomicAdd(&acc[base], quantise(v_mv[i], STAT_SCALES[0]));
-        atomicAdd(&acc[base + 1u], quantise(g_ampa[i], STAT_SCALES[1]));
-        atomicAdd(&acc[base + 2u], quantise(g_gaba[i], STAT_SCALES[2]));
-        atomicAdd(&acc[base + 3u], quantise(s_nmda[i], STAT_SCALES[3]));
+        let pop = find_pop(i);
+        let p = prm.pops[pop];
+        let v = v_mv[i];
+        var open = 0.0;
+        var blocked = 0.0;
+        var g_open = 0.0;
+        for (var k = 0u; k < p.n_pools; k++) {
+            let pl = p.pools[k];
+            let st = pool_get(k, i);
+            open += pl.fraction * st.x;
+            blocked += pl.fraction * (st.y + st.z);
+            g_open += pl.fraction * st.x * mg_block(v, pl.mg_over_k0);
+        }
+        let ga = g_ampa[i];
+        let gg = g_gaba[i];
+        var x = array<f32, STATS_PER_POP>(
+            v,
+            ga,
+            gg,
+            open,
+            blocked,
+            p.g_nmda_max * g_open * (p.e_nmda - v),
+            ga * (p.e_ampa - v),
+            gg * (p.e_gaba - v),
+        );
+        let base = pop * STATS_PER_POP;
+        for (var k = 0u; k < STATS_PER_POP; k++) {
+            atomicAdd(&acc[base + k], quantise(x[k], STAT_SCALES[k]));
+        }
     }
     workgroupBarrier();
     let slot = (ctrl.step / prm.sim.sample_interval) % prm.sim.sample_capacity;

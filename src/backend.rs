@@ -1,7 +1,7 @@
 //! What every backend (CPU reference, wgpu/WGSL) provides to the runner.
 
 use crate::error::Result;
-use crate::model::layout::IsiStat;
+use crate::model::layout::{DrugParams, IsiStat};
 use crate::model::limits::STATS_PER_POP;
 use crate::model::NeuronState;
 
@@ -10,7 +10,7 @@ use crate::model::NeuronState;
 pub struct Sample {
     /// Step at whose end the sample was taken.
     pub step: u64,
-    /// Per population: sums of quantised V, g_AMPA, g_GABA, s_NMDA.
+    /// Per population: sums of the quantised quantities of `STATS_PER_POP`.
     pub sums: Vec<[i64; STATS_PER_POP]>,
 }
 
@@ -58,6 +58,9 @@ pub trait Backend {
     fn adapter(&self) -> String;
     /// Advance `steps` steps (at most the batch size the network was built with).
     fn run_batch(&mut self, steps: u32) -> Result<BatchOutput>;
+    /// Free ketamine at the receptors for the next batch (the host evaluates the
+    /// pharmacokinetics; the kernels only interpolate linearly within a batch).
+    fn set_drug(&mut self, drug: DrugParams) -> Result<()>;
     /// Per-neuron ISI accumulators (read once, at the end of a run).
     fn isi(&mut self) -> Result<Vec<IsiStat>>;
     /// The full neuron state (tests and checkpoints; not used per step).

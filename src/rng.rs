@@ -137,6 +137,25 @@ pub fn exp_f32(x: f32) -> f32 {
     y * scale
 }
 
+/// Below this argument `one_minus_exp_neg` uses its series (no cancellation).
+pub const EXPM1_SERIES_MAX: f32 = 0.125;
+
+/// 1 - e^-x for x >= 0, accurate for small x: the Taylor series
+/// x (1 - x/2 (1 - x/3 (1 - x/4 (1 - x/5 (1 - x/6))))) below 1/8 (truncation error
+/// below 1e-9 relative), 1 - exp_f32(-x) above. `+` and `*` only, like the WGSL twin.
+pub fn one_minus_exp_neg(x: f32) -> f32 {
+    if x < EXPM1_SERIES_MAX {
+        let mut t = 1.0 - x * (1.0 / 6.0);
+        t = 1.0 - x * (1.0 / 5.0) * t;
+        t = 1.0 - x * (1.0 / 4.0) * t;
+        t = 1.0 - x * (1.0 / 3.0) * t;
+        t = 1.0 - x * 0.5 * t;
+        x * t
+    } else {
+        1.0 - exp_f32(-x)
+    }
+}
+
 /// Largest Poisson count drawn per step; with the mean per step capped at
 /// [`POISSON_MAX_MEAN`], P(k > 63) < 1e-12.
 pub const POISSON_MAX_K: u32 = 63;
@@ -193,6 +212,21 @@ mod tests {
             ),
             UVec2::new(0xc492_3a9c, 0x483d_f7a0)
         );
+    }
+
+    #[test]
+    fn one_minus_exp_neg_is_accurate() {
+        let mut x = 1.0e-9f32;
+        while x < 50.0 {
+            let exact = -(-(x as f64)).exp_m1();
+            let rel = ((one_minus_exp_neg(x) as f64) - exact).abs() / exact;
+            assert!(
+                rel < 1.0e-6,
+                "1 - exp(-{x}) = {} vs {exact}",
+                one_minus_exp_neg(x)
+            );
+            x *= 1.07;
+        }
     }
 
     #[test]

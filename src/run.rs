@@ -72,8 +72,17 @@ pub struct PopulationSummary {
     pub mean_g_ampa_nS: Option<f64>,
     /// Time-averaged mean GABA_A conductance (nS).
     pub mean_g_gaba_nS: Option<f64>,
-    /// Time-averaged mean NMDA open fraction.
-    pub mean_s_nmda: Option<f64>,
+    /// Time-averaged NMDA open fraction (pool-weighted O).
+    pub mean_nmda_open: Option<f64>,
+    /// Time-averaged NMDA blocked fraction by ketamine (pool-weighted B + T).
+    pub mean_nmda_blocked: Option<f64>,
+    /// NMDA charge per neuron over the run (pC; negative = inward), from the sampled
+    /// mean current: the Ca2+-influx proxy.
+    pub nmda_charge_pC: Option<f64>,
+    /// AMPA charge per neuron over the run (pC).
+    pub ampa_charge_pC: Option<f64>,
+    /// GABA_A charge per neuron over the run (pC).
+    pub gaba_charge_pC: Option<f64>,
 }
 
 /// Everything `summary.json` holds.
@@ -130,7 +139,9 @@ pub struct RunResult {
     pub bin_counts: Vec<Vec<u64>>,
     /// Steps per rate bin.
     pub rate_bin_steps: u32,
-    /// Samples: (time in ms, per population [V, g_AMPA, g_GABA, s_NMDA] means).
+    /// Free ketamine at the receptors at the start of each rate bin (µM).
+    pub bin_conc_um: Vec<f64>,
+    /// Samples: (time in ms, per population means of the `STATS_PER_POP` quantities).
     pub samples: Vec<(f64, Vec<[f64; STATS_PER_POP]>)>,
     /// Recorded spikes (time ms, neuron).
     pub spikes: Vec<(f64, u32)>,
@@ -188,6 +199,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let mut done = 0u64;
     while done < net.steps {
         let steps = (net.steps - done).min(opts.batch_steps as u64) as u32;
+        backend.set_drug(net.drug_at(done))?;
         let out: BatchOutput = backend.run_batch(steps)?;
         for t in 0..steps as usize {
             let b = ((out.first_step + t as u64) / bin) as usize;
@@ -260,7 +272,12 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
             mean_v_mV: mean_k(0),
             mean_g_ampa_nS: mean_k(1),
             mean_g_gaba_nS: mean_k(2),
-            mean_s_nmda: mean_k(3),
+            mean_nmda_open: mean_k(3),
+            mean_nmda_blocked: mean_k(4),
+            // Mean current (pA) x duration (s) = charge (pC); sign: inward negative.
+            nmda_charge_pC: mean_k(5).map(|i| -i * duration_s),
+            ampa_charge_pC: mean_k(6).map(|i| -i * duration_s),
+            gaba_charge_pC: mean_k(7).map(|i| -i * duration_s),
         });
     }
     let summary = Summary {
@@ -285,10 +302,17 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         spikes_dropped: dropped,
         populations,
     };
+    let bin_conc_um = (0..bin_counts.len() as u64)
+        .map(|b| {
+            let step = b * bin;
+            net.drug_at(step).conc_at(step as u32) as f64
+        })
+        .collect();
     Ok(RunResult {
         summary,
         bin_counts,
         rate_bin_steps: net.rate_bin_steps,
+        bin_conc_um,
         samples,
         spikes,
         pop_names: net.pop_names.clone(),
@@ -331,7 +355,7 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
     for n in &res.pop_names {
         csv.push_str(&format!(",rate_{n}_hz"));
     }
-    csv.push('\n');
+    csv.push_str(",conc_um\n");
     let total_steps = res.summary.steps;
     for (b, row) in res.bin_counts.iter().enumerate() {
         let start = b as u64 * res.rate_bin_steps as u64;
@@ -355,13 +379,18 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
 
     let mut csv = String::from("t_ms");
     for n in &res.pop_names {
-        csv.push_str(&format!(",v_{n}_mV,g_ampa_{n}_nS,g_gaba_{n}_nS,s_nmda_{n}"));
+        csv.push_str(&format!(
+            ",v_{n}_mV,g_ampa_{n}_nS,g_gaba_{n}_nS,nmda_open_{n},nmda_blocked_{n},i_nmda_{n}_pA,i_ampa_{n}_pA,i_gaba_{n}_pA"
+        ));
     }
     csv.push('\n');
     for (t, means) in &res.samples {
         csv.push_str(&format!("{t:.4}"));
         for m in means {
-            csv.push_str(&format!(",{:.4},{:.4},{:.4},{:.6}", m[0], m[1], m[2], m[3]));
+            csv.push_str(&format!(
+                ",{:.4},{:.4},{:.4},{:.6},{:.6},{:.3},{:.3},{:.3}",
+                m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+            ));
         }
         csv.push('\n');
     }

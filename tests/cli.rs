@@ -167,13 +167,14 @@ fn run_default_scenario_on_cpu_writes_outputs() {
         assert_eq!(p["spikes"].as_u64(), Some(c as u64), "rates.csv vs {p}");
     }
 
-    // samples.csv: one row per 1 ms, four means per population.
+    // samples.csv: one row per 1 ms, eight means per population.
     let samples = read(&out_dir.join("samples.csv"));
     let mut lines = samples.lines();
     let header = lines.next().unwrap_or("");
     assert_eq!(
         header,
-        "t_ms,v_E_mV,g_ampa_E_nS,g_gaba_E_nS,s_nmda_E,v_I_mV,g_ampa_I_nS,g_gaba_I_nS,s_nmda_I"
+        "t_ms,v_E_mV,g_ampa_E_nS,g_gaba_E_nS,nmda_open_E,nmda_blocked_E,i_nmda_E_pA,i_ampa_E_pA,i_gaba_E_pA,\
+         v_I_mV,g_ampa_I_nS,g_gaba_I_nS,nmda_open_I,nmda_blocked_I,i_nmda_I_pA,i_ampa_I_pA,i_gaba_I_pA"
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 50, "{samples}");
@@ -182,7 +183,7 @@ fn run_default_scenario_on_cpu_writes_outputs() {
             .split(',')
             .map(|x| x.parse().unwrap_or_else(|e| panic!("{row}: {e}")))
             .collect();
-        assert_eq!(v.len(), 9, "{row}");
+        assert_eq!(v.len(), 17, "{row}");
         assert!((v[0] - (i + 1) as f64).abs() < 1e-9, "{row}");
         assert!(v.iter().all(|x| x.is_finite()), "{row}");
     }

@@ -96,8 +96,8 @@ fn shared_structs_match_rust_layout() {
                 drive_start,
                 n_drives,
                 record_spikes,
+                n_pools,
                 _pad0,
-                _pad1,
                 dt_over_c,
                 g_l,
                 e_l,
@@ -108,14 +108,30 @@ fn shared_structs_match_rust_layout() {
                 e_gaba,
                 e_nmda,
                 g_nmda_max,
-                mg_over_k0,
-                nmda_alpha_dt,
-                nmda_dt_over_tau,
                 decay_ampa,
                 decay_gaba,
                 decay_nmda_rise,
+                _pad1,
+                _pad2,
+                _pad3,
+                pools,
             ]
         );
+        check_struct!(
+            &m,
+            PoolParams,
+            [
+                fraction,
+                mg_over_k0,
+                alpha_dt,
+                beta_dt,
+                kon_dt,
+                kd_ref_um,
+                kd_slope_per_mv,
+                _pad0,
+            ]
+        );
+        check_struct!(&m, DrugParams, [conc0_um, slope_um_per_step, step0, _pad0]);
         check_struct!(
             &m,
             ProjParams,

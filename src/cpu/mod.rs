@@ -8,12 +8,12 @@ mod reduce_stats;
 
 pub use neuron_update::{has_nmda_pool, neuron_update, update_population, Scratch};
 pub use propagate::propagate;
-pub use reduce_stats::{neuron_sample, population_sums, quantise};
+pub use reduce_stats::{neuron_sample, population_sums, quantise, sample_values};
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, IsiStat, ParamsBlock, RULE_TABLE};
-use crate::model::limits::{PROC_SPLIT, STATS_PER_POP};
+use crate::model::layout::{Ctrl, DrugParams, IsiStat, ParamsBlock, RULE_TABLE};
+use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
 
 /// Host copies of the device buffers, same names and layout as the GPU backend's.
@@ -29,8 +29,8 @@ pub struct Buffers {
     pub g_gaba: Vec<f32>,
     /// NMDA drive.
     pub x_nmda: Vec<f32>,
-    /// NMDA open fraction.
-    pub s_nmda: Vec<f32>,
+    /// NMDA receptor pools `[O, B, T, 0]` per neuron.
+    pub pools: [Vec<[f32; 4]>; MAX_NMDA_POOLS],
     /// ISI accumulators.
     pub isi: Vec<IsiStat>,
     /// Fixed-point input ring buffers (AMPA, GABA_A, NMDA), `slots x n`.
@@ -59,6 +59,7 @@ pub struct CpuBackend {
     ctrl: Ctrl,
     scratch: Scratch,
     reference: bool,
+    drug: DrugParams,
 }
 
 impl CpuBackend {
@@ -80,7 +81,7 @@ impl CpuBackend {
             g_ampa: st.g_ampa,
             g_gaba: st.g_gaba,
             x_nmda: st.x_nmda,
-            s_nmda: st.s_nmda,
+            pools: st.pools,
             isi: st.isi,
             ring: [vec![0; ring_len], vec![0; ring_len], vec![0; ring_len]],
             spikes: vec![0; n],
@@ -96,6 +97,7 @@ impl CpuBackend {
             ctrl: Ctrl::default(),
             scratch: Scratch::default(),
             reference: false,
+            drug: net.drug_at(0),
         })
     }
 
@@ -113,11 +115,20 @@ impl CpuBackend {
         let prm = &self.params;
         let sim = &prm.sim;
         let step = self.ctrl.step;
+        let conc = self.drug.conc_at(step);
         for pop in 0..sim.n_pop {
+            let p = &prm.pops[pop as usize];
             if self.reference {
-                let p = &prm.pops[pop as usize];
                 for i in p.offset..p.offset + p.size {
-                    neuron_update(i, pop, prm, &self.recips, &mut self.buf, &mut self.ctrl);
+                    neuron_update(
+                        i,
+                        pop,
+                        prm,
+                        &self.recips,
+                        &mut self.buf,
+                        &mut self.ctrl,
+                        conc,
+                    );
                 }
             } else {
                 update_population(
@@ -127,6 +138,7 @@ impl CpuBackend {
                     &mut self.buf,
                     &mut self.ctrl,
                     &mut self.scratch,
+                    conc,
                 );
             }
         }
@@ -137,19 +149,14 @@ impl CpuBackend {
                     if self.reference {
                         let mut sum = [0i64; STATS_PER_POP];
                         for i in p.offset..p.offset + p.size {
-                            let q = neuron_sample(i as usize, &self.buf);
+                            let q = neuron_sample(p, i as usize, &self.buf);
                             for k in 0..STATS_PER_POP {
                                 sum[k] += q[k] as i64;
                             }
                         }
                         sum
                     } else {
-                        population_sums(
-                            &self.buf,
-                            p.offset as usize,
-                            p.size as usize,
-                            has_nmda_pool(p),
-                        )
+                        population_sums(p, &self.buf)
                     }
                 })
                 .collect();
@@ -248,6 +255,11 @@ impl Backend for CpuBackend {
         })
     }
 
+    fn set_drug(&mut self, drug: DrugParams) -> Result<()> {
+        self.drug = drug;
+        Ok(())
+    }
+
     fn isi(&mut self) -> Result<Vec<IsiStat>> {
         Ok(self.buf.isi.clone())
     }
@@ -259,7 +271,7 @@ impl Backend for CpuBackend {
             g_ampa: self.buf.g_ampa.clone(),
             g_gaba: self.buf.g_gaba.clone(),
             x_nmda: self.buf.x_nmda.clone(),
-            s_nmda: self.buf.s_nmda.clone(),
+            pools: self.buf.pools.clone(),
             isi: self.buf.isi.clone(),
         })
     }

@@ -1,22 +1,25 @@
 //! CPU twin of `shaders/neuron_update.wgsl`: one call per neuron, the same operations
 //! in the same order, so that spikes and state match the shader bit for bit.
+#![allow(clippy::needless_range_loop, reason = "loops written like the GPU shader")]
 
 use glam::UVec2;
 
 use super::Buffers;
+use crate::model::ketamine::{pool_step, PoolState};
 use crate::model::layout::{Ctrl, ParamsBlock, PopParams};
 use crate::model::limits::NO_SPIKE;
 use crate::model::mg_block;
 use crate::rng::{key, poisson_inversion, threefry2x32, uniform01, STREAM_POISSON};
 
-/// Integrate neuron `i` of population `pop` over one step.
+/// Integrate neuron `i` of population `pop` over one step, with free ketamine
+/// `conc_um` at the receptors.
 ///
 /// `C dV/dt = g_L (E_L - V) + g_AMPA (E_AMPA - V) + g_GABA (E_GABA - V)
-///  + g_NMDA s B_Mg(V) (E_NMDA - V) + I_ext` (SCIENCE.md section 1), forward Euler;
-/// inputs that arrive this step (ring-buffer slot `step % slots`, plus Poisson drive)
-/// are added to the conductances before V is advanced; conductances then decay by
-/// their per-step factors and the NMDA open fraction follows
-/// `ds = (alpha x (1 - s) - s / tau_decay) dt` (Brunel & Wang 2001).
+///  + g_NMDA sum_k f_k O_k B_Mg,k(V) (E_NMDA - V) + I_ext` (SCIENCE.md sections 1, 3),
+/// forward Euler; inputs that arrive this step (ring-buffer slot `step % slots`, plus
+/// Poisson drive) are added before V is advanced; conductances then decay by their
+/// per-step factors and each NMDA pool's C/O/B/T fractions take one exact split step
+/// (`ketamine::pool_step`) with this step's drive x, the pre-step V and `conc_um`.
 pub fn neuron_update(
     i: u32,
     pop: u32,
@@ -24,6 +27,7 @@ pub fn neuron_update(
     recips: &[f32],
     b: &mut Buffers,
     ctrl: &mut Ctrl,
+    conc_um: f32,
 ) {
     let sim = &prm.sim;
     let p = &prm.pops[pop as usize];
@@ -56,17 +60,21 @@ pub fn neuron_update(
             }
         }
     }
-    let mut v = b.v[iu];
-    let s = b.s_nmda[iu];
+    let v0 = b.v[iu];
+    let mut v = v0;
     let mut rf = b.refrac[iu];
     let mut spiked = false;
     if rf > 0 {
         rf -= 1;
     } else {
         let mut i_syn = ga * (p.e_ampa - v) + gg * (p.e_gaba - v);
-        if p.g_nmda_max > 0.0 {
-            let blk = mg_block(v, p.mg_over_k0);
-            i_syn += p.g_nmda_max * s * blk * (p.e_nmda - v);
+        if p.n_pools > 0 {
+            let mut g_open = 0.0;
+            for k in 0..p.n_pools as usize {
+                let pl = &p.pools[k];
+                g_open += pl.fraction * b.pools[k][iu][0] * mg_block(v, pl.mg_over_k0);
+            }
+            i_syn += p.g_nmda_max * g_open * (p.e_nmda - v);
         }
         v += p.dt_over_c * (p.g_l * (p.e_l - v) + i_syn + p.i_ext);
         if v >= p.v_th {
@@ -77,10 +85,19 @@ pub fn neuron_update(
     }
     b.g_ampa[iu] = ga * p.decay_ampa;
     b.g_gaba[iu] = gg * p.decay_gaba;
-    // s + alpha x (1 - s) dt - s dt / tau as s (1 - dt/tau - alpha x dt) + alpha x dt
-    // (see the shader for why this form).
-    let open = p.nmda_alpha_dt * x;
-    b.s_nmda[iu] = s * ((1.0 - p.nmda_dt_over_tau) - open) + open;
+    for k in 0..p.n_pools as usize {
+        let pl = &p.pools[k];
+        let [o, bl, t, _] = b.pools[k][iu];
+        let st = pool_step(
+            PoolState { o, b: bl, t },
+            &pl.rates(),
+            x,
+            v0,
+            mg_block(v0, pl.mg_over_k0),
+            conc_um,
+        );
+        b.pools[k][iu] = [st.o, st.b, st.t, 0.0];
+    }
     b.x_nmda[iu] = x * p.decay_nmda_rise;
     b.v[iu] = v;
     b.refrac[iu] = rf;
@@ -138,14 +155,15 @@ pub fn update_population(
     b: &mut Buffers,
     ctrl: &mut Ctrl,
     sc: &mut Scratch,
+    conc_um: f32,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { update_population_avx2(pop, prm, recips, b, ctrl, sc) };
+        unsafe { update_population_avx2(pop, prm, recips, b, ctrl, sc, conc_um) };
         return;
     }
-    update_population_impl(pop, prm, recips, b, ctrl, sc);
+    update_population_impl(pop, prm, recips, b, ctrl, sc, conc_um);
 }
 
 /// [`update_population`] compiled for AVX2 (8 lanes). AVX2 alone never fuses
@@ -160,8 +178,9 @@ unsafe fn update_population_avx2(
     b: &mut Buffers,
     ctrl: &mut Ctrl,
     sc: &mut Scratch,
+    conc_um: f32,
 ) {
-    update_population_impl(pop, prm, recips, b, ctrl, sc);
+    update_population_impl(pop, prm, recips, b, ctrl, sc, conc_um);
 }
 
 #[inline(always)]
@@ -172,6 +191,7 @@ fn update_population_impl(
     b: &mut Buffers,
     ctrl: &mut Ctrl,
     sc: &mut Scratch,
+    conc_um: f32,
 ) {
     let sim = &prm.sim;
     let p = &prm.pops[pop as usize];
@@ -233,19 +253,22 @@ fn update_population_impl(
     // Phase 3: membrane and synapses.
     let v = &mut b.v[off..off + n];
     let rf = &mut b.refrac[off..off + n];
-    let s = &mut b.s_nmda[off..off + n];
+    let [pool0, pool1] = &mut b.pools;
+    let pools = [&mut pool0[off..off + n], &mut pool1[off..off + n]];
     let (ga_out, gg_out, x_out) = (
         &mut b.g_ampa[off..off + n],
         &mut b.g_gaba[off..off + n],
         &mut b.x_nmda[off..off + n],
     );
     let (ga, gg, x, fired) = (&sc.ga[..n], &sc.gg[..n], &sc.x[..n], &mut sc.fired[..n]);
-    if !pool {
-        membrane::<false, false>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
-    } else if p.g_nmda_max > 0.0 {
-        membrane::<true, true>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
+    if pool {
+        membrane::<true>(
+            p, v, rf, pools, ga_out, gg_out, x_out, ga, gg, x, fired, conc_um,
+        );
     } else {
-        membrane::<true, false>(p, v, rf, s, ga_out, gg_out, x_out, ga, gg, x, fired);
+        membrane::<false>(
+            p, v, rf, pools, ga_out, gg_out, x_out, ga, gg, x, fired, conc_um,
+        );
     }
     finish_spikes(pop, prm, b, ctrl, sc);
 }
@@ -266,24 +289,20 @@ fn finish_spikes(pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl, 
     }
 }
 
-/// Whether a population has an NMDA receptor pool (the scenario's `[populations.nmda]`).
+/// Whether a population has NMDA receptors (the scenario's `[populations.nmda]`).
 pub fn has_nmda_pool(p: &PopParams) -> bool {
-    p.nmda_alpha_dt != 0.0
-        || p.nmda_dt_over_tau != 0.0
-        || p.decay_nmda_rise != 0.0
-        || p.g_nmda_max != 0.0
+    p.n_pools > 0
 }
 
 /// Phase 3 of [`update_population`], branch-free so that it vectorises; `POOL`
-/// selects the variant that integrates the NMDA pool, `NMDA` the one with the
-/// Mg2+-blocked NMDA current.
+/// selects the variant with NMDA receptor pools (current and kinetics).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn membrane<const POOL: bool, const NMDA: bool>(
+fn membrane<const POOL: bool>(
     p: &PopParams,
     v: &mut [f32],
     rf: &mut [u32],
-    s: &mut [f32],
+    pools: [&mut [[f32; 4]]; 2],
     ga_out: &mut [f32],
     gg_out: &mut [f32],
     x_out: &mut [f32],
@@ -291,26 +310,33 @@ fn membrane<const POOL: bool, const NMDA: bool>(
     gg_in: &[f32],
     x_in: &[f32],
     fired: &mut [u32],
+    conc_um: f32,
 ) {
     // Separate slice arguments are `noalias` to the compiler, so the loop vectorises
     // without run-time overlap checks.
     let p = *p;
-    let keep_s = 1.0 - p.nmda_dt_over_tau;
     let n = v.len();
-    let (rf, s, ga_out, gg_out, x_out) = (
+    let np = p.n_pools as usize;
+    let rates = [p.pools[0].rates(), p.pools[1].rates()];
+    let [pool0, pool1] = pools;
+    let pools = [&mut pool0[..n], &mut pool1[..n]];
+    let (rf, ga_out, gg_out, x_out) = (
         &mut rf[..n],
-        &mut s[..n],
         &mut ga_out[..n],
         &mut gg_out[..n],
         &mut x_out[..n],
     );
     let (ga_in, gg_in, x_in, fired) = (&ga_in[..n], &gg_in[..n], &x_in[..n], &mut fired[..n]);
     for j in 0..n {
-        let (ga, gg, x, v0, s0, r0) = (ga_in[j], gg_in[j], x_in[j], v[j], s[j], rf[j]);
+        let (ga, gg, x, v0, r0) = (ga_in[j], gg_in[j], x_in[j], v[j], rf[j]);
         let mut i_syn = ga * (p.e_ampa - v0) + gg * (p.e_gaba - v0);
-        if NMDA {
-            let blk = mg_block(v0, p.mg_over_k0);
-            i_syn += p.g_nmda_max * s0 * blk * (p.e_nmda - v0);
+        if POOL {
+            let mut g_open = 0.0;
+            for k in 0..np {
+                let pl = &p.pools[k];
+                g_open += pl.fraction * pools[k][j][0] * mg_block(v0, pl.mg_over_k0);
+            }
+            i_syn += p.g_nmda_max * g_open * (p.e_nmda - v0);
         }
         let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
         let active = r0 == 0;
@@ -330,8 +356,19 @@ fn membrane<const POOL: bool, const NMDA: bool>(
         ga_out[j] = ga * p.decay_ampa;
         gg_out[j] = gg * p.decay_gaba;
         if POOL {
-            let open = p.nmda_alpha_dt * x;
-            s[j] = s0 * (keep_s - open) + open;
+            for k in 0..np {
+                let pl = &p.pools[k];
+                let [o, bl, t, _] = pools[k][j];
+                let st = pool_step(
+                    PoolState { o, b: bl, t },
+                    &rates[k],
+                    x,
+                    v0,
+                    mg_block(v0, pl.mg_over_k0),
+                    conc_um,
+                );
+                pools[k][j] = [st.o, st.b, st.t, 0.0];
+            }
             x_out[j] = x * p.decay_nmda_rise;
         }
     }

@@ -10,7 +10,7 @@ use super::context::GpuContext;
 use super::shaders::{self, Kernel};
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, IsiStat};
+use crate::model::layout::{Ctrl, DrugParams, IsiStat};
 use crate::model::limits::{
     MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
 };
@@ -25,7 +25,8 @@ struct Buffers {
     g_ampa: wgpu::Buffer,
     g_gaba: wgpu::Buffer,
     x_nmda: wgpu::Buffer,
-    s_nmda: wgpu::Buffer,
+    pools: [wgpu::Buffer; 2],
+    drug: wgpu::Buffer,
     isi: wgpu::Buffer,
     ring: [wgpu::Buffer; 3],
     spikes: wgpu::Buffer,
@@ -143,7 +144,26 @@ impl GpuBackend {
             g_ampa: f32s("g_ampa", &st.g_ampa),
             g_gaba: f32s("g_gaba", &st.g_gaba),
             x_nmda: f32s("x_nmda", &st.x_nmda),
-            s_nmda: f32s("s_nmda", &st.s_nmda),
+            pools: [
+                init_buffer(
+                    device,
+                    "nmda_pool0",
+                    bytemuck::cast_slice(&st.pools[0]),
+                    STORAGE,
+                ),
+                init_buffer(
+                    device,
+                    "nmda_pool1",
+                    bytemuck::cast_slice(&st.pools[1]),
+                    STORAGE,
+                ),
+            ],
+            drug: init_buffer(
+                device,
+                "drug",
+                bytemuck::bytes_of(&net.drug_at(0)),
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            ),
             isi: init_buffer(device, "isi", bytemuck::cast_slice(&st.isi), STORAGE),
             ring: [
                 zero_buffer(device, "ring_ampa", 4 * n * slots),
@@ -201,7 +221,8 @@ impl GpuBackend {
                 &b.g_ampa,
                 &b.g_gaba,
                 &b.x_nmda,
-                &b.s_nmda,
+                &b.pools[0],
+                &b.pools[1],
                 &b.isi,
                 &b.ring[0],
                 &b.ring[1],
@@ -210,13 +231,21 @@ impl GpuBackend {
                 &b.ctrl,
                 &b.pop_counts,
                 &b.rec,
+                &b.drug,
             ],
         );
         let reduce = pipeline(
             device,
             &shaders::REDUCE_STATS,
             &[
-                &b.params, &b.v, &b.g_ampa, &b.g_gaba, &b.s_nmda, &b.ctrl, &b.samples,
+                &b.params,
+                &b.v,
+                &b.g_ampa,
+                &b.g_gaba,
+                &b.pools[0],
+                &b.pools[1],
+                &b.ctrl,
+                &b.samples,
             ],
         );
         let prepare = pipeline(
@@ -473,6 +502,13 @@ impl Backend for GpuBackend {
         })
     }
 
+    fn set_drug(&mut self, drug: DrugParams) -> Result<()> {
+        self.ctx
+            .queue
+            .write_buffer(&self.buf.drug, 0, bytemuck::bytes_of(&drug));
+        Ok(())
+    }
+
     fn isi(&mut self) -> Result<Vec<IsiStat>> {
         Ok(bytemuck::pod_collect_to_vec(
             &self.read(&self.buf.isi, 16 * self.net_n as u64)?,
@@ -490,7 +526,10 @@ impl Backend for GpuBackend {
             g_ampa: f(&self.buf.g_ampa)?,
             g_gaba: f(&self.buf.g_gaba)?,
             x_nmda: f(&self.buf.x_nmda)?,
-            s_nmda: f(&self.buf.s_nmda)?,
+            pools: [
+                bytemuck::pod_collect_to_vec(&self.read(&self.buf.pools[0], 4 * n)?),
+                bytemuck::pod_collect_to_vec(&self.read(&self.buf.pools[1], 4 * n)?),
+            ],
             isi: bytemuck::pod_collect_to_vec(&self.read(&self.buf.isi, 16 * self.net_n as u64)?),
         })
     }

@@ -79,6 +79,7 @@ pub fn header() -> String {
         ("MAX_POP", MAX_POPULATIONS as u32),
         ("MAX_PROJ", MAX_PROJECTIONS as u32),
         ("MAX_DRIVES", MAX_DRIVES as u32),
+        ("MAX_NMDA_POOLS", MAX_NMDA_POOLS as u32),
         ("WG_SIZE", WORKGROUP_SIZE),
         ("PROC_SPLIT", PROC_SPLIT),
         ("MAX_WG_DIM", MAX_WORKGROUPS_PER_DIM),
@@ -104,6 +105,8 @@ pub fn header() -> String {
         ("LOG2_E", std::f32::consts::LOG2_E),
         ("MG_SLOPE", MG_SLOPE_PER_MV),
         ("STAT_CLAMP", STAT_CLAMP),
+        ("KD_REF_MV", crate::model::ketamine::KD_REF_MV),
+        ("EXPM1_SERIES_MAX", rng::EXPM1_SERIES_MAX),
     ] {
         h.push_str(&format!("const {name}: f32 = {};\n", hex_f32(v)));
     }

@@ -19,7 +19,7 @@
 //! dt and any concentration (no stiffness limit), and the steady-state block is
 //! `[K] B_Mg / ([K] B_Mg + K_d)`, i.e. IC50(V) = K_d(V) (1 + [Mg]/K_Mg(V)).
 
-use crate::rng::exp_f32;
+use crate::rng::{exp_f32, one_minus_exp_neg};
 
 /// Thermal voltage scale of the Woodhull model used for K_d(V) (mV), as in
 /// SCIENCE.md section 3: exp(delta (V + 66) / 26.7).
@@ -64,27 +64,30 @@ pub fn pool_step(
     mg_free: f32,
     conc_um: f32,
 ) -> PoolState {
-    // Gating, exact for constant rates: each pair relaxes to its equilibrium split.
+    // Gating, exact for constant rates: each pair relaxes to its equilibrium split,
+    // x(dt) = x0 e + total p_open (1 - e). Written as x0 e + total g with
+    // g = p_open (1 - e): the same value in a form GPU compilers do not rewrite into a
+    // lerp (which would round differently from this twin). Divisions are written as
+    // multiplications by a reciprocal, which is what GPU compilers emit for them; 1 - e
+    // comes from a series for small arguments (no cancellation).
     let a = r.alpha_dt * x;
     let ab = a + r.beta_dt;
     let e_gate = exp_f32(-ab);
-    let p_open = a / ab;
+    let g_gate = a * (1.0 / ab) * one_minus_exp_neg(ab);
     let c = 1.0 - st.o - st.b - st.t;
     let unblocked = c + st.o;
     let blocked = st.t + st.b;
-    let o_eq = unblocked * p_open;
-    let b_eq = blocked * p_open;
-    let o1 = o_eq + (st.o - o_eq) * e_gate;
-    let b1 = b_eq + (st.b - b_eq) * e_gate;
+    let o1 = st.o * e_gate + unblocked * g_gate;
+    let b1 = st.b * e_gate + blocked * g_gate;
     let t1 = blocked - b1;
-    // Block of open channels, exact for constant rates.
+    // Block of open channels, exact for constant rates, in the same form.
     let kb = r.kon_dt * conc_um * mg_free;
     let ku = r.kon_dt * r.kd_ref_um * exp_f32(r.kd_slope_per_mv * (v_mv - KD_REF_MV));
     let kk = kb + ku;
     let e_block = exp_f32(-kk);
+    let g_block = kb * (1.0 / kk) * one_minus_exp_neg(kk);
     let open_all = o1 + b1;
-    let b_inf = open_all * (kb / kk);
-    let b2 = b_inf + (b1 - b_inf) * e_block;
+    let b2 = b1 * e_block + open_all * g_block;
     PoolState {
         o: open_all - b2,
         b: b2,

@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::limits::{MAX_DRIVES, MAX_POPULATIONS, MAX_PROJECTIONS};
+use super::limits::{MAX_DRIVES, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS};
 
 /// Whole-simulation constants.
 #[repr(C)]
@@ -39,6 +39,28 @@ pub struct SimParams {
     pub inv_scale: [f32; 4],
 }
 
+/// One NMDA receptor pool of a population (a GluN2 subunit and its share).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct PoolParams {
+    /// Share of the population's NMDA conductance.
+    pub fraction: f32,
+    /// [Mg2+] / K0_Mg of this subunit.
+    pub mg_over_k0: f32,
+    /// alpha * dt: opening per unit drive per step.
+    pub alpha_dt: f32,
+    /// dt / tau_decay: closing per step.
+    pub beta_dt: f32,
+    /// k_on * dt (per µM per step).
+    pub kon_dt: f32,
+    /// Ketamine K_d at -66 mV (µM).
+    pub kd_ref_um: f32,
+    /// delta / 26.7 mV (per mV).
+    pub kd_slope_per_mv: f32,
+    /// Padding.
+    pub _pad0: f32,
+}
+
 /// Per-population constants, derived on the host in f64 and rounded once to f32.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -55,10 +77,10 @@ pub struct PopParams {
     pub n_drives: u32,
     /// 1 if individual spikes are recorded.
     pub record_spikes: u32,
+    /// NMDA receptor pools in use (0 without NMDA receptors).
+    pub n_pools: u32,
     /// Padding.
     pub _pad0: u32,
-    /// Padding.
-    pub _pad1: u32,
     /// dt / C (mV per pA per step).
     pub dt_over_c: f32,
     /// Leak conductance (nS).
@@ -77,20 +99,45 @@ pub struct PopParams {
     pub e_gaba: f32,
     /// NMDA reversal (mV).
     pub e_nmda: f32,
-    /// NMDA conductance with the whole pool open (nS); 0 without NMDA.
+    /// NMDA conductance with every receptor open and unblocked (nS).
     pub g_nmda_max: f32,
-    /// [Mg2+] / K0_Mg.
-    pub mg_over_k0: f32,
-    /// alpha * dt (NMDA opening per unit drive per step).
-    pub nmda_alpha_dt: f32,
-    /// dt / tau_decay (NMDA closing per step).
-    pub nmda_dt_over_tau: f32,
     /// Per-step decay factor of g_AMPA.
     pub decay_ampa: f32,
     /// Per-step decay factor of g_GABA.
     pub decay_gaba: f32,
     /// Per-step decay factor of the NMDA drive x.
     pub decay_nmda_rise: f32,
+    /// Padding.
+    pub _pad1: f32,
+    /// Padding.
+    pub _pad2: f32,
+    /// Padding.
+    pub _pad3: f32,
+    /// NMDA receptor pools (the first `n_pools` are used).
+    pub pools: [PoolParams; MAX_NMDA_POOLS],
+}
+
+/// Free ketamine at the receptors during a batch: `conc(step) = max(0, conc0_um +
+/// slope_um_per_step * (step - step0))`, uploaded by the host before each batch (the
+/// pharmacokinetics is evaluated on the host, never in the kernels).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct DrugParams {
+    /// Concentration at `step0` (µM).
+    pub conc0_um: f32,
+    /// Change per step (µM).
+    pub slope_um_per_step: f32,
+    /// Step of `conc0_um`.
+    pub step0: u32,
+    /// Padding.
+    pub _pad0: u32,
+}
+
+impl DrugParams {
+    /// The concentration the kernels use at `step` (same f32 operations as WGSL).
+    pub fn conc_at(&self, step: u32) -> f32 {
+        (self.conc0_um + self.slope_um_per_step * step.wrapping_sub(self.step0) as f32).max(0.0)
+    }
 }
 
 /// Connectivity rule codes.
@@ -175,7 +222,8 @@ pub struct ParamsBlock {
 }
 
 const _: () = assert!(std::mem::size_of::<SimParams>() == 64);
-const _: () = assert!(std::mem::size_of::<PopParams>() == 96);
+const _: () = assert!(std::mem::size_of::<PopParams>() == 160);
+const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ProjParams>() == 64);
 const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ParamsBlock>().is_multiple_of(16));

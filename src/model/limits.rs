@@ -19,13 +19,25 @@ pub const WORKGROUP_SIZE: u32 = 64;
 pub const PROC_SPLIT: u32 = 64;
 /// Most workgroups per dispatch dimension (WebGPU's guaranteed minimum).
 pub const MAX_WORKGROUPS_PER_DIM: u32 = 65_535;
-/// Quantities reduced per population at each sample: V, g_AMPA, g_GABA, NMDA open
-/// fraction s.
-pub const STATS_PER_POP: usize = 4;
-/// Fixed-point scales of the sampled quantities (units per LSB = 1/scale): V in mV,
-/// conductances in nS, s dimensionless. Each neuron's value is rounded once, so the
-/// integer sums do not depend on summation order.
-pub const STAT_SCALES: [f32; STATS_PER_POP] = [1024.0, 1024.0, 1024.0, 1_048_576.0];
+/// NMDA receptor pools (subunits) per population.
+pub const MAX_NMDA_POOLS: usize = 2;
+/// Quantities reduced per population at each sample: V (mV), g_AMPA (nS), g_GABA
+/// (nS), NMDA open fraction (pool-weighted O), NMDA blocked fraction (pool-weighted
+/// B + T), NMDA current (pA, inward negative), AMPA current (pA), GABA_A current (pA).
+pub const STATS_PER_POP: usize = 8;
+/// Fixed-point scales of the sampled quantities (LSB = 1/scale of the unit). Each
+/// neuron's value is rounded once, so the integer sums do not depend on summation
+/// order.
+pub const STAT_SCALES: [f32; STATS_PER_POP] = [
+    1024.0,
+    1024.0,
+    1024.0,
+    1_048_576.0,
+    1_048_576.0,
+    256.0,
+    256.0,
+    256.0,
+];
 /// Magnitude limit of one neuron's quantised sample (keeps a workgroup's sum in i32).
 pub const STAT_CLAMP: f32 = 16_777_216.0;
 /// Marks "no spike yet" in the per-neuron last-spike step.

@@ -2,7 +2,7 @@
 //! (before anything is allocated or any table is built), checked against the
 //! adapter's limits, with the largest scale of the scenario that would fit.
 
-use super::limits::{MAX_DELAY_STEPS, STATS_PER_POP};
+use super::limits::{MAX_DELAY_STEPS, MAX_POPULATIONS, STATS_PER_POP};
 use crate::error::{Error, Result};
 use crate::scenario::{steps_of, Rule, Scenario, Storage};
 
@@ -143,7 +143,10 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
         },
         BufferPlan {
             name: "samples",
-            bytes: 8 * STATS_PER_POP as u64 * n_pop * (batch / sample_interval + 2),
+            bytes: 8
+                * STATS_PER_POP as u64
+                * MAX_POPULATIONS as u64
+                * (batch / sample_interval + 2),
         },
         BufferPlan {
             name: "spike_record",
@@ -154,7 +157,7 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
     MemoryPlan {
         buffers,
         total_bytes,
-        bytes_per_neuron: 4 * 6 + 16 + 4 + 12 * slots,
+        bytes_per_neuron: 4 * 5 + 2 * 16 + 16 + 4 + 12 * slots,
         table_synapses: table_cols,
     }
 }

@@ -40,8 +40,9 @@ pub struct NeuronState {
     pub g_gaba: Vec<f32>,
     /// NMDA transmitter drive x.
     pub x_nmda: Vec<f32>,
-    /// NMDA open fraction s.
-    pub s_nmda: Vec<f32>,
+    /// NMDA receptor pools: per pool and neuron `[O, B, T, 0]` (open, open-blocked,
+    /// trapped fractions; C = 1 - O - B - T).
+    pub pools: [Vec<[f32; 4]>; limits::MAX_NMDA_POOLS],
     /// ISI accumulators.
     pub isi: Vec<IsiStat>,
 }
@@ -91,6 +92,19 @@ pub struct Network {
     pub poisson_recips: [f32; rng::POISSON_MAX_K as usize + 1],
     /// Steps per rate bin.
     pub rate_bin_steps: u32,
+}
+
+impl PoolParams {
+    /// The kinetic rates of this pool (for `ketamine::pool_step`).
+    pub fn rates(&self) -> ketamine::PoolRates {
+        ketamine::PoolRates {
+            alpha_dt: self.alpha_dt,
+            beta_dt: self.beta_dt,
+            kon_dt: self.kon_dt,
+            kd_ref_um: self.kd_ref_um,
+            kd_slope_per_mv: self.kd_slope_per_mv,
+        }
+    }
 }
 
 fn f32_of(x: f64) -> f32 {
@@ -145,13 +159,29 @@ impl Network {
             pp.decay_ampa = f32_of(decay(n.tau_ampa_ms));
             pp.decay_gaba = f32_of(decay(n.tau_gaba_ms));
             if let Some(m) = &p.nmda {
-                let tau_d = m.tau_decay_ms.unwrap_or(m.subunit.tau_decay_ms());
-                let k0 = m.k0_mg_mM.unwrap_or(m.subunit.k0_mg_mM());
                 pp.g_nmda_max = f32_of(m.g_max_nS);
-                pp.mg_over_k0 = f32_of(m.mg_mM / k0);
-                pp.nmda_alpha_dt = f32_of(m.alpha_per_ms * dt);
-                pp.nmda_dt_over_tau = f32_of(dt / tau_d);
                 pp.decay_nmda_rise = f32_of(decay(m.tau_rise_ms));
+                let specs = m.pool_specs();
+                pp.n_pools = specs.len() as u32;
+                for (k, spec) in specs.iter().enumerate() {
+                    let tau_d = spec.tau_decay_ms.unwrap_or(spec.subunit.tau_decay_ms());
+                    let k0 = spec.k0_mg_mM.unwrap_or(spec.subunit.k0_mg_mM());
+                    let mut rates =
+                        ketamine::PoolRates::new(spec.subunit, dt, m.alpha_per_ms, tau_d);
+                    if let Some(kd) = spec.ketamine_kd_um {
+                        rates.kd_ref_um = f32_of(kd);
+                    }
+                    pp.pools[k] = PoolParams {
+                        fraction: f32_of(spec.fraction),
+                        mg_over_k0: f32_of(m.mg_mM / k0),
+                        alpha_dt: rates.alpha_dt,
+                        beta_dt: rates.beta_dt,
+                        kon_dt: rates.kon_dt,
+                        kd_ref_um: rates.kd_ref_um,
+                        kd_slope_per_mv: rates.kd_slope_per_mv,
+                        _pad0: 0.0,
+                    };
+                }
             }
             pop_offsets.push(offset);
             offset += p.size as u32;
@@ -367,7 +397,7 @@ impl Network {
             g_ampa: vec![0.0; n],
             g_gaba: vec![0.0; n],
             x_nmda: vec![0.0; n],
-            s_nmda: vec![0.0; n],
+            pools: [vec![[0.0; 4]; n], vec![[0.0; 4]; n]],
             isi: vec![
                 IsiStat {
                     last_step: NO_SPIKE,
@@ -389,6 +419,16 @@ impl Network {
             }
         }
         st
+    }
+
+    /// The drug block for a batch starting at `step` (constant concentration for now).
+    pub fn drug_at(&self, step: u64) -> DrugParams {
+        DrugParams {
+            conc0_um: f32_of(self.scenario.drug.conc_um),
+            slope_um_per_step: 0.0,
+            step0: step as u32,
+            _pad0: 0,
+        }
     }
 
     /// Key of drive `index`'s Poisson stream.

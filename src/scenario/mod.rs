@@ -53,6 +53,9 @@ pub struct Scenario {
     /// What is recorded.
     #[serde(default)]
     pub record: Record,
+    /// Ketamine at the NMDA receptors.
+    #[serde(default)]
+    pub drug: Drug,
 }
 
 fn default_seed() -> u64 {
@@ -269,6 +272,58 @@ pub struct NmdaParams {
     /// Extracellular Mg2+ (mM). 1 mM is physiological.
     #[serde(default = "d_mg")]
     pub mg_mM: f64,
+    /// Receptor pools of different subunits sharing the drive x (at most 2, fractions
+    /// summing to 1), e.g. pyramidal 2A/2B, PV interneurons with a 2D share. Absent:
+    /// one pool of `subunit` with the `tau_decay_ms`/`k0_mg_mM` given above.
+    #[serde(default)]
+    pub pools: Vec<PoolSpec>,
+}
+
+/// One subunit pool of a population's NMDA receptors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct PoolSpec {
+    /// GluN2 subunit: sets deactivation, Mg2+ affinity and ketamine K_d.
+    pub subunit: Subunit,
+    /// Share of the population's NMDA conductance `g_max_nS` (0-1).
+    pub fraction: f64,
+    /// Deactivation time constant (ms); default from the subunit.
+    #[serde(default)]
+    pub tau_decay_ms: Option<f64>,
+    /// Mg2+ dissociation constant at 0 mV (mM); default from the subunit.
+    #[serde(default)]
+    pub k0_mg_mM: Option<f64>,
+    /// Ketamine K_d at -66 mV (µM); default from the subunit (Kotermanski & Johnson
+    /// 2009).
+    #[serde(default)]
+    pub ketamine_kd_um: Option<f64>,
+}
+
+impl NmdaParams {
+    /// The pools as given, or the single pool the top-level fields describe.
+    pub fn pool_specs(&self) -> Vec<PoolSpec> {
+        if self.pools.is_empty() {
+            vec![PoolSpec {
+                subunit: self.subunit,
+                fraction: 1.0,
+                tau_decay_ms: self.tau_decay_ms,
+                k0_mg_mM: self.k0_mg_mM,
+                ketamine_kd_um: None,
+            }]
+        } else {
+            self.pools.clone()
+        }
+    }
+}
+
+/// Free ketamine at the receptors (the brain effect site), in µM.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drug {
+    /// A constant free concentration (µM) for the whole run.
+    #[serde(default)]
+    pub conc_um: f64,
 }
 
 fn d_subunit() -> Subunit {

@@ -2,10 +2,15 @@
 //! allowed, so that `ketasim run` can print it and exit non-zero.
 
 use super::{Receptor, Rule, Scenario, Storage};
-use crate::model::limits::{MAX_DELAY_STEPS, MAX_DRIVES, MAX_POPULATIONS, MAX_PROJECTIONS};
+use crate::model::limits::{
+    MAX_DELAY_STEPS, MAX_DRIVES, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS,
+};
 use crate::rng::POISSON_MAX_MEAN;
 
 type Check = std::result::Result<(), String>;
+
+/// Highest free ketamine concentration accepted (µM); anaesthesia is 5-10 µM.
+pub const MAX_CONC_UM: f64 = 1000.0;
 
 fn positive(field: &str, v: f64) -> Check {
     if v.is_finite() && v > 0.0 {
@@ -150,12 +155,37 @@ impl Scenario {
                     positive(&format!("{f}.nmda.k0_mg_mM"), k)?;
                 }
                 non_negative(&format!("{f}.nmda.mg_mM"), m.mg_mM)?;
-                let tau_d = m.tau_decay_ms.unwrap_or(m.subunit.tau_decay_ms());
-                if self.dt_ms * (m.alpha_per_ms + 1.0 / tau_d) > 1.0 {
+                if m.pools.len() > MAX_NMDA_POOLS {
                     return Err(format!(
-                        "{f}.nmda: dt_ms * (alpha_per_ms + 1/tau_decay_ms) = {:.3} > 1 makes the Euler step of s unstable; lower dt_ms or alpha_per_ms",
-                        self.dt_ms * (m.alpha_per_ms + 1.0 / tau_d)
+                        "{f}.nmda.pools: at most {MAX_NMDA_POOLS} subunit pools per population (got {})",
+                        m.pools.len()
                     ));
+                }
+                if !m.pools.is_empty() {
+                    for (k, pool) in m.pools.iter().enumerate() {
+                        let g = format!("{f}.nmda.pools[{k}]");
+                        if !(pool.fraction.is_finite() && (0.0..=1.0).contains(&pool.fraction)) {
+                            return Err(format!(
+                                "{g}.fraction: must be in [0, 1] (got {})",
+                                pool.fraction
+                            ));
+                        }
+                        if let Some(t) = pool.tau_decay_ms {
+                            positive(&format!("{g}.tau_decay_ms"), t)?;
+                        }
+                        if let Some(k0) = pool.k0_mg_mM {
+                            positive(&format!("{g}.k0_mg_mM"), k0)?;
+                        }
+                        if let Some(kd) = pool.ketamine_kd_um {
+                            positive(&format!("{g}.ketamine_kd_um"), kd)?;
+                        }
+                    }
+                    let sum: f64 = m.pools.iter().map(|q| q.fraction).sum();
+                    if (sum - 1.0).abs() > 1e-6 {
+                        return Err(format!(
+                            "{f}.nmda.pools: the fractions must sum to 1 (got {sum})"
+                        ));
+                    }
                 }
             }
             let init = &p.init;
@@ -303,6 +333,12 @@ impl Scenario {
                     d.population
                 ));
             }
+        }
+        if !(self.drug.conc_um.is_finite() && (0.0..=MAX_CONC_UM).contains(&self.drug.conc_um)) {
+            return Err(format!(
+                "drug.conc_um: must be a free concentration in 0..={MAX_CONC_UM} µM (got {})",
+                self.drug.conc_um
+            ));
         }
         let r = &self.record;
         positive("record.rate_bin_ms", r.rate_bin_ms)?;

@@ -30,7 +30,7 @@ pub fn gpu_or_skip(test: &str) -> Option<GpuContext> {
 /// AMPA, GABA_A and NMDA (2B pool in E, 2D in I), Poisson drive on every receptor,
 /// fixed-probability (procedural), fixed-out-degree (procedural, no autapses),
 /// fixed-in-degree (table) and a procedural rule stored as a table, delays of 1 to 7
-/// steps, spikes recorded everywhere.
+/// steps, spikes recorded everywhere, two NMDA subunit pools in E and ketamine.
 pub const MIXED: &str = r#"
 name = "mixed"
 dt_ms = 0.1
@@ -51,8 +51,8 @@ e_gaba_mV = -80.0
 tau_ampa_ms = 5.0
 tau_gaba_ms = 10.0
 [populations.nmda]
-subunit = "2B"
 g_max_nS = 8.0
+pools = [{ subunit = "2A", fraction = 0.4 }, { subunit = "2B", fraction = 0.6 }]
 [populations.init]
 v_mean_mV = -58.0
 v_sd_mV = 4.0
@@ -151,4 +151,7 @@ weight_nS = 1.0
 spikes = ["E", "I"]
 sample_interval_ms = 0.5
 rate_bin_ms = 1.0
+
+[drug]
+conc_um = 0.8
 "#;

@@ -1,0 +1,257 @@
+//! The WGSL helper functions of `shaders/common.wgsl` against their Rust twins on
+//! random inputs run through a small test kernel on the adapter: `pool_step`
+//! (ketamine receptor kinetics), `exp_f32`, `ln_f32`, `one_minus_exp_neg` and
+//! `mg_block`. The operations are the same, but a GPU compiler may fuse a multiply
+//! and an add into one rounding (lavapipe does so in the polynomials), so agreement
+//! is required to a few ulp (relative 2e-6), not bit for bit; the counts of exact
+//! matches are printed.
+
+mod common;
+
+use bytemuck::{Pod, Zeroable};
+use glam::UVec2;
+use ketasim::gpu::shaders;
+use ketasim::model::ketamine::{pool_step, PoolRates, PoolState};
+use ketasim::model::layout::PoolParams;
+use ketasim::model::mg_block;
+use ketasim::rng::{exp_f32, ln_f32, one_minus_exp_neg, threefry2x32, uniform01};
+use ketasim::scenario::Subunit;
+use wgpu::util::DeviceExt;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Case {
+    st: [f32; 4],
+    x: f32,
+    v: f32,
+    mg_free: f32,
+    conc: f32,
+    e_arg: f32,
+    l_arg: f32,
+    _pad: [f32; 2],
+    pl: PoolParams,
+}
+
+const KERNEL: &str = r#"
+struct Case {
+    st: vec4<f32>,
+    x: f32,
+    v: f32,
+    mg_free: f32,
+    conc: f32,
+    e_arg: f32,
+    l_arg: f32,
+    _p0: f32,
+    _p1: f32,
+    pl: PoolParams,
+}
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read> cases: array<Case>;
+@group(0) @binding(2) var<storage, read_write> outs: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= arrayLength(&cases)) {
+        return;
+    }
+    let c = cases[i];
+    outs[2u * i] = pool_step(c.st, c.pl, c.x, c.v, c.mg_free, c.conc);
+    outs[2u * i + 1u] = vec4<f32>(exp_f32(c.e_arg), ln_f32(c.l_arg), one_minus_exp_neg(abs(c.e_arg)), mg_block(c.v, c.pl.mg_over_k0));
+}
+"#;
+
+fn cases(n: u32) -> Vec<Case> {
+    let subunits = [Subunit::N2A, Subunit::N2B, Subunit::N2C, Subunit::N2D];
+    (0..n)
+        .map(|i| {
+            let r = |k: u32| {
+                let w = threefry2x32(UVec2::new(i, k), UVec2::new(99, 7));
+                (uniform01(w.x), uniform01(w.y))
+            };
+            let (u0, u1) = r(0);
+            let (u2, u3) = r(1);
+            let (u4, u5) = r(2);
+            let (u6, u7) = r(3);
+            let sub = subunits[(i % 4) as usize];
+            let dt = [0.05, 0.1, 0.25][(i % 3) as usize];
+            let rates = PoolRates::new(sub, dt, 0.5, sub.tau_decay_ms());
+            // Fractions: O, B, T with O + B + T <= 1.
+            let o = u0 * 0.6;
+            let b = u1 * (1.0 - o) * 0.5;
+            let t = u2 * (1.0 - o - b);
+            let v = -90.0 + 130.0 * u3;
+            let mg_over_k0 = (1.0 / sub.k0_mg_mM()) as f32;
+            Case {
+                st: [o, b, t, 0.0],
+                x: if i % 5 == 0 {
+                    0.0
+                } else {
+                    10.0f32.powf(-3.0 + 4.0 * u4)
+                },
+                v,
+                mg_free: mg_block(v, mg_over_k0),
+                conc: if i % 7 == 0 {
+                    0.0
+                } else {
+                    10.0f32.powf(-2.0 + 5.0 * u5)
+                },
+                e_arg: -80.0 + 160.0 * u6,
+                l_arg: 10.0f32.powf(-7.0 + 12.0 * u7),
+                _pad: [0.0; 2],
+                pl: PoolParams {
+                    fraction: 1.0,
+                    mg_over_k0,
+                    alpha_dt: rates.alpha_dt,
+                    beta_dt: rates.beta_dt,
+                    kon_dt: rates.kon_dt,
+                    kd_ref_um: rates.kd_ref_um,
+                    kd_slope_per_mv: rates.kd_slope_per_mv,
+                    _pad0: 0.0,
+                },
+            }
+        })
+        .collect()
+}
+
+fn cpu(c: &Case) -> [[f32; 4]; 2] {
+    let s = pool_step(
+        PoolState {
+            o: c.st[0],
+            b: c.st[1],
+            t: c.st[2],
+        },
+        &ketasim::model::layout::PoolParams::rates(&c.pl),
+        c.x,
+        c.v,
+        c.mg_free,
+        c.conc,
+    );
+    [
+        [s.o, s.b, s.t, 0.0],
+        [
+            exp_f32(c.e_arg),
+            ln_f32(c.l_arg),
+            one_minus_exp_neg(c.e_arg.abs()),
+            mg_block(c.v, c.pl.mg_over_k0),
+        ],
+    ]
+}
+
+#[test]
+fn wgsl_helpers_match_their_rust_twins() {
+    let Some(ctx) = common::gpu_or_skip("wgsl_helpers_match_their_rust_twins") else {
+        return;
+    };
+    let n = 20_000u32;
+    let cs = cases(n);
+    let device = &ctx.device;
+    let src = format!("{}\n{}\n{}", shaders::header(), shaders::COMMON, KERNEL);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("twins"),
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("twins"),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("cases"),
+        contents: bytemuck::cast_slice(&cs),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let out_bytes = (n as u64) * 32;
+    let out = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("outs"),
+        size: out_bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("staging"),
+        size: out_bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("twins"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: input.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: out.as_entire_binding(),
+            },
+        ],
+    });
+    let mut enc = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(n.div_ceil(64), 1, 1);
+    }
+    enc.copy_buffer_to_buffer(&out, 0, &staging, 0, out_bytes);
+    ctx.queue.submit([enc.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .expect("poll");
+    rx.recv().expect("callback").expect("map");
+    let gpu: Vec<[f32; 4]> =
+        bytemuck::pod_collect_to_vec(&staging.get_mapped_range(..).expect("range"));
+    let names = [
+        "pool_step",
+        "exp_f32 / ln_f32 / one_minus_exp_neg / mg_block",
+    ];
+    let mut bad = Vec::new();
+    let mut exact = [0usize; 2];
+    // Fractions: absolute 2e-6 (a few ulp of 1); the other functions: relative 2e-6.
+    let close = |k: usize, a: f32, b: f32| {
+        if k == 0 {
+            (a - b).abs() <= 2e-6
+        } else {
+            (a - b).abs() <= 2e-6 * a.abs().max(b.abs())
+        }
+    };
+    for (i, c) in cs.iter().enumerate() {
+        let want = cpu(c);
+        for k in 0..2 {
+            let got = gpu[2 * i + k];
+            if got
+                .iter()
+                .zip(&want[k])
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+            {
+                exact[k] += 1;
+            } else if !got.iter().zip(&want[k]).all(|(a, b)| close(k, *a, *b)) {
+                bad.push(format!(
+                    "case {i} {}: gpu {got:?} cpu {:?}",
+                    names[k], want[k]
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "bit-identical: pool_step {}/{n}, elementary functions {}/{n} (on {})",
+        exact[0],
+        exact[1],
+        ctx.describe()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} mismatches beyond tolerance, first: {:#?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+}
