@@ -7,10 +7,12 @@
 
 pub mod backend;
 pub mod bench;
+pub mod clamp;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod model;
+pub mod pk;
 pub mod rng;
 pub mod run;
 pub mod scenario;

@@ -55,6 +55,12 @@ enum Command {
     },
     /// List the embedded scenarios.
     Scenarios,
+    /// Ketamine pharmacokinetics of a dosing protocol: plasma (ng/mL, µM) and free
+    /// effect-site (µM) time course.
+    Pk(ketasim::pk::PkArgs),
+    /// In-silico voltage clamp of one NMDA receptor pool: steady-state ketamine block
+    /// and Hill fit, onset/offset time constants, trapping.
+    Clamp(ketasim::clamp::ClampArgs),
     /// Time a scaled E/I network (COBA neurons, K synapses per neuron) per size and
     /// backend; print a table and write JSON.
     Bench {
@@ -176,6 +182,8 @@ fn real_main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Pk(args) => print!("{}", ketasim::pk::pk_command(&args)?),
+        Command::Clamp(args) => print!("{}", ketasim::clamp::clamp_command(&args)?),
         Command::Scenarios => {
             for (name, text) in ketasim::scenario::EMBEDDED {
                 let desc = text

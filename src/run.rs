@@ -76,8 +76,8 @@ pub struct PopulationSummary {
     pub mean_nmda_open: Option<f64>,
     /// Time-averaged NMDA blocked fraction by ketamine (pool-weighted B + T).
     pub mean_nmda_blocked: Option<f64>,
-    /// NMDA charge per neuron over the run (pC; negative = inward), from the sampled
-    /// mean current: the Ca2+-influx proxy.
+    /// NMDA charge per neuron over the run (pC; positive = inward, depolarising), from
+    /// the sampled mean current: the Ca2+-influx proxy.
     pub nmda_charge_pC: Option<f64>,
     /// AMPA charge per neuron over the run (pC).
     pub ampa_charge_pC: Option<f64>,
@@ -199,7 +199,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let mut done = 0u64;
     while done < net.steps {
         let steps = (net.steps - done).min(opts.batch_steps as u64) as u32;
-        backend.set_drug(net.drug_at(done))?;
+        backend.set_drug(net.drug_at(done, steps))?;
         let out: BatchOutput = backend.run_batch(steps)?;
         for t in 0..steps as usize {
             let b = ((out.first_step + t as u64) / bin) as usize;
@@ -274,10 +274,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
             mean_g_gaba_nS: mean_k(2),
             mean_nmda_open: mean_k(3),
             mean_nmda_blocked: mean_k(4),
-            // Mean current (pA) x duration (s) = charge (pC); sign: inward negative.
-            nmda_charge_pC: mean_k(5).map(|i| -i * duration_s),
-            ampa_charge_pC: mean_k(6).map(|i| -i * duration_s),
-            gaba_charge_pC: mean_k(7).map(|i| -i * duration_s),
+            // Mean current (pA) x duration (s) = charge (pC); the sampled currents are
+            // g (E - V): positive when depolarising (inward for NMDA and AMPA).
+            nmda_charge_pC: mean_k(5).map(|i| i * duration_s),
+            ampa_charge_pC: mean_k(6).map(|i| i * duration_s),
+            gaba_charge_pC: mean_k(7).map(|i| i * duration_s),
         });
     }
     let summary = Summary {
@@ -303,10 +304,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         populations,
     };
     let bin_conc_um = (0..bin_counts.len() as u64)
-        .map(|b| {
-            let step = b * bin;
-            net.drug_at(step).conc_at(step as u32) as f64
-        })
+        .map(|b| net.conc_at_step(b * bin))
         .collect();
     Ok(RunResult {
         summary,
@@ -372,7 +370,7 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
                 *c as f64 / res.pop_sizes[p] as f64 / width_s
             ));
         }
-        csv.push('\n');
+        csv.push_str(&format!(",{:.6}\n", res.bin_conc_um[b]));
     }
     let path = dir.join("rates.csv");
     std::fs::write(&path, csv).map_err(io(&path))?;

@@ -144,7 +144,7 @@ fn run_default_scenario_on_cpu_writes_outputs() {
     let mut lines = rates.lines();
     let header = lines.next().unwrap_or("");
     assert!(
-        header.starts_with("t_start_ms,t_end_ms,rate_E_hz,rate_I_hz"),
+        header == "t_start_ms,t_end_ms,rate_E_hz,rate_I_hz,conc_um",
         "header: {header}"
     );
     let rows: Vec<Vec<f64>> = lines
@@ -157,7 +157,9 @@ fn run_default_scenario_on_cpu_writes_outputs() {
     assert_eq!(rows.len(), 5, "{rates}");
     let mut counts = [0.0f64; 2];
     for (b, row) in rows.iter().enumerate() {
-        assert_eq!(row.len(), 4, "{rates}");
+        // t_start, t_end, two rates, and the free ketamine concentration (0 here).
+        assert_eq!(row.len(), 5, "{rates}");
+        assert_eq!(row[4], 0.0, "{rates}");
         assert!((row[0] - 10.0 * b as f64).abs() < 1e-9, "{rates}");
         assert!((row[1] - 10.0 * (b + 1) as f64).abs() < 1e-9, "{rates}");
         counts[0] += (row[2] * 3200.0 * 0.01).round();

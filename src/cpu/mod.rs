@@ -97,7 +97,7 @@ impl CpuBackend {
             ctrl: Ctrl::default(),
             scratch: Scratch::default(),
             reference: false,
-            drug: net.drug_at(0),
+            drug: net.drug_at(0, 1),
         })
     }
 

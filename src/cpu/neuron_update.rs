@@ -1,6 +1,9 @@
 //! CPU twin of `shaders/neuron_update.wgsl`: one call per neuron, the same operations
 //! in the same order, so that spikes and state match the shader bit for bit.
-#![allow(clippy::needless_range_loop, reason = "loops written like the GPU shader")]
+#![allow(
+    clippy::needless_range_loop,
+    reason = "loops written like the GPU shader"
+)]
 
 use glam::UVec2;
 

@@ -161,7 +161,7 @@ impl GpuBackend {
             drug: init_buffer(
                 device,
                 "drug",
-                bytemuck::bytes_of(&net.drug_at(0)),
+                bytemuck::bytes_of(&net.drug_at(0, 1)),
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
             isi: init_buffer(device, "isi", bytemuck::cast_slice(&st.isi), STORAGE),

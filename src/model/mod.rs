@@ -92,6 +92,8 @@ pub struct Network {
     pub poisson_recips: [f32; rng::POISSON_MAX_K as usize + 1],
     /// Steps per rate bin.
     pub rate_bin_steps: u32,
+    /// The pharmacokinetic time course, if the scenario has a protocol.
+    pub pk: Option<crate::pk::PkProfile>,
 }
 
 impl PoolParams {
@@ -364,6 +366,13 @@ impl Network {
             projections,
             poisson_recips: rng::poisson_recips(),
             rate_bin_steps: steps_of(scenario.record.rate_bin_ms, dt).max(1),
+            pk: match &scenario.pharmacokinetics {
+                Some(p) => Some(p.profile().map_err(|message| Error::Scenario {
+                    file: scenario.name.clone(),
+                    message,
+                })?),
+                None => None,
+            },
         })
     }
 
@@ -421,11 +430,29 @@ impl Network {
         st
     }
 
-    /// The drug block for a batch starting at `step` (constant concentration for now).
-    pub fn drug_at(&self, step: u64) -> DrugParams {
+    /// Free ketamine at the receptors at the start of `step` (µM): the constant
+    /// `drug.conc_um`, or the protocol's free effect-site level at protocol time
+    /// `drug.protocol_time_min + step dt`.
+    pub fn conc_at_step(&self, step: u64) -> f64 {
+        match &self.pk {
+            Some(p) => {
+                let t_min = self.scenario.drug.protocol_time_min
+                    + step as f64 * self.scenario.dt_ms / 60_000.0;
+                p.free_brain_conc_um(t_min).max(0.0)
+            }
+            None => self.scenario.drug.conc_um,
+        }
+    }
+
+    /// The drug block for a batch of `steps` starting at `step`: the concentration at
+    /// its start and a per-step slope to the concentration at its end (linear
+    /// interpolation within a batch; batches are short against the PK time scales).
+    pub fn drug_at(&self, step: u64, steps: u32) -> DrugParams {
+        let c0 = self.conc_at_step(step);
+        let c1 = self.conc_at_step(step + steps as u64);
         DrugParams {
-            conc0_um: f32_of(self.scenario.drug.conc_um),
-            slope_um_per_step: 0.0,
+            conc0_um: f32_of(c0),
+            slope_um_per_step: f32_of((c1 - c0) / steps.max(1) as f64),
             step0: step as u32,
             _pad0: 0,
         }

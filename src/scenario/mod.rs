@@ -56,6 +56,10 @@ pub struct Scenario {
     /// Ketamine at the NMDA receptors.
     #[serde(default)]
     pub drug: Drug,
+    /// Dosing protocol and pharmacokinetics (docs/pk.md); the host evaluates it and
+    /// uploads the free effect-site concentration.
+    #[serde(default)]
+    pub pharmacokinetics: Option<crate::pk::PkScenario>,
 }
 
 fn default_seed() -> u64 {
@@ -317,13 +321,20 @@ impl NmdaParams {
     }
 }
 
-/// Free ketamine at the receptors (the brain effect site), in µM.
+/// Free ketamine at the receptors (the brain effect site), in µM: a constant, or the
+/// time course of a `[pharmacokinetics]` protocol.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Drug {
-    /// A constant free concentration (µM) for the whole run.
+    /// A constant free concentration (µM) for the whole run (not with
+    /// `[pharmacokinetics]`).
     #[serde(default)]
     pub conc_um: f64,
+    /// Protocol time (min after the protocol's t = 0, e.g. the start of an infusion)
+    /// at which the simulation starts: a network window placed anywhere in the
+    /// protocol. May be negative (a pre-drug baseline).
+    #[serde(default)]
+    pub protocol_time_min: f64,
 }
 
 fn d_subunit() -> Subunit {

@@ -340,6 +340,20 @@ impl Scenario {
                 self.drug.conc_um
             ));
         }
+        if !self.drug.protocol_time_min.is_finite() {
+            return Err(format!(
+                "drug.protocol_time_min: must be a finite number of minutes (got {})",
+                self.drug.protocol_time_min
+            ));
+        }
+        if let Some(pk) = &self.pharmacokinetics {
+            if self.drug.conc_um != 0.0 {
+                return Err(
+                    "drug.conc_um: give either a constant concentration or a [pharmacokinetics] protocol, not both".into(),
+                );
+            }
+            pk.validate()?;
+        }
         let r = &self.record;
         positive("record.rate_bin_ms", r.rate_bin_ms)?;
         if r.rate_bin_ms < self.dt_ms {
