@@ -33,6 +33,7 @@
 //! linear, doses superpose exactly. `tests/pk.rs` checks it against the closed forms
 //! (bolus, Bateman function, bi-exponential, effect site) to 1e-9.
 
+use crate::scenario::checks::{finite, fraction, non_negative, positive};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -543,40 +544,6 @@ fn validate_table(table: &[[f64; 2]]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-type Check = Result<(), String>;
-
-fn finite(field: &str, v: f64) -> Check {
-    if v.is_finite() {
-        Ok(())
-    } else {
-        Err(format!("{field}: must be a finite number (got {v})"))
-    }
-}
-
-fn positive(field: &str, v: f64) -> Check {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{field}: must be a finite number > 0 (got {v})"))
-    }
-}
-
-fn non_negative(field: &str, v: f64) -> Check {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{field}: must be >= 0 (got {v})"))
-    }
-}
-
-fn fraction(field: &str, v: f64) -> Check {
-    if v.is_finite() && v > 0.0 && v <= 1.0 {
-        Ok(())
-    } else {
-        Err(format!("{field}: must be in (0, 1] (got {v})"))
-    }
 }
 
 // ---------------------------------------------------------------------------------

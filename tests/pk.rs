@@ -495,7 +495,7 @@ fn validation_messages_name_the_field() {
     s.doses[0].dose_mg_per_kg = -1.0;
     cases.push((
         s,
-        "pharmacokinetics.doses[0].dose_mg_per_kg: must be >= 0 (got -1)",
+        "pharmacokinetics.doses[0].dose_mg_per_kg: must be a finite number >= 0 (got -1)",
     ));
     let mut s = rat_ip();
     s.doses.push(dose(f64::NAN, Route::Sc, 1.0, None));
@@ -588,7 +588,7 @@ fn validation_messages_name_the_field() {
     ));
     cases.push((
         table(vec![[0.0, -1.0]]),
-        "pharmacokinetics.conc_table[0][1] (conc_um): must be >= 0 (got -1)",
+        "pharmacokinetics.conc_table[0][1] (conc_um): must be a finite number >= 0 (got -1)",
     ));
     let mut s = table(vec![[0.0, 1.0]]);
     s.ke0_per_min = Some(2.0);

@@ -5,6 +5,7 @@
 //! The format is documented in `docs/scenario.md`; `assets/scenarios/` holds the
 //! embedded examples.
 
+pub(crate) mod checks;
 mod overrides;
 mod validate;
 

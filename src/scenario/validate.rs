@@ -7,34 +7,10 @@ use crate::model::limits::{
 };
 use crate::rng::POISSON_MAX_MEAN;
 
-type Check = std::result::Result<(), String>;
+use super::checks::{finite, non_negative, positive, Check};
 
 /// Highest free ketamine concentration accepted (µM); anaesthesia is 5-10 µM.
 pub const MAX_CONC_UM: f64 = 1000.0;
-
-fn positive(field: &str, v: f64) -> Check {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{field}: must be a finite number > 0 (got {v})"))
-    }
-}
-
-fn non_negative(field: &str, v: f64) -> Check {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{field}: must be a finite number >= 0 (got {v})"))
-    }
-}
-
-fn finite(field: &str, v: f64) -> Check {
-    if v.is_finite() {
-        Ok(())
-    } else {
-        Err(format!("{field}: must be a finite number (got {v})"))
-    }
-}
 
 /// The weight fields of a projection or drive: `weight_nS` for AMPA/GABA_A, `drive`
 /// for NMDA, never both.
