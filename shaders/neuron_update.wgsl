@@ -35,6 +35,16 @@ struct Ctrl {
 @group(0) @binding(14) var<storage, read_write> pop_counts: array<atomic<u32>>;
 @group(0) @binding(15) var<storage, read_write> rec: array<u32>;
 @group(0) @binding(16) var<uniform> drug: DrugParams;
+@group(0) @binding(17) var<storage, read_write> glu_r: array<f32>;
+@group(0) @binding(18) var<storage, read_write> glu_release: array<atomic<u32>>;
+
+// 64-bit add of a non-negative 32-bit value into a (lo, hi) pair of atomics.
+fn add64_u(idx: u32, a: u32) {
+    let old = atomicAdd(&glu_release[2u * idx], a);
+    if (old + a < old) {
+        atomicAdd(&glu_release[2u * idx + 1u], 1u);
+    }
+}
 
 fn pool_get(k: u32, i: u32) -> vec4<f32> {
     if (k == 0u) {
@@ -137,6 +147,17 @@ fn main(
     refrac[i] = rf;
     if (spiked) {
         var st = isi[i];
+        if (p.glu_on != 0u) {
+            // Release p R per site; R recovered exponentially since the last spike
+            // (Tsodyks & Markram 1997). Twin: record_spike in src/cpu/neuron_update.rs.
+            var r = 1.0;
+            if (st.last_step != NO_SPIKE) {
+                r = 1.0 - (1.0 - glu_r[i]) * exp_f32(-p.glu_rec_rate * f32(step - st.last_step));
+            }
+            let rel = p.glu_p_release * r;
+            glu_r[i] = r - rel;
+            add64_u((step % prm.sim.count_capacity) * prm.sim.n_pop + pop, u32(rel * p.glu_sites * GLU_SCALE + 0.5));
+        }
         if (st.last_step != NO_SPIKE) {
             let interval = step - st.last_step;
             st.count += 1u;

@@ -15,7 +15,7 @@ pub struct Sample {
 }
 
 /// What one batch of steps returns: small summaries, never the full state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchOutput {
     /// First step of the batch.
     pub first_step: u64,
@@ -29,6 +29,11 @@ pub struct BatchOutput {
     pub spikes: Vec<(u32, u32)>,
     /// Spikes that did not fit the record buffer.
     pub spikes_dropped: u64,
+    /// Released vesicles per step and population, fixed point (`GLU_SCALE` per
+    /// vesicle), `steps x n_pop`.
+    pub release_fixed: Vec<u64>,
+    /// Extracellular glutamate (µM) at the end of each step, `steps x n_pop`.
+    pub glutamate_um: Vec<f32>,
 }
 
 /// Which backend ran.

@@ -16,5 +16,7 @@ pub mod pk;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod stats;
+pub mod sweep;
 
 pub use error::{Error, Result};

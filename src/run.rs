@@ -9,7 +9,7 @@ use crate::backend::{Backend, BatchOutput};
 use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuContext};
-use crate::model::layout::IsiStat;
+use crate::model::layout::{IsiStat, GLU_SCALE};
 use crate::model::limits::{STATS_PER_POP, STAT_SCALES};
 use crate::model::memory;
 use crate::model::Network;
@@ -83,6 +83,64 @@ pub struct PopulationSummary {
     pub ampa_charge_pC: Option<f64>,
     /// GABA_A charge per neuron over the run (pC).
     pub gaba_charge_pC: Option<f64>,
+    /// Glutamate release and extracellular level (populations that release).
+    pub glutamate: Option<GlutamateSummary>,
+}
+
+/// Glutamate of one releasing population.
+#[derive(Debug, Clone, Serialize)]
+pub struct GlutamateSummary {
+    /// Vesicles released per neuron per second, over the run.
+    pub release_rate_hz: f64,
+    /// Mean extracellular glutamate over the run (µM).
+    pub mean_um: f64,
+    /// Mean over the last `record.glutamate_window_ms` (µM).
+    pub window_um: f64,
+    /// Mean over the baseline (`record.baseline_ms`), if one is set (µM).
+    pub baseline_um: Option<f64>,
+    /// `window_um` as % of `baseline_um`.
+    pub pct_baseline: Option<f64>,
+}
+
+fn mean_f32(x: &[f32]) -> f64 {
+    if x.is_empty() {
+        return f64::NAN;
+    }
+    x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64
+}
+
+fn glutamate_summaries(
+    net: &Network,
+    glu_steps: &[Vec<f32>],
+    bin_release: &[Vec<f64>],
+    scenario: &Scenario,
+) -> Vec<Option<GlutamateSummary>> {
+    let dt = scenario.dt_ms;
+    let duration_s = net.steps as f64 * dt * 1e-3;
+    let window = (crate::scenario::steps_of(scenario.record.glutamate_window_ms, dt).max(1)
+        as usize)
+        .min(net.steps as usize);
+    let base = crate::scenario::steps_of(scenario.record.baseline_ms, dt) as usize;
+    net.pops()
+        .iter()
+        .enumerate()
+        .map(|(p, pp)| {
+            if pp.glu_on == 0 {
+                return None;
+            }
+            let g = &glu_steps[p];
+            let released: f64 = bin_release.iter().map(|r| r[p]).sum();
+            let window_um = mean_f32(&g[g.len().saturating_sub(window)..]);
+            let baseline_um = (base > 0).then(|| mean_f32(&g[..base.min(g.len())]));
+            Some(GlutamateSummary {
+                release_rate_hz: released / pp.size as f64 / duration_s,
+                mean_um: mean_f32(g),
+                window_um,
+                baseline_um,
+                pct_baseline: baseline_um.map(|b| 100.0 * window_um / b),
+            })
+        })
+        .collect()
 }
 
 /// Everything `summary.json` holds.
@@ -141,6 +199,13 @@ pub struct RunResult {
     pub rate_bin_steps: u32,
     /// Free ketamine at the receptors at the start of each rate bin (µM).
     pub bin_conc_um: Vec<f64>,
+    /// Per bin and population: mean extracellular glutamate (µM; NaN where the
+    /// population releases none).
+    pub bin_glutamate_um: Vec<Vec<f64>>,
+    /// Per bin and population: released vesicles per neuron per second.
+    pub bin_release_hz: Vec<Vec<f64>>,
+    /// Which populations release glutamate.
+    pub glu_pops: Vec<bool>,
     /// Samples: (time in ms, per population means of the `STATS_PER_POP` quantities).
     pub samples: Vec<(f64, Vec<[f64; STATS_PER_POP]>)>,
     /// Recorded spikes (time ms, neuron).
@@ -190,6 +255,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let n_bins = net.steps.div_ceil(bin) as usize;
     let mut bin_counts = vec![vec![0u64; n_pop]; n_bins];
     let mut totals = vec![0u64; n_pop];
+    // Glutamate per step (µM) and release (vesicles) per population.
+    let mut glu_steps: Vec<Vec<f32>> = vec![Vec::with_capacity(net.steps as usize); n_pop];
+    let mut bin_release = vec![vec![0.0f64; n_pop]; n_bins];
     let mut samples = Vec::new();
     let mut spikes = Vec::new();
     let mut dropped = 0u64;
@@ -207,6 +275,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
                 let c = out.pop_counts[t * n_pop + p] as u64;
                 bin_counts[b][p] += c;
                 totals[p] += c;
+                if net.pops()[p].glu_on != 0 {
+                    glu_steps[p].push(out.glutamate_um[t * n_pop + p]);
+                    bin_release[b][p] += out.release_fixed[t * n_pop + p] as f64 / GLU_SCALE as f64;
+                }
             }
         }
         for s in &out.samples {
@@ -241,6 +313,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         );
     }
     let isi = backend.isi()?;
+    let glutamate = glutamate_summaries(&net, &glu_steps, &bin_release, scenario);
     let duration_s = net.steps as f64 * dt * 1e-3;
     let mut populations = Vec::new();
     let mut events = 0.0;
@@ -262,6 +335,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
             .map(|(_, info)| info.synapses / pp.size as f64)
             .sum();
         events += totals[p] as f64 * out_degree;
+        let glu = glutamate[p].clone();
         populations.push(PopulationSummary {
             name: net.pop_names[p].clone(),
             size: pp.size,
@@ -279,6 +353,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
             nmda_charge_pC: mean_k(5).map(|i| i * duration_s),
             ampa_charge_pC: mean_k(6).map(|i| i * duration_s),
             gaba_charge_pC: mean_k(7).map(|i| i * duration_s),
+            glutamate: glu,
         });
     }
     let summary = Summary {
@@ -306,8 +381,35 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let bin_conc_um = (0..bin_counts.len() as u64)
         .map(|b| net.conc_at_step(b * bin))
         .collect();
+    let glu_pops: Vec<bool> = net.pops().iter().map(|p| p.glu_on != 0).collect();
+    let bin_glutamate_um = (0..bin_counts.len())
+        .map(|b| {
+            (0..n_pop)
+                .map(|p| {
+                    let lo = (b * bin as usize).min(glu_steps[p].len());
+                    let hi = ((b + 1) * bin as usize).min(glu_steps[p].len());
+                    mean_f32(&glu_steps[p][lo..hi])
+                })
+                .collect()
+        })
+        .collect();
+    let bin_release_hz = bin_release
+        .iter()
+        .enumerate()
+        .map(|(b, r)| {
+            let start = b as u64 * bin;
+            let width_s = ((start + bin).min(net.steps) - start) as f64 * dt * 1e-3;
+            r.iter()
+                .zip(net.pops())
+                .map(|(v, pp)| v / pp.size as f64 / width_s)
+                .collect()
+        })
+        .collect();
     Ok(RunResult {
         summary,
+        bin_glutamate_um,
+        bin_release_hz,
+        glu_pops,
         bin_counts,
         rate_bin_steps: net.rate_bin_steps,
         bin_conc_um,
@@ -353,7 +455,13 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
     for n in &res.pop_names {
         csv.push_str(&format!(",rate_{n}_hz"));
     }
-    csv.push_str(",conc_um\n");
+    csv.push_str(",conc_um");
+    for (n, on) in res.pop_names.iter().zip(&res.glu_pops) {
+        if *on {
+            csv.push_str(&format!(",glu_{n}_um,release_{n}_hz"));
+        }
+    }
+    csv.push('\n');
     let total_steps = res.summary.steps;
     for (b, row) in res.bin_counts.iter().enumerate() {
         let start = b as u64 * res.rate_bin_steps as u64;
@@ -370,7 +478,16 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
                 *c as f64 / res.pop_sizes[p] as f64 / width_s
             ));
         }
-        csv.push_str(&format!(",{:.6}\n", res.bin_conc_um[b]));
+        csv.push_str(&format!(",{:.6}", res.bin_conc_um[b]));
+        for (p, on) in res.glu_pops.iter().enumerate() {
+            if *on {
+                csv.push_str(&format!(
+                    ",{:.6},{:.4}",
+                    res.bin_glutamate_um[b][p], res.bin_release_hz[b][p]
+                ));
+            }
+        }
+        csv.push('\n');
     }
     let path = dir.join("rates.csv");
     std::fs::write(&path, csv).map_err(io(&path))?;

@@ -87,6 +87,17 @@ fn check(scenario: &Scenario, batch: u32, test: &str, agreement: Agreement) {
                 a.first_step
             );
         } else {
+            // Release: rounded once per spike from p R, R from exp_f32: a few LSB per
+            // spike at most.
+            for (x, y) in a.release_fixed.iter().zip(&b.release_fixed) {
+                assert!(
+                    x.abs_diff(*y) <= 64,
+                    "glutamate release (fixed point) cpu {x} gpu {y}"
+                );
+            }
+            for (x, y) in a.glutamate_um.iter().zip(&b.glutamate_um) {
+                assert!(close(*x, *y, 1e-5, 1e-7), "glutamate cpu {x} gpu {y} µM");
+            }
             for (sa, sb) in a.samples.iter().zip(&b.samples) {
                 for (p, (x, y)) in sa.sums.iter().zip(&sb.sums).enumerate() {
                     let size = net.pops()[p].size as i64;

@@ -179,3 +179,78 @@ fn a_spike_arrives_exactly_after_its_delay() {
         }
     }
 }
+
+/// Glutamate from a regularly firing neuron: with interval T the releasable fraction
+/// settles where depletion and recovery balance (Tsodyks & Markram 1997),
+/// R* = (1 - e^(-T/tau)) / (1 - (1 - p) e^(-T/tau)), each spike releasing p R* per site;
+/// the extracellular pool then settles where Michaelis-Menten uptake removes the mean
+/// input rho: G* = rho K_m / (Vmax - rho).
+#[test]
+fn glutamate_release_and_uptake_reach_their_steady_states() {
+    let text = r#"
+        dt_ms = 0.1
+        duration_ms = 3000.0
+        [[populations]]
+        name = "P"
+        size = 1
+        [populations.neuron]
+        c_pF = 200.0
+        g_l_nS = 10.0
+        e_l_mV = -60.0
+        v_th_mV = -50.0
+        v_reset_mV = -60.0
+        t_ref_ms = 2.0
+        i_ext_pA = 300.0
+        [populations.glutamate]
+        release_probability = 0.3
+        tau_recovery_ms = 100.0
+        release_sites = 2.0
+        um_per_vesicle = 0.5
+        uptake_vmax_um_per_ms = 0.2
+        uptake_km_um = 20.0
+        [record]
+        spikes = ["P"]
+        glutamate_window_ms = 1000.0
+    "#;
+    let s = Scenario::from_toml("glu", text).expect("scenario");
+    let net = Network::build(&s, 1000).expect("net");
+    let mut cpu = CpuBackend::new(&net).expect("cpu");
+    let (mut spikes, mut release, mut glu) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..30 {
+        let out = cpu.run_batch(1000).expect("batch");
+        spikes.extend(out.spikes);
+        release.extend(
+            out.release_fixed
+                .iter()
+                .map(|&r| r as f64 / ketasim::model::layout::GLU_SCALE as f64),
+        );
+        glu.extend(out.glutamate_um);
+    }
+    // Regular firing: every interval is the same number of steps.
+    let isi_steps: Vec<u32> = spikes.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let t_ms = isi_steps[isi_steps.len() - 1] as f64 * s.dt_ms;
+    assert!(
+        isi_steps[5..].iter().all(|&k| k as f64 * s.dt_ms == t_ms),
+        "irregular firing"
+    );
+    let (p, tau, sites) = (0.3, 100.0, 2.0);
+    let e = (-t_ms / tau).exp();
+    let r_star = (1.0 - e) / (1.0 - (1.0 - p) * e);
+    let per_spike = p * r_star * sites;
+    let last = spikes[spikes.len() - 1].0 as usize;
+    let got = release[last];
+    assert!(
+        ((got - per_spike) / per_spike).abs() < 1e-4,
+        "release per spike {got} vs {per_spike}"
+    );
+    // Pool: mean input rate (µM/ms) and the Michaelis-Menten balance.
+    let rho = per_spike * 0.5 / t_ms;
+    let (vmax, km) = (0.2, 20.0);
+    let g_star = rho * km / (vmax - rho);
+    let tail = &glu[glu.len() - 10_000..];
+    let mean = tail.iter().map(|&g| g as f64).sum::<f64>() / tail.len() as f64;
+    assert!(
+        ((mean - g_star) / g_star).abs() < 0.02,
+        "glutamate {mean} µM vs steady state {g_star} µM"
+    );
+}

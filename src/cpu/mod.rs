@@ -12,7 +12,7 @@ pub use reduce_stats::{neuron_sample, population_sums, quantise, sample_values};
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, DrugParams, IsiStat, ParamsBlock, RULE_TABLE};
+use crate::model::layout::{Ctrl, DrugParams, IsiStat, ParamsBlock, GLU_SCALE, RULE_TABLE};
 use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
 
@@ -45,6 +45,14 @@ pub struct Buffers {
     pub pop_counts: Vec<u32>,
     /// Spike record: (step, neuron) pairs.
     pub rec: Vec<u32>,
+    /// Releasable fraction after each neuron's last spike.
+    pub glu_r: Vec<f32>,
+    /// Released vesicles per step and population (fixed point), `count_capacity x n_pop`.
+    pub glu_release: Vec<u64>,
+    /// Extracellular glutamate per population (µM).
+    pub glu_state: Vec<f32>,
+    /// Extracellular glutamate per step and population (µM).
+    pub glu_trace: Vec<f32>,
 }
 
 /// Most memory the CPU backend spends on caching procedural connectivity as tables
@@ -89,6 +97,10 @@ impl CpuBackend {
             table_cols,
             pop_counts: vec![0; (sim.count_capacity * sim.n_pop) as usize],
             rec: vec![0; 2 * sim.rec_capacity as usize],
+            glu_r: st.glu_r,
+            glu_release: vec![0; (sim.count_capacity * sim.n_pop) as usize],
+            glu_state: net.initial_glutamate(),
+            glu_trace: vec![0.0; (sim.count_capacity * sim.n_pop) as usize],
         };
         Ok(CpuBackend {
             params,
@@ -166,6 +178,7 @@ impl CpuBackend {
             });
         }
         // The shader's `prepare` kernel.
+        glutamate_step(prm, &mut self.buf, step);
         self.ctrl.prop_n = self.ctrl.n_spikes;
         self.ctrl.prop_step = step;
         self.ctrl.n_spikes = 0;
@@ -173,6 +186,26 @@ impl CpuBackend {
         for s in 0..self.ctrl.prop_n {
             propagate(s, prm, &mut self.buf, &self.ctrl);
         }
+    }
+}
+
+/// The glutamate part of the shader's `prepare` kernel: each releasing population's
+/// extracellular pool takes this step's release, then Michaelis-Menten uptake,
+/// `G <- G - Vmax dt G / (K_m + G)` (forward Euler, stable since Vmax dt < K_m).
+pub fn glutamate_step(prm: &ParamsBlock, b: &mut Buffers, step: u32) {
+    let sim = &prm.sim;
+    for pop in 0..sim.n_pop as usize {
+        let p = &prm.pops[pop];
+        if p.glu_on == 0 {
+            continue;
+        }
+        let idx = ((step % sim.count_capacity) * sim.n_pop) as usize + pop;
+        let v = b.glu_release[idx];
+        let rel = ((v >> 32) as u32) as f32 * 4_294_967_296.0 + (v as u32) as f32;
+        let mut g = b.glu_state[pop] + rel * (1.0 / GLU_SCALE) * p.glu_um_per_vesicle;
+        g = g - p.glu_vmax_dt * g * (1.0 / (p.glu_km_um + g));
+        b.glu_state[pop] = g;
+        b.glu_trace[idx] = g;
     }
 }
 
@@ -228,6 +261,7 @@ impl Backend for CpuBackend {
             )));
         }
         self.buf.pop_counts.fill(0);
+        self.buf.glu_release.fill(0);
         self.ctrl.n_rec = 0;
         let first = self.ctrl.step;
         let mut samples = Vec::new();
@@ -239,6 +273,13 @@ impl Backend for CpuBackend {
         for t in first..first + steps {
             let row = ((t % sim.count_capacity) as usize) * n_pop;
             pop_counts.extend_from_slice(&self.buf.pop_counts[row..row + n_pop]);
+        }
+        let mut release_fixed = Vec::with_capacity(steps as usize * n_pop);
+        let mut glutamate_um = Vec::with_capacity(steps as usize * n_pop);
+        for t in first..first + steps {
+            let row = ((t % sim.count_capacity) as usize) * n_pop;
+            release_fixed.extend_from_slice(&self.buf.glu_release[row..row + n_pop]);
+            glutamate_um.extend_from_slice(&self.buf.glu_trace[row..row + n_pop]);
         }
         let kept = self.ctrl.n_rec.min(sim.rec_capacity) as usize;
         let mut spikes: Vec<(u32, u32)> = (0..kept)
@@ -252,6 +293,8 @@ impl Backend for CpuBackend {
             samples,
             spikes,
             spikes_dropped: (self.ctrl.n_rec - kept as u32) as u64,
+            release_fixed,
+            glutamate_um,
         })
     }
 
@@ -273,6 +316,7 @@ impl Backend for CpuBackend {
             x_nmda: self.buf.x_nmda.clone(),
             pools: self.buf.pools.clone(),
             isi: self.buf.isi.clone(),
+            glu_r: self.buf.glu_r.clone(),
         })
     }
 }

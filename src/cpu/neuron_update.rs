@@ -9,9 +9,10 @@ use glam::UVec2;
 
 use super::Buffers;
 use crate::model::ketamine::{pool_step, PoolState};
-use crate::model::layout::{Ctrl, ParamsBlock, PopParams};
+use crate::model::layout::{Ctrl, ParamsBlock, PopParams, GLU_SCALE};
 use crate::model::limits::NO_SPIKE;
 use crate::model::mg_block;
+use crate::rng::exp_f32;
 use crate::rng::{key, poisson_inversion, threefry2x32, uniform01, STREAM_POISSON};
 
 /// Integrate neuron `i` of population `pop` over one step, with free ketamine
@@ -115,6 +116,20 @@ pub fn neuron_update(
 fn record_spike(i: u32, pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl) {
     let sim = &prm.sim;
     let step = ctrl.step;
+    let p = &prm.pops[pop as usize];
+    if p.glu_on != 0 {
+        // Release p R per site; R recovered exponentially since the last spike.
+        let last = b.isi[i as usize].last_step;
+        let r = if last == NO_SPIKE {
+            1.0
+        } else {
+            1.0 - (1.0 - b.glu_r[i as usize]) * exp_f32(-p.glu_rec_rate * (step - last) as f32)
+        };
+        let rel = p.glu_p_release * r;
+        b.glu_r[i as usize] = r - rel;
+        let q = (rel * p.glu_sites * GLU_SCALE + 0.5) as u32;
+        b.glu_release[((step % sim.count_capacity) * sim.n_pop + pop) as usize] += q as u64;
+    }
     let st = &mut b.isi[i as usize];
     if st.last_step != NO_SPIKE {
         let isi = step - st.last_step;

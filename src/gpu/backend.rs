@@ -27,6 +27,10 @@ struct Buffers {
     x_nmda: wgpu::Buffer,
     pools: [wgpu::Buffer; 2],
     drug: wgpu::Buffer,
+    glu_r: wgpu::Buffer,
+    glu_release: wgpu::Buffer,
+    glu_state: wgpu::Buffer,
+    glu_trace: wgpu::Buffer,
     isi: wgpu::Buffer,
     ring: [wgpu::Buffer; 3],
     spikes: wgpu::Buffer,
@@ -37,8 +41,9 @@ struct Buffers {
     rec: wgpu::Buffer,
     table_rows: wgpu::Buffer,
     table_cols: wgpu::Buffer,
-    /// Read-back copies of pop_counts, samples and ctrl, mapped once per batch.
-    staging: [wgpu::Buffer; 3],
+    /// Read-back copies of pop_counts, samples, ctrl, glu_release and glu_trace,
+    /// mapped once per batch.
+    staging: [wgpu::Buffer; 5],
 }
 
 struct Pipeline {
@@ -164,6 +169,22 @@ impl GpuBackend {
                 bytemuck::bytes_of(&net.drug_at(0, 1)),
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
+            glu_r: f32s("glu_r", &st.glu_r),
+            glu_release: zero_buffer(
+                device,
+                "glu_release",
+                8 * (sim.count_capacity * sim.n_pop) as u64,
+            ),
+            glu_state: {
+                let mut g = net.initial_glutamate();
+                g.resize(MAX_POPULATIONS, 0.0);
+                f32s("glu_state", &g)
+            },
+            glu_trace: zero_buffer(
+                device,
+                "glu_trace",
+                4 * (sim.count_capacity * sim.n_pop) as u64,
+            ),
             isi: init_buffer(device, "isi", bytemuck::cast_slice(&st.isi), STORAGE),
             ring: [
                 zero_buffer(device, "ring_ampa", 4 * n * slots),
@@ -208,6 +229,16 @@ impl GpuBackend {
                     8 * (sim.sample_capacity as usize * MAX_POPULATIONS * STATS_PER_POP) as u64,
                 ),
                 staging(device, "ctrl_staging", std::mem::size_of::<Ctrl>() as u64),
+                staging(
+                    device,
+                    "glu_release_staging",
+                    8 * (sim.count_capacity * sim.n_pop) as u64,
+                ),
+                staging(
+                    device,
+                    "glu_trace_staging",
+                    4 * (sim.count_capacity * sim.n_pop) as u64,
+                ),
             ],
         };
         let b = &buf;
@@ -232,6 +263,8 @@ impl GpuBackend {
                 &b.pop_counts,
                 &b.rec,
                 &b.drug,
+                &b.glu_r,
+                &b.glu_release,
             ],
         );
         let reduce = pipeline(
@@ -251,7 +284,14 @@ impl GpuBackend {
         let prepare = pipeline(
             device,
             &shaders::PREPARE,
-            &[&b.params, &b.ctrl, &b.indirect],
+            &[
+                &b.params,
+                &b.ctrl,
+                &b.indirect,
+                &b.glu_release,
+                &b.glu_state,
+                &b.glu_trace,
+            ],
         );
         let propagate = pipeline(
             device,
@@ -409,6 +449,7 @@ impl Backend for GpuBackend {
         });
         enc.clear_buffer(&self.buf.pop_counts, 0, None);
         enc.clear_buffer(&self.buf.samples, 0, None);
+        enc.clear_buffer(&self.buf.glu_release, 0, None);
         let mut sample_steps = Vec::new();
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -435,7 +476,13 @@ impl Backend for GpuBackend {
             }
         }
         // The batch's read-backs travel in the same submission.
-        let srcs = [&self.buf.pop_counts, &self.buf.samples, &self.buf.ctrl];
+        let srcs = [
+            &self.buf.pop_counts,
+            &self.buf.samples,
+            &self.buf.ctrl,
+            &self.buf.glu_release,
+            &self.buf.glu_trace,
+        ];
         for (src, dst) in srcs.iter().zip(&self.buf.staging) {
             enc.copy_buffer_to_buffer(src, 0, dst, 0, dst.size());
         }
@@ -444,10 +491,14 @@ impl Backend for GpuBackend {
             return Err(Error::Gpu(format!("encoding steps failed: {e}")));
         }
         let mut data = map_read_all(device, &self.buf.staging)?.into_iter();
-        let (counts_raw, samples_raw, ctrl_raw) = match (data.next(), data.next(), data.next()) {
-            (Some(a), Some(b), Some(c)) => (a, b, c),
-            _ => return Err(Error::Gpu("read-back returned too few buffers".into())),
+        let mut next = || {
+            data.next()
+                .ok_or_else(|| Error::Gpu("read-back returned too few buffers".into()))
         };
+        let (counts_raw, samples_raw, ctrl_raw) = (next()?, next()?, next()?);
+        let (release_raw, trace_raw) = (next()?, next()?);
+        let release_all: Vec<u32> = bytemuck::pod_collect_to_vec(&release_raw);
+        let trace_all: Vec<f32> = bytemuck::pod_collect_to_vec(&trace_raw);
         let counts_all: Vec<u32> = bytemuck::pod_collect_to_vec(&counts_raw);
         let samples_all: Vec<u32> = bytemuck::pod_collect_to_vec(&samples_raw);
         let ctrl: Ctrl = bytemuck::pod_read_unaligned(&ctrl_raw);
@@ -467,9 +518,16 @@ impl Backend for GpuBackend {
         let n_pop = self.n_pop as usize;
         let first = self.step;
         let mut pop_counts = Vec::with_capacity(steps as usize * n_pop);
+        let mut release_fixed = Vec::with_capacity(steps as usize * n_pop);
+        let mut glutamate_um = Vec::with_capacity(steps as usize * n_pop);
         for t in first..first + steps as u64 {
             let row = (t % sim.count_capacity as u64) as usize * n_pop;
             pop_counts.extend_from_slice(&counts_all[row..row + n_pop]);
+            glutamate_um.extend_from_slice(&trace_all[row..row + n_pop]);
+            for k in row..row + n_pop {
+                release_fixed
+                    .push(release_all[2 * k] as u64 | ((release_all[2 * k + 1] as u64) << 32));
+            }
         }
         let samples = sample_steps
             .into_iter()
@@ -499,6 +557,8 @@ impl Backend for GpuBackend {
             samples,
             spikes,
             spikes_dropped: (ctrl.n_rec - kept) as u64,
+            release_fixed,
+            glutamate_um,
         })
     }
 
@@ -531,6 +591,7 @@ impl Backend for GpuBackend {
                 bytemuck::pod_collect_to_vec(&self.read(&self.buf.pools[1], 4 * n)?),
             ],
             isi: bytemuck::pod_collect_to_vec(&self.read(&self.buf.isi, 16 * self.net_n as u64)?),
+            glu_r: f(&self.buf.glu_r)?,
         })
     }
 }

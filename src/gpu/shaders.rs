@@ -105,6 +105,7 @@ pub fn header() -> String {
         ("LOG2_E", std::f32::consts::LOG2_E),
         ("MG_SLOPE", MG_SLOPE_PER_MV),
         ("STAT_CLAMP", STAT_CLAMP),
+        ("GLU_SCALE", crate::model::layout::GLU_SCALE),
         ("KD_REF_MV", crate::model::ketamine::KD_REF_MV),
         ("EXPM1_SERIES_MAX", rng::EXPM1_SERIES_MAX),
     ] {

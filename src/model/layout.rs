@@ -79,8 +79,8 @@ pub struct PopParams {
     pub record_spikes: u32,
     /// NMDA receptor pools in use (0 without NMDA receptors).
     pub n_pools: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// 1 if the population releases glutamate into its extracellular pool.
+    pub glu_on: u32,
     /// dt / C (mV per pA per step).
     pub dt_over_c: f32,
     /// Leak conductance (nS).
@@ -107,12 +107,21 @@ pub struct PopParams {
     pub decay_gaba: f32,
     /// Per-step decay factor of the NMDA drive x.
     pub decay_nmda_rise: f32,
+    /// Vesicle release probability per release site and spike.
+    pub glu_p_release: f32,
+    /// Release sites per neuron.
+    pub glu_sites: f32,
+    /// dt / tau_recovery: recovery of the releasable pool per step.
+    pub glu_rec_rate: f32,
+    /// Rise of the extracellular pool (µM) per released vesicle: the per-vesicle
+    /// increment divided by the population size.
+    pub glu_um_per_vesicle: f32,
+    /// Michaelis-Menten uptake Vmax * dt (µM per step).
+    pub glu_vmax_dt: f32,
+    /// Michaelis-Menten uptake K_m (µM).
+    pub glu_km_um: f32,
     /// Padding.
     pub _pad1: f32,
-    /// Padding.
-    pub _pad2: f32,
-    /// Padding.
-    pub _pad3: f32,
     /// NMDA receptor pools (the first `n_pools` are used).
     pub pools: [PoolParams; MAX_NMDA_POOLS],
 }
@@ -222,7 +231,7 @@ pub struct ParamsBlock {
 }
 
 const _: () = assert!(std::mem::size_of::<SimParams>() == 64);
-const _: () = assert!(std::mem::size_of::<PopParams>() == 160);
+const _: () = assert!(std::mem::size_of::<PopParams>() == 176);
 const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ProjParams>() == 64);
 const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
@@ -249,6 +258,10 @@ pub struct Ctrl {
     /// Padding.
     pub _pad2: u32,
 }
+
+/// Fixed-point scale of released vesicles in the per-step release sums (LSB per
+/// vesicle); each spike's release is rounded once.
+pub const GLU_SCALE: f32 = 1_048_576.0;
 
 /// Per-neuron inter-spike-interval accumulators (`IsiStat` in WGSL).
 #[repr(C)]

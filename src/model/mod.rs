@@ -45,6 +45,8 @@ pub struct NeuronState {
     pub pools: [Vec<[f32; 4]>; limits::MAX_NMDA_POOLS],
     /// ISI accumulators.
     pub isi: Vec<IsiStat>,
+    /// Releasable fraction R of each neuron right after its last spike (1 before any).
+    pub glu_r: Vec<f32>,
 }
 
 /// Explicit synapse tables (CSR by presynaptic neuron), for projections that need one.
@@ -158,6 +160,15 @@ impl Network {
             pp.e_ampa = f32_of(n.e_ampa_mV);
             pp.e_gaba = f32_of(n.e_gaba_mV);
             pp.e_nmda = f32_of(n.e_nmda_mV);
+            if let Some(g) = &p.glutamate {
+                pp.glu_on = 1;
+                pp.glu_p_release = f32_of(g.release_probability);
+                pp.glu_sites = f32_of(g.release_sites);
+                pp.glu_rec_rate = f32_of(dt / g.tau_recovery_ms);
+                pp.glu_um_per_vesicle = f32_of(g.um_per_vesicle / p.size as f64);
+                pp.glu_vmax_dt = f32_of(g.uptake_vmax_um_per_ms * dt);
+                pp.glu_km_um = f32_of(g.uptake_km_um);
+            }
             pp.decay_ampa = f32_of(decay(n.tau_ampa_ms));
             pp.decay_gaba = f32_of(decay(n.tau_gaba_ms));
             if let Some(m) = &p.nmda {
@@ -407,6 +418,7 @@ impl Network {
             g_gaba: vec![0.0; n],
             x_nmda: vec![0.0; n],
             pools: [vec![[0.0; 4]; n], vec![[0.0; 4]; n]],
+            glu_r: vec![1.0; n],
             isi: vec![
                 IsiStat {
                     last_step: NO_SPIKE,
@@ -456,6 +468,16 @@ impl Network {
             step0: step as u32,
             _pad0: 0,
         }
+    }
+
+    /// Initial extracellular glutamate of each population (µM; 0 for populations
+    /// that release none).
+    pub fn initial_glutamate(&self) -> Vec<f32> {
+        self.scenario
+            .populations
+            .iter()
+            .map(|p| p.glutamate.as_ref().map_or(0.0, |g| f32_of(g.initial_um)))
+            .collect()
     }
 
     /// Key of drive `index`'s Poisson stream.

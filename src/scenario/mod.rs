@@ -93,6 +93,10 @@ pub struct Population {
     /// NMDA receptor pool (absent: no NMDA conductance).
     #[serde(default)]
     pub nmda: Option<NmdaParams>,
+    /// Glutamate release and the population's extracellular pool (absent: the
+    /// population releases no glutamate, e.g. GABAergic interneurons).
+    #[serde(default)]
+    pub glutamate: Option<GlutamateParams>,
     /// Initial state distribution.
     #[serde(default)]
     pub init: InitParams,
@@ -351,6 +355,65 @@ fn d_mg() -> f64 {
     1.0
 }
 
+/// Glutamate release by a population's spikes and its extracellular pool
+/// (SCIENCE.md section 5). Each spike releases `p_release R` vesicles per release site,
+/// where R in [0, 1] is the neuron's releasable fraction: short-term depression after
+/// Tsodyks & Markram 1997 (PNAS 94:719), R -= p_release R at a spike, recovering as
+/// dR/dt = (1 - R) / tau_recovery. The extracellular pool G (µM) rises by
+/// `um_per_vesicle / size` per vesicle and is cleared by transporters with
+/// Michaelis-Menten kinetics, dG/dt = -Vmax G / (K_m + G).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct GlutamateParams {
+    /// Release probability per site and spike. Starting value 0.3: cortical
+    /// pyramidal synapses have release probabilities of about 0.1-0.5 (Markram et al.
+    /// 1997, J Physiol 500:409; Tsodyks & Markram 1997 use U = 0.5 at layer-5 pairs).
+    #[serde(default = "d_p_release")]
+    pub release_probability: f64,
+    /// Recovery of the releasable pool (ms); Tsodyks & Markram 1997: about 800 ms.
+    #[serde(default = "d_tau_rec")]
+    pub tau_recovery_ms: f64,
+    /// Release sites per neuron (counted in `release_rate`).
+    #[serde(default = "d_sites")]
+    pub release_sites: f64,
+    /// Pool rise (µM) when every neuron of the population releases one vesicle
+    /// (chosen so that the default pool sits near 1 µM at a few Hz, the order of basal
+    /// extracellular glutamate in prefrontal microdialysis, Moghaddam et al. 1997).
+    #[serde(default = "d_um_per_vesicle")]
+    pub um_per_vesicle: f64,
+    /// Transporter uptake Vmax (µM/ms). Chosen with `uptake_km_um` for a linear
+    /// clearance time K_m/Vmax of 2 s, the slow bulk pool microdialysis samples.
+    #[serde(default = "d_vmax")]
+    pub uptake_vmax_um_per_ms: f64,
+    /// Transporter K_m (µM): starting value 20 µM, within the range of glial and
+    /// neuronal EAAT affinities (Danbolt 2001, Prog Neurobiol 65:1).
+    #[serde(default = "d_km")]
+    pub uptake_km_um: f64,
+    /// Initial extracellular glutamate (µM).
+    #[serde(default)]
+    pub initial_um: f64,
+}
+
+fn d_p_release() -> f64 {
+    0.3
+}
+fn d_tau_rec() -> f64 {
+    800.0
+}
+fn d_sites() -> f64 {
+    1.0
+}
+fn d_um_per_vesicle() -> f64 {
+    0.5
+}
+fn d_vmax() -> f64 {
+    0.01
+}
+fn d_km() -> f64 {
+    20.0
+}
+
 /// Initial state: V and the AMPA/GABA_A conductances drawn from normal distributions
 /// (counter-based RNG, stream `init`). Defaults: V at `e_l_mV`, no conductance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -528,6 +591,18 @@ pub struct Record {
     /// Most spikes recorded per read-back batch; more are counted and reported.
     #[serde(default = "d_max_spikes")]
     pub max_spikes_per_batch: i64,
+    /// The first `baseline_ms` of the run are the pre-drug baseline that glutamate is
+    /// expressed against (% of baseline); 0: no baseline.
+    #[serde(default)]
+    pub baseline_ms: f64,
+    /// Averaging window of the reported glutamate level (ms; microdialysis samples
+    /// are minutes long): `summary.json` gives the mean over the last window.
+    #[serde(default = "d_glu_window")]
+    pub glutamate_window_ms: f64,
+}
+
+fn d_glu_window() -> f64 {
+    100.0
 }
 
 fn d_rate_bin() -> f64 {
@@ -547,6 +622,8 @@ impl Default for Record {
             sample_interval_ms: d_sample(),
             spikes: Vec::new(),
             max_spikes_per_batch: d_max_spikes(),
+            baseline_ms: 0.0,
+            glutamate_window_ms: d_glu_window(),
         }
     }
 }

@@ -164,6 +164,32 @@ impl Scenario {
                     }
                 }
             }
+            if let Some(g) = &p.glutamate {
+                let h = format!("{f}.glutamate");
+                if !(g.release_probability.is_finite()
+                    && (0.0..=1.0).contains(&g.release_probability))
+                {
+                    return Err(format!(
+                        "{h}.release_probability: must be in [0, 1] (got {})",
+                        g.release_probability
+                    ));
+                }
+                positive(&format!("{h}.tau_recovery_ms"), g.tau_recovery_ms)?;
+                non_negative(&format!("{h}.release_sites"), g.release_sites)?;
+                non_negative(&format!("{h}.um_per_vesicle"), g.um_per_vesicle)?;
+                non_negative(
+                    &format!("{h}.uptake_vmax_um_per_ms"),
+                    g.uptake_vmax_um_per_ms,
+                )?;
+                positive(&format!("{h}.uptake_km_um"), g.uptake_km_um)?;
+                non_negative(&format!("{h}.initial_um"), g.initial_um)?;
+                if g.uptake_vmax_um_per_ms * self.dt_ms >= g.uptake_km_um {
+                    return Err(format!(
+                        "{h}.uptake_vmax_um_per_ms: Vmax dt must stay below K_m for a stable uptake step (Vmax {} µM/ms x dt {} ms >= K_m {} µM)",
+                        g.uptake_vmax_um_per_ms, self.dt_ms, g.uptake_km_um
+                    ));
+                }
+            }
             let init = &p.init;
             if let Some(v) = init.v_mean_mV {
                 finite(&format!("{f}.init.v_mean_mV"), v)?;
@@ -345,6 +371,14 @@ impl Scenario {
                 self.dt_ms, r.sample_interval_ms
             ));
         }
+        non_negative("record.baseline_ms", r.baseline_ms)?;
+        if r.baseline_ms > self.duration_ms {
+            return Err(format!(
+                "record.baseline_ms: the baseline ({} ms) must fit in duration_ms ({} ms)",
+                r.baseline_ms, self.duration_ms
+            ));
+        }
+        positive("record.glutamate_window_ms", r.glutamate_window_ms)?;
         for name in &r.spikes {
             if self.population_index(name).is_none() {
                 return Err(format!("record.spikes: no population named `{name}`"));

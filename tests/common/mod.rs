@@ -30,7 +30,8 @@ pub fn gpu_or_skip(test: &str) -> Option<GpuContext> {
 /// AMPA, GABA_A and NMDA (2B pool in E, 2D in I), Poisson drive on every receptor,
 /// fixed-probability (procedural), fixed-out-degree (procedural, no autapses),
 /// fixed-in-degree (table) and a procedural rule stored as a table, delays of 1 to 7
-/// steps, spikes recorded everywhere, two NMDA subunit pools in E and ketamine.
+/// steps, spikes recorded everywhere, two NMDA subunit pools in E, ketamine, and
+/// glutamate release with short-term depression from E.
 pub const MIXED: &str = r#"
 name = "mixed"
 dt_ms = 0.1
@@ -53,6 +54,11 @@ tau_gaba_ms = 10.0
 [populations.nmda]
 g_max_nS = 8.0
 pools = [{ subunit = "2A", fraction = 0.4 }, { subunit = "2B", fraction = 0.6 }]
+[populations.glutamate]
+release_probability = 0.4
+tau_recovery_ms = 300.0
+release_sites = 5.0
+initial_um = 0.5
 [populations.init]
 v_mean_mV = -58.0
 v_sd_mV = 4.0

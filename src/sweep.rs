@@ -1,0 +1,416 @@
+//! Planning for `ketasim sweep`: parameter axes from `--set PATH=V1,V2,...`, their
+//! cross product with seeded replicates, sharding for job arrays, grouping of runs by
+//! network shape for batching, and merging of per-shard CSV tables.
+//!
+//! Everything here is pure and deterministic: the same axes, replicate count and base
+//! seed always give the same runs, in the same order, with the same seeds, so shards of
+//! one sweep run on different machines agree on what run `i` is.
+//!
+//! Replicate seeds depend on the base seed and the replicate number only, never on the
+//! parameter values: replicate `r` of every parameter combination uses the same seed
+//! (common random numbers), so differences between combinations are not blurred by
+//! different random draws.
+
+/// Most runs one sweep may plan.
+pub const MAX_RUNS: usize = 1_000_000;
+
+/// Seeds must be below 2^60 (the top bits key ketasim's random streams).
+const SEED_MASK: u64 = (1 << 60) - 1;
+
+/// One swept parameter: a dotted `--set` path and the values it takes, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Axis {
+    /// Dotted path, as `--set` takes it (`populations.E.size`).
+    pub path: String,
+    /// The values, each a TOML value (or bare string) as `--set` takes it.
+    pub values: Vec<String>,
+}
+
+/// One planned run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// Position in the full (unsharded) plan; the `run` column of the output.
+    pub index: usize,
+    /// `path=value` overrides for `Scenario::load`: one per axis, in axis order, then
+    /// `seed=<seed>` last.
+    pub overrides: Vec<String>,
+    /// Replicate number, `0..replicates`.
+    pub replicate: u32,
+    /// Scenario seed of this replicate (below 2^60), shared by every parameter
+    /// combination.
+    pub seed: u64,
+    /// `(path, value)` for each axis, in axis order.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Parse one `PATH=V1,V2,...` sweep expression (the argument of `--set`).
+///
+/// Values are split on commas at the top level only: a comma inside `[...]`, `{...}`,
+/// or a quoted string does not split, so `record.spikes=["E","I"]` is one value and
+/// `record.spikes=["E"],["E","I"]` is two. Values are trimmed; empty values,
+/// unbalanced brackets, unterminated quotes and repeated values are errors.
+pub fn parse_axis(expr: &str) -> Result<Axis, String> {
+    let fail = |message: String| format!("--set {expr}: {message}");
+    let (path, raw) = expr
+        .split_once('=')
+        .ok_or_else(|| fail("expected PATH=V1,V2,..., e.g. populations.E.size=4000,8000".into()))?;
+    let path = path.trim();
+    if path.is_empty() {
+        return Err(fail("empty path before `=`".into()));
+    }
+    if path.split('.').any(|s| s.trim().is_empty()) {
+        return Err(fail(format!("empty segment in path `{path}`")));
+    }
+    if path.chars().any(char::is_whitespace) {
+        return Err(fail(format!("whitespace in path `{path}`")));
+    }
+    let values = split_top_level(raw).map_err(fail)?;
+    for (i, v) in values.iter().enumerate() {
+        if v.is_empty() {
+            return Err(fail(format!(
+                "value {} of {} is empty (a stray comma?)",
+                i + 1,
+                values.len()
+            )));
+        }
+        if values[..i].contains(v) {
+            return Err(fail(format!("value `{v}` is given twice")));
+        }
+    }
+    Ok(Axis {
+        path: path.to_string(),
+        values,
+    })
+}
+
+/// Split on commas outside brackets, braces and quotes; each piece trimmed.
+fn split_top_level(raw: &str) -> Result<Vec<String>, String> {
+    let mut values = Vec::new();
+    let mut current = String::new();
+    // Open brackets, innermost last, with the byte offset each opened at.
+    let mut stack: Vec<(char, usize)> = Vec::new();
+    // Open quote character and where it opened; `\` escapes only inside `"`.
+    let mut quote: Option<(char, usize)> = None;
+    let mut escaped = false;
+    for (pos, c) in raw.char_indices() {
+        if let Some((q, _)) = quote {
+            current.push(c);
+            if escaped {
+                escaped = false;
+            } else if q == '"' && c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some((c, pos)),
+            '[' | '{' => stack.push((c, pos)),
+            ']' | '}' => {
+                let want = if c == ']' { '[' } else { '{' };
+                match stack.pop() {
+                    Some((open, _)) if open == want => {}
+                    Some((open, at)) => {
+                        return Err(format!(
+                        "`{c}` at offset {pos} of the values closes `{open}` opened at offset {at}"
+                    ))
+                    }
+                    None => {
+                        return Err(format!(
+                            "`{c}` at offset {pos} of the values has no matching `{want}`"
+                        ))
+                    }
+                }
+            }
+            ',' if stack.is_empty() => {
+                values.push(current.trim().to_string());
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if let Some((q, at)) = quote {
+        return Err(format!(
+            "quote {q} at offset {at} of the values is never closed"
+        ));
+    }
+    if let Some((open, at)) = stack.pop() {
+        return Err(format!(
+            "`{open}` at offset {at} of the values is never closed"
+        ));
+    }
+    values.push(current.trim().to_string());
+    Ok(values)
+}
+
+/// Scenario seed of replicate `replicate` for base seed `base_seed`: below 2^60, and
+/// distinct for distinct replicates of one base seed (a bijection of the 60-bit space
+/// applied to distinct points).
+pub fn replicate_seed(base_seed: u64, replicate: u32) -> u64 {
+    // Odd, so `r * STEP` is injective modulo 2^60.
+    const STEP: u64 = (0x09E3_779B_97F4_A7C1 & SEED_MASK) | 1;
+    let key = splitmix64(base_seed) & SEED_MASK;
+    let x = key.wrapping_add(u64::from(replicate).wrapping_mul(STEP)) & SEED_MASK;
+    mix60(x)
+}
+
+/// The splitmix64 output function of one step from `state`.
+fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A splitmix-style finalizer on 60 bits: xor-shifts right and odd multiplications
+/// modulo 2^60 are each invertible, so this permutes `0..2^60`.
+fn mix60(mut z: u64) -> u64 {
+    z &= SEED_MASK;
+    z = ((z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9)) & SEED_MASK;
+    z = ((z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB)) & SEED_MASK;
+    z ^ (z >> 31)
+}
+
+/// The runs of a sweep: every combination of axis values, each `replicates` times.
+///
+/// Order: the first axis varies slowest and the replicate fastest, and `index` counts
+/// runs in that order from 0. With no axes the plan is just the replicates. The seed
+/// comes from [`replicate_seed`]`(base_seed, r)` and is also the last override, so an
+/// axis may not set `seed` itself (use the base seed and the replicate count).
+///
+/// Errors: `replicates == 0`, an axis with no values, a path given twice, two paths
+/// where one lies inside the other, an axis on `seed`, or more than [`MAX_RUNS`] runs.
+pub fn plan(axes: &[Axis], replicates: u32, base_seed: u64) -> Result<Vec<RunSpec>, String> {
+    if replicates == 0 {
+        return Err("--replicates: must be at least 1 (got 0)".into());
+    }
+    for (i, a) in axes.iter().enumerate() {
+        if a.values.is_empty() {
+            return Err(format!("--set {}: the axis has no values", a.path));
+        }
+        if a.path == "seed" {
+            return Err(format!(
+                "--set seed={}: the seed is set per replicate from the base seed; \
+                 use --seed and --replicates instead of sweeping it",
+                a.values.join(",")
+            ));
+        }
+        for b in &axes[..i] {
+            if a.path == b.path {
+                return Err(format!(
+                    "--set {}: the path is swept twice; give all its values in one --set",
+                    a.path
+                ));
+            }
+            let (outer, inner) = if a.path.len() < b.path.len() {
+                (&a.path, &b.path)
+            } else {
+                (&b.path, &a.path)
+            };
+            if inner.starts_with(outer.as_str()) && inner[outer.len()..].starts_with('.') {
+                return Err(format!(
+                    "--set {inner} lies inside --set {outer}: the result would depend on \
+                     the order they are applied in; sweep one or the other"
+                ));
+            }
+        }
+    }
+    let mut total: usize = replicates as usize;
+    for a in axes {
+        total = total
+            .checked_mul(a.values.len())
+            .filter(|&t| t <= MAX_RUNS)
+            .ok_or_else(|| too_many(axes, replicates))?;
+    }
+    if total > MAX_RUNS {
+        return Err(too_many(axes, replicates));
+    }
+    let seeds: Vec<u64> = (0..replicates)
+        .map(|r| replicate_seed(base_seed, r))
+        .collect();
+    let mut runs = Vec::with_capacity(total);
+    // Mixed-radix counter over the axes, last axis fastest.
+    let mut digits = vec![0usize; axes.len()];
+    let combinations = total / replicates as usize;
+    for _ in 0..combinations {
+        let labels: Vec<(String, String)> = axes
+            .iter()
+            .zip(&digits)
+            .map(|(a, &d)| (a.path.clone(), a.values[d].clone()))
+            .collect();
+        for (r, &seed) in seeds.iter().enumerate() {
+            let mut overrides: Vec<String> =
+                labels.iter().map(|(p, v)| format!("{p}={v}")).collect();
+            overrides.push(format!("seed={seed}"));
+            runs.push(RunSpec {
+                index: runs.len(),
+                overrides,
+                replicate: r as u32,
+                seed,
+                labels: labels.clone(),
+            });
+        }
+        for (d, a) in digits.iter_mut().zip(axes).rev() {
+            *d += 1;
+            if *d < a.values.len() {
+                break;
+            }
+            *d = 0;
+        }
+    }
+    Ok(runs)
+}
+
+fn too_many(axes: &[Axis], replicates: u32) -> String {
+    let sizes: Vec<String> = axes
+        .iter()
+        .map(|a| format!("{} ({})", a.path, a.values.len()))
+        .collect();
+    format!(
+        "the sweep has more than {MAX_RUNS} runs: {} x {replicates} replicates; \
+         sweep fewer values or split it into several sweeps",
+        if sizes.is_empty() {
+            "no axes".to_string()
+        } else {
+            sizes.join(" x ")
+        }
+    )
+}
+
+/// Parse `--shard K/N`: shard K (1-based) of N, 1 <= K <= N.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let fail = |what: &str| {
+        format!("--shard {s}: {what}; expected K/N with 1 <= K <= N, e.g. --shard 3/10")
+    };
+    let (k, n) = s.split_once('/').ok_or_else(|| fail("no `/`"))?;
+    let k: u32 = k
+        .trim()
+        .parse()
+        .map_err(|_| fail("K is not a whole number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| fail("N is not a whole number"))?;
+    if n == 0 {
+        return Err(fail("N is 0"));
+    }
+    if k == 0 {
+        return Err(fail("K is 0 (shards count from 1)"));
+    }
+    if k > n {
+        return Err(fail("K is larger than N"));
+    }
+    Ok((k, n))
+}
+
+/// The runs of shard `k` of `n` (1-based): those whose `index % n == k - 1`, in order.
+/// The `n` shards of a plan cover every run exactly once; a shard may be empty when
+/// `n` exceeds the number of runs.
+///
+/// # Panics
+/// If not `1 <= k <= n` ([`parse_shard`] guarantees it).
+pub fn shard(runs: &[RunSpec], k: u32, n: u32) -> Vec<RunSpec> {
+    assert!(
+        1 <= k && k <= n,
+        "shard {k}/{n}: need 1 <= K <= N (see parse_shard)"
+    );
+    let (k, n) = ((k - 1) as usize, n as usize);
+    runs.iter().filter(|r| r.index % n == k).cloned().collect()
+}
+
+/// Group runs by `shape_key` (e.g. a string of population sizes and connectivity that
+/// fixes buffer layouts), so the executor can batch runs of one shape side by side.
+///
+/// Returns positions into `runs` (equal to `RunSpec::index` for an unsharded plan):
+/// groups in the order their first run appears, and positions ascending in each group.
+pub fn group_by_shape(runs: &[RunSpec], shape_key: impl Fn(&RunSpec) -> String) -> Vec<Vec<usize>> {
+    let mut keys: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let g = *keys.entry(shape_key(run)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
+}
+
+/// Merge per-shard CSV tables (file contents) into one.
+///
+/// Every input must start with the same header line, whose first column is `run`;
+/// rows are concatenated and sorted by that integer run index, and a run index seen
+/// twice is an error. Blank lines are dropped, `\r\n` is accepted, and the result has
+/// one header and `\n` line ends. Inputs are numbered from 1 in error messages.
+pub fn merge_csv(inputs: &[String]) -> Result<String, String> {
+    if inputs.is_empty() {
+        return Err("merge: no input tables".into());
+    }
+    let count = inputs.len();
+    let mut header: Option<&str> = None;
+    let mut rows: Vec<(u64, usize, &str)> = Vec::new();
+    for (i, text) in inputs.iter().enumerate() {
+        let input = i + 1;
+        let mut lines = text
+            .lines()
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let (_, h) = lines
+            .next()
+            .ok_or_else(|| format!("merge: input {input} of {count} is empty (no header line)"))?;
+        match header {
+            None => {
+                let first = h.split(',').next().unwrap_or("").trim();
+                if first != "run" {
+                    return Err(format!(
+                        "merge: input {input} of {count}: the first column must be `run`, \
+                         got header `{h}`"
+                    ));
+                }
+                header = Some(h);
+            }
+            Some(expected) if expected != h => {
+                return Err(format!(
+                    "merge: input {input} of {count} has a different header than input 1\n  \
+                     input 1: {expected}\n  input {input}: {h}"
+                ));
+            }
+            Some(_) => {}
+        }
+        for (n, line) in lines {
+            let first = line.split(',').next().unwrap_or("").trim();
+            let run: u64 = first.parse().map_err(|_| {
+                format!(
+                    "merge: input {input} of {count}, line {}: run index `{first}` is not \
+                     a whole number",
+                    n + 1
+                )
+            })?;
+            rows.push((run, input, line));
+        }
+    }
+    rows.sort_by_key(|&(run, _, _)| run);
+    for w in rows.windows(2) {
+        if w[0].0 == w[1].0 {
+            return Err(format!(
+                "merge: run {} appears twice (in input {} and input {}); \
+                 were shards overlapping or a file given twice?",
+                w[0].0, w[0].1, w[1].1
+            ));
+        }
+    }
+    let header = header.unwrap_or_default();
+    let mut out =
+        String::with_capacity(header.len() + 1 + rows.iter().map(|r| r.2.len() + 1).sum::<usize>());
+    out.push_str(header);
+    out.push('\n');
+    for (_, _, line) in rows {
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
