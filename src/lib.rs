@@ -9,6 +9,7 @@ pub mod backend;
 pub mod bench;
 pub mod clamp;
 pub mod cpu;
+pub mod dose_response;
 pub mod error;
 pub mod gpu;
 pub mod model;

@@ -55,6 +55,10 @@ enum Command {
     },
     /// List the embedded scenarios.
     Scenarios,
+    /// Clamp the free ketamine concentration at each level after a drug-free
+    /// baseline and write dose_response.csv (rates, NMDA block, glutamate % baseline,
+    /// gamma power ratio; mean and 95% interval over replicates).
+    DoseResponse(ketasim::dose_response::DoseResponseArgs),
     /// Ketamine pharmacokinetics of a dosing protocol: plasma (ng/mL, µM) and free
     /// effect-site (µM) time course.
     Pk(ketasim::pk::PkArgs),
@@ -182,6 +186,7 @@ fn real_main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::DoseResponse(args) => ketasim::dose_response::command(&args)?,
         Command::Pk(args) => print!("{}", ketasim::pk::pk_command(&args)?),
         Command::Clamp(args) => print!("{}", ketasim::clamp::clamp_command(&args)?),
         Command::Scenarios => {

@@ -266,7 +266,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let t1 = Instant::now();
     let mut done = 0u64;
     while done < net.steps {
-        let steps = (net.steps - done).min(opts.batch_steps as u64) as u32;
+        let steps = net.batch_len(done, opts.batch_steps as u64);
         backend.set_drug(net.drug_at(done, steps))?;
         let out: BatchOutput = backend.run_batch(steps)?;
         for t in 0..steps as usize {

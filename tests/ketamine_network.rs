@@ -53,8 +53,14 @@ fn the_protocol_concentration_reaches_the_run_and_its_files() {
     ketasim::run::write_outputs(&res, &dir).expect("write");
     let rates = std::fs::read_to_string(dir.join("rates.csv")).expect("rates.csv");
     let header: Vec<&str> = rates.lines().next().unwrap_or("").split(',').collect();
-    let col = header.iter().position(|h| *h == "conc_um").expect("a conc_um column");
-    assert!(header.contains(&"glu_E_um") && header.contains(&"release_E_hz"), "{header:?}");
+    let col = header
+        .iter()
+        .position(|h| *h == "conc_um")
+        .expect("a conc_um column");
+    assert!(
+        header.contains(&"glu_E_um") && header.contains(&"release_E_hz"),
+        "{header:?}"
+    );
     let first: Vec<&str> = rates.lines().nth(1).unwrap_or("").split(',').collect();
     let c: f64 = first[col].parse().expect("conc value");
     assert!((c - res.bin_conc_um[0]).abs() < 1e-5);

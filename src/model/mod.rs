@@ -452,16 +452,43 @@ impl Network {
                     + step as f64 * self.scenario.dt_ms / 60_000.0;
                 p.free_brain_conc_um(t_min).max(0.0)
             }
-            None => self.scenario.drug.conc_um,
+            None => {
+                if step < self.drug_start_step() {
+                    0.0
+                } else {
+                    self.scenario.drug.conc_um
+                }
+            }
         }
+    }
+
+    /// Step at which a constant `drug.conc_um` is applied.
+    pub fn drug_start_step(&self) -> u64 {
+        steps_of(self.scenario.drug.start_ms, self.scenario.dt_ms) as u64
+    }
+
+    /// Steps of the batch starting at `step`, at most `max`, ending at the next step
+    /// change of the drug (so a batch never interpolates across a step).
+    pub fn batch_len(&self, step: u64, max: u64) -> u32 {
+        let mut n = (self.steps - step).min(max);
+        let start = self.drug_start_step();
+        if self.pk.is_none() && step < start {
+            n = n.min(start - step);
+        }
+        n.max(1) as u32
     }
 
     /// The drug block for a batch of `steps` starting at `step`: the concentration at
     /// its start and a per-step slope to the concentration at its end (linear
-    /// interpolation within a batch; batches are short against the PK time scales).
+    /// interpolation within a batch; batches are short against the PK time scales and
+    /// end at a concentration step, see `batch_len`).
     pub fn drug_at(&self, step: u64, steps: u32) -> DrugParams {
         let c0 = self.conc_at_step(step);
-        let c1 = self.conc_at_step(step + steps as u64);
+        let c1 = if self.pk.is_some() {
+            self.conc_at_step(step + steps as u64)
+        } else {
+            c0
+        };
         DrugParams {
             conc0_um: f32_of(c0),
             slope_um_per_step: f32_of((c1 - c0) / steps.max(1) as f64),

@@ -331,10 +331,14 @@ impl NmdaParams {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Drug {
-    /// A constant free concentration (µM) for the whole run (not with
-    /// `[pharmacokinetics]`).
+    /// A constant free concentration (µM) (not with `[pharmacokinetics]`), applied
+    /// from `start_ms` on.
     #[serde(default)]
     pub conc_um: f64,
+    /// Simulation time (ms) at which `conc_um` is applied (a step; before it the
+    /// concentration is 0, e.g. a pre-drug baseline).
+    #[serde(default)]
+    pub start_ms: f64,
     /// Protocol time (min after the protocol's t = 0, e.g. the start of an infusion)
     /// at which the simulation starts: a network window placed anywhere in the
     /// protocol. May be negative (a pre-drug baseline).

@@ -342,6 +342,10 @@ impl Scenario {
                 self.drug.conc_um
             ));
         }
+        non_negative("drug.start_ms", self.drug.start_ms)?;
+        if self.drug.start_ms != 0.0 && self.pharmacokinetics.is_some() {
+            return Err("drug.start_ms: applies to a constant conc_um; with [pharmacokinetics] place the window with drug.protocol_time_min".into());
+        }
         if !self.drug.protocol_time_min.is_finite() {
             return Err(format!(
                 "drug.protocol_time_min: must be a finite number of minutes (got {})",

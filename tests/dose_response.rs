@@ -1,0 +1,79 @@
+//! `dose-response`: the CSV has the columns (with 95% intervals for
+//! replicates), the control level sits at its own baseline, and block grows with the
+//! concentration.
+
+mod common;
+
+use ketasim::dose_response::{csv, dose_response, DoseResponseArgs};
+use ketasim::run::BackendChoice;
+
+#[test]
+fn dose_response_columns_control_and_monotone_block() {
+    let dir = std::env::temp_dir().join(format!("ketasim-dr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let file = dir.join("mixed.toml");
+    let text = common::MIXED
+        .replace("[drug]\nconc_um = 0.8\n", "")
+        .replace("spikes = [\"E\", \"I\"]", "spikes = []");
+    std::fs::write(&file, text).expect("write scenario");
+    let args = DoseResponseArgs {
+        scenario: Some(file.display().to_string()),
+        conc_um: vec![0.0, 1.0, 10.0],
+        replicates: 2,
+        out: dir.clone(),
+        backend: BackendChoice::Cpu,
+        // A fast glutamate pool (K_m/Vmax = 100 ms) keeps the default warm-up short.
+        warmup_ms: None,
+        baseline_ms: 300.0,
+        settle_ms: 100.0,
+        measure_ms: 300.0,
+        e_pop: "E".into(),
+        i_pop: "I".into(),
+        set: vec!["populations.E.glutamate.uptake_vmax_um_per_ms=0.2".into()],
+    };
+    let levels = dose_response(&args).expect("dose-response");
+    let table = csv(&levels);
+    let header = table.lines().next().unwrap_or("");
+    for col in [
+        "conc_um",
+        "rate_E_hz",
+        "rate_I_hz",
+        "nmda_block_E",
+        "nmda_block_I",
+        "glutamate_pct_baseline",
+        "gamma_power_ratio",
+        "rate_E_hz_ci95_lo",
+        "glutamate_pct_baseline_ci95_hi",
+    ] {
+        assert!(
+            header.split(',').any(|h| h == col),
+            "missing column {col}: {header}"
+        );
+    }
+    assert_eq!(table.lines().count(), 4, "{table}");
+    let block = |l: usize| {
+        levels[l]
+            .replicates
+            .iter()
+            .map(|m| m.nmda_block_e)
+            .sum::<f64>()
+            / 2.0
+    };
+    assert_eq!(block(0), 0.0);
+    assert!(
+        block(1) > 0.02 && block(2) > block(1),
+        "block {} {} {}",
+        block(0),
+        block(1),
+        block(2)
+    );
+    for m in &levels[0].replicates {
+        assert!(
+            (m.glutamate_pct_baseline - 100.0).abs() < 5.0,
+            "control glutamate {}% of baseline",
+            m.glutamate_pct_baseline
+        );
+        assert!(m.gamma_power_ratio.is_finite() && m.gamma_power_ratio > 0.0);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
