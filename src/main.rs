@@ -59,6 +59,11 @@ enum Command {
     /// baseline and write dose_response.csv (rates, NMDA block, glutamate % baseline,
     /// gamma power ratio; mean and 95% interval over replicates).
     DoseResponse(ketasim::dose_response::DoseResponseArgs),
+    /// Run the cross product of --set axes (path=v1,v2,...) x replicates, or one
+    /// --shard K/N of it, writing one CSV row per run.
+    Sweep(ketasim::sweep::SweepArgs),
+    /// Join the CSVs of sweep shards.
+    Merge(ketasim::sweep::MergeArgs),
     /// Ketamine pharmacokinetics of a dosing protocol: plasma (ng/mL, µM) and free
     /// effect-site (µM) time course.
     Pk(ketasim::pk::PkArgs),
@@ -187,6 +192,8 @@ fn real_main() -> anyhow::Result<()> {
             }
         }
         Command::DoseResponse(args) => ketasim::dose_response::command(&args)?,
+        Command::Sweep(args) => ketasim::sweep::sweep_command(&args)?,
+        Command::Merge(args) => ketasim::sweep::merge_command(&args)?,
         Command::Pk(args) => print!("{}", ketasim::pk::pk_command(&args)?),
         Command::Clamp(args) => print!("{}", ketasim::clamp::clamp_command(&args)?),
         Command::Scenarios => {

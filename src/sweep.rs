@@ -414,3 +414,142 @@ pub fn merge_csv(inputs: &[String]) -> Result<String, String> {
     }
     Ok(out)
 }
+
+/// `ketasim sweep` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepArgs {
+    /// Scenario file or embedded name.
+    pub scenario: Option<String>,
+    /// Axis: dotted.path=v1,v2,... (repeatable; the cross product is run).
+    #[arg(long = "set", value_name = "PATH=V1,V2,...")]
+    pub set: Vec<String>,
+    /// Replicates (seeds) per parameter combination.
+    #[arg(long, default_value_t = 1)]
+    pub replicates: u32,
+    /// Run only shard K of N (1-based): a deterministic 1/N of the runs.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = crate::run::BackendChoice::Auto)]
+    pub backend: crate::run::BackendChoice,
+    /// Output folder (`sweep.csv`, or `sweep_shard_K_of_N.csv`).
+    #[arg(long, default_value = "out")]
+    pub out: std::path::PathBuf,
+}
+
+/// `ketasim merge` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MergeArgs {
+    /// Shard CSV files.
+    #[arg(required = true)]
+    pub inputs: Vec<std::path::PathBuf>,
+    /// Output file.
+    #[arg(long, default_value = "sweep.csv")]
+    pub out: std::path::PathBuf,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Run a sweep (or one shard of it) and write one CSV row per run: its index, the
+/// swept values, replicate and seed, then the run's summary per population.
+/// Runs execute one after another (batching runs of the same network shape into one
+/// GPU simulation is not done yet).
+pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
+    let axes = args
+        .set
+        .iter()
+        .map(|e| parse_axis(e))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let source = crate::scenario::Source::locate(args.scenario.as_deref())?;
+    let base = crate::scenario::Scenario::load(&source, &[])?;
+    let all = plan(&axes, args.replicates, base.seed).map_err(anyhow::Error::msg)?;
+    let (runs, name) = match &args.shard {
+        Some(s) => {
+            let (k, n) = parse_shard(s).map_err(anyhow::Error::msg)?;
+            (shard(&all, k, n), format!("sweep_shard_{k}_of_{n}.csv"))
+        }
+        None => (all.clone(), "sweep.csv".to_string()),
+    };
+    let mut header = vec!["run".to_string()];
+    header.extend(axes.iter().map(|a| a.path.clone()));
+    header.extend(["replicate", "seed", "backend", "wall_s"].map(String::from));
+    for p in &base.populations {
+        for c in [
+            "rate_hz",
+            "cv_isi",
+            "nmda_blocked",
+            "nmda_charge_pC",
+            "ampa_charge_pC",
+            "glutamate_window_um",
+        ] {
+            header.push(format!("{}_{c}", p.name));
+        }
+    }
+    let mut out = header.join(",") + "\n";
+    eprintln!("sweep: {} of {} runs", runs.len(), all.len());
+    for r in &runs {
+        let sc = crate::scenario::Scenario::load(&source, &r.overrides)?;
+        if sc
+            .populations
+            .iter()
+            .map(|p| &p.name)
+            .ne(base.populations.iter().map(|p| &p.name))
+        {
+            anyhow::bail!("run {}: the overrides change the populations; sweep over parameters, not population lists", r.index);
+        }
+        let res = crate::run::run(
+            &sc,
+            &crate::run::RunOptions {
+                backend: args.backend,
+                ..crate::run::RunOptions::default()
+            },
+        )?;
+        let s = &res.summary;
+        let mut row = vec![r.index.to_string()];
+        row.extend(r.labels.iter().map(|(_, v)| csv_field(v)));
+        row.extend([
+            r.replicate.to_string(),
+            r.seed.to_string(),
+            s.backend.clone(),
+            format!("{:.4}", s.wall_s),
+        ]);
+        let num = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.6}"));
+        for p in &s.populations {
+            row.push(format!("{:.6}", p.rate_hz));
+            row.push(num(p.cv_isi));
+            row.push(num(p.mean_nmda_blocked));
+            row.push(num(p.nmda_charge_pC));
+            row.push(num(p.ampa_charge_pC));
+            row.push(num(p.glutamate.as_ref().map(|g| g.window_um)));
+        }
+        out.push_str(&(row.join(",") + "\n"));
+        eprintln!("  run {} done ({:.2} s)", r.index, s.wall_s);
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    let path = args.out.join(name);
+    std::fs::write(&path, out).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Join shard CSVs into one table sorted by run.
+pub fn merge_command(args: &MergeArgs) -> anyhow::Result<()> {
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|p| std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = merge_csv(&inputs).map_err(anyhow::Error::msg)?;
+    std::fs::write(&args.out, merged)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
