@@ -83,7 +83,13 @@ pub fn bench(
             };
             let r = run(&s, &opts)?.summary;
             let sample_interval = (s.record.sample_interval_ms / s.dt_ms).round() as u32;
-            let bps = memory::bytes_per_neuron_step(sample_interval);
+            let pools: f64 = s
+                .populations
+                .iter()
+                .map(|p| p.size as f64 * p.nmda.as_ref().map_or(0, |m| m.pool_specs().len()) as f64)
+                .sum::<f64>()
+                / s.neuron_count() as f64;
+            let bps = memory::bytes_per_neuron_step(sample_interval, pools);
             rows.push(BenchRow {
                 backend: r.backend,
                 adapter: r.adapter,

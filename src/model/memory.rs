@@ -106,7 +106,15 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
             bytes: 4 * n,
         },
         BufferPlan {
-            name: "s_nmda",
+            name: "nmda_pool0",
+            bytes: 16 * n,
+        },
+        BufferPlan {
+            name: "nmda_pool1",
+            bytes: 16 * n,
+        },
+        BufferPlan {
+            name: "glu_r",
             bytes: 4 * n,
         },
         BufferPlan {
@@ -149,6 +157,14 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
                 * (batch / sample_interval + 2),
         },
         BufferPlan {
+            name: "glu_release",
+            bytes: 8 * batch * n_pop,
+        },
+        BufferPlan {
+            name: "glu_trace",
+            bytes: 4 * batch * n_pop,
+        },
+        BufferPlan {
             name: "spike_record",
             bytes: 8 * s.record.max_spikes_per_batch.max(1) as u64,
         },
@@ -157,10 +173,15 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
     MemoryPlan {
         buffers,
         total_bytes,
-        bytes_per_neuron: 4 * 5 + 2 * 16 + 16 + 4 + 12 * slots,
+        bytes_per_neuron: BYTES_PER_NEURON_STATE + 12 * slots,
         table_synapses: table_cols,
     }
 }
+
+/// Device bytes per neuron besides the ring buffers: V, refractory count, g_AMPA,
+/// g_GABA, x_NMDA (5 x 4), two NMDA pools (2 x 16), the releasable glutamate fraction
+/// (4), ISI accumulators (16) and the spike-list entry (4).
+pub const BYTES_PER_NEURON_STATE: u64 = 4 * 5 + 2 * 16 + 4 + 16 + 4;
 
 /// Device limits that bound a network.
 #[derive(Debug, Clone, Copy)]
@@ -228,11 +249,15 @@ pub fn check(s: &Scenario, batch_steps: u32, lim: &DeviceLimits) -> Result<Memor
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Device bytes one neuron update moves: reads and writes of V, refractory count,
-/// g_AMPA, g_GABA, x_NMDA, s_NMDA (6 x 4 x 2), the read and clear of the three
-/// ring-buffer entries (3 x 4 x 2), plus the sample reduction's reads of 4 variables
-/// every `sample_interval` steps. Spike-dependent traffic is counted per event.
-pub fn bytes_per_neuron_step(sample_interval_steps: u32) -> f64 {
-    48.0 + 24.0 + 16.0 / sample_interval_steps.max(1) as f64
+/// g_AMPA, g_GABA, x_NMDA (5 x 4 x 2), the read and clear of the three ring-buffer
+/// entries (3 x 4 x 2), the read and write of each NMDA pool (16 x 2), plus the sample
+/// reduction's reads of V, g_AMPA, g_GABA and the pools every `sample_interval`
+/// steps; `pools_per_neuron` is the mean number of NMDA pools per neuron.
+/// Spike-dependent traffic is counted per event.
+pub fn bytes_per_neuron_step(sample_interval_steps: u32, pools_per_neuron: f64) -> f64 {
+    40.0 + 24.0
+        + 32.0 * pools_per_neuron
+        + (12.0 + 16.0 * pools_per_neuron) / sample_interval_steps.max(1) as f64
 }
 
 /// Device bytes per synaptic event: one 4-byte atomic read-modify-write of a ring

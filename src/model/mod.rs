@@ -14,7 +14,7 @@ use glam::UVec2;
 
 use crate::error::{Error, Result};
 use crate::rng::{self, key, threefry2x32, STREAM_CONN, STREAM_INIT, STREAM_POISSON};
-use crate::scenario::{steps_of, DecayMethod, Receptor, Rule, Scenario, Storage};
+use crate::scenario::{steps_of, DecayMethod, Rule, Scenario, Storage};
 use layout::*;
 use limits::*;
 
@@ -565,13 +565,4 @@ fn build_table(
     }
     tables.rows.push(tables.cols.len() as u32);
     Ok(())
-}
-
-/// Receptor of a channel index (for reports).
-pub fn receptor_of(index: u32) -> Receptor {
-    match index {
-        0 => Receptor::Ampa,
-        1 => Receptor::GabaA,
-        _ => Receptor::Nmda,
-    }
 }
