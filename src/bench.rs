@@ -3,12 +3,14 @@
 //! probability p = K/N and weights scaled by 80/K so that the mean input per neuron
 //! matches the 4000-neuron model) timed on each backend in one run.
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::memory;
 use crate::run::{run, BackendChoice, RunOptions};
-use crate::scenario::Scenario;
+use crate::scenario::{Rule, Scenario};
 
 /// The COBA scenario text (`assets/scenarios/coba.toml`).
 pub const COBA: &str = include_str!("../assets/scenarios/coba.toml");
@@ -30,6 +32,19 @@ pub fn scaled_coba(n: u64, k: u64, steps: u64) -> Result<Scenario> {
     }
     s.duration_ms = steps as f64 * s.dt_ms;
     Ok(s)
+}
+
+/// Device bytes one neuron-step of `s` moves (`memory::bytes_per_neuron_step` at the
+/// scenario's sample interval and its mean number of NMDA pools per neuron).
+pub fn bytes_per_neuron_step(s: &Scenario) -> f64 {
+    let sample_interval = (s.record.sample_interval_ms / s.dt_ms).round() as u32;
+    let pools: f64 = s
+        .populations
+        .iter()
+        .map(|p| p.size as f64 * p.nmda.as_ref().map_or(0, |m| m.pool_specs().len()) as f64)
+        .sum::<f64>()
+        / s.neuron_count() as f64;
+    memory::bytes_per_neuron_step(sample_interval, pools)
 }
 
 /// One benchmark measurement.
@@ -82,14 +97,7 @@ pub fn bench(
                 ..RunOptions::default()
             };
             let r = run(&s, &opts)?.summary;
-            let sample_interval = (s.record.sample_interval_ms / s.dt_ms).round() as u32;
-            let pools: f64 = s
-                .populations
-                .iter()
-                .map(|p| p.size as f64 * p.nmda.as_ref().map_or(0, |m| m.pool_specs().len()) as f64)
-                .sum::<f64>()
-                / s.neuron_count() as f64;
-            let bps = memory::bytes_per_neuron_step(sample_interval, pools);
+            let bps = bytes_per_neuron_step(&s);
             rows.push(BenchRow {
                 backend: r.backend,
                 adapter: r.adapter,
@@ -134,4 +142,732 @@ pub fn table(rows: &[BenchRow]) -> String {
         ));
     }
     t
+}
+
+// ---------------------------------------------------------------------------------
+// `ketasim bench --suite standard|quick`: a fixed set of networks on every backend.
+// ---------------------------------------------------------------------------------
+
+/// Which set of networks `bench --suite` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    /// COBA at 4000 neurons (as published) and scaled to 1e5 and 1e6 neurons with
+    /// 1000 synapses per neuron; the ketamine network at its own size, 1e5 and 1e6;
+    /// the Potjans-Diesmann microcircuit. Meant for real GPUs.
+    Standard,
+    /// Small sizes and a few hundred steps: tests and CI.
+    Quick,
+}
+
+impl Suite {
+    /// "standard" or "quick".
+    pub fn label(self) -> &'static str {
+        match self {
+            Suite::Standard => "standard",
+            Suite::Quick => "quick",
+        }
+    }
+
+    /// Untimed warm-up steps run before each timed run.
+    pub fn warmup_steps(self) -> u64 {
+        match self {
+            Suite::Standard => 200,
+            Suite::Quick => 20,
+        }
+    }
+}
+
+/// Embedded scenario name of the ketamine network.
+pub const KETAMINE_SCENARIO: &str = "pfc_ketamine";
+/// Embedded scenario name of the Potjans-Diesmann cortical microcircuit.
+pub const MICROCIRCUIT_SCENARIO: &str = "microcircuit";
+
+/// Where a suite entry's network comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetworkSource {
+    /// The embedded `coba` scenario as it is (4000 neurons, 80 synapses per neuron).
+    Coba,
+    /// [`scaled_coba`] at `n` neurons with `k` synapses per neuron.
+    ScaledCoba {
+        /// Neurons.
+        n: u64,
+        /// Synapses per neuron.
+        k: u64,
+    },
+    /// An embedded scenario (skipped, with a note, while it is not compiled in), at
+    /// its own size or scaled by [`scale_scenario`] to `n` neurons.
+    Embedded {
+        /// Name in `scenario::EMBEDDED`.
+        name: &'static str,
+        /// Target size; `None`: the scenario's own size.
+        n: Option<u64>,
+    },
+}
+
+/// One network of a suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuiteEntry {
+    /// Unique id of the entry (network and size).
+    pub id: String,
+    /// Network family: "coba", "coba-scaled", "pfc_ketamine", "microcircuit".
+    pub network: &'static str,
+    /// How the network is built.
+    pub source: NetworkSource,
+    /// Steps timed.
+    pub steps: u64,
+}
+
+/// The entries of a suite, in the order they run.
+pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
+    let coba = |steps| SuiteEntry {
+        id: "coba".into(),
+        network: "coba",
+        source: NetworkSource::Coba,
+        steps,
+    };
+    let scaled = |n: u64, steps| SuiteEntry {
+        id: format!("coba-scaled-n{n}-k1000"),
+        network: "coba-scaled",
+        source: NetworkSource::ScaledCoba { n, k: 1000 },
+        steps,
+    };
+    let embedded = |name: &'static str, n: Option<u64>, steps| SuiteEntry {
+        id: match n {
+            Some(n) => format!("{name}-n{n}"),
+            None => name.to_string(),
+        },
+        network: name,
+        source: NetworkSource::Embedded { name, n },
+        steps,
+    };
+    match suite {
+        Suite::Standard => vec![
+            coba(10_000),
+            scaled(100_000, 2000),
+            scaled(1_000_000, 500),
+            embedded(KETAMINE_SCENARIO, None, 10_000),
+            embedded(KETAMINE_SCENARIO, Some(100_000), 2000),
+            embedded(KETAMINE_SCENARIO, Some(1_000_000), 500),
+            embedded(MICROCIRCUIT_SCENARIO, None, 2000),
+        ],
+        Suite::Quick => vec![
+            coba(300),
+            scaled(10_000, 300),
+            embedded(KETAMINE_SCENARIO, None, 300),
+            embedded(KETAMINE_SCENARIO, Some(10_000), 300),
+            embedded(MICROCIRCUIT_SCENARIO, Some(10_000), 300),
+        ],
+    }
+}
+
+/// Scale a scenario to `n` neurons: every population is resized in proportion
+/// (largest-remainder rounding, so the sizes sum to exactly `n`, each at least 1), and
+/// the expected in-degree of every projection is kept: `p` of a `fixed_probability`
+/// projection is multiplied by old/new size of its presynaptic population (about
+/// old_N/new_N); `k` of `fixed_indegree` is kept as is, and so is `k` of
+/// `fixed_outdegree` (pre and post scale alike, so the in-degree k N_pre/N_post stays).
+/// Weights, drives, neuron parameters and recording are unchanged, so the mean input
+/// per neuron is that of the original network. The result is named `NAME-nN` and
+/// validated.
+///
+/// Errors: `n` smaller than the number of populations, or a `p` that would exceed 1
+/// (the in-degree cannot be kept at that size).
+pub fn scale_scenario(s: &Scenario, n: u64) -> Result<Scenario> {
+    let err = |message: String| Error::Scenario {
+        file: format!("<scaled:{}>", s.name),
+        message,
+    };
+    let n_pop = s.populations.len() as u64;
+    if n < n_pop || n == 0 {
+        return Err(err(format!(
+            "cannot scale to {n} neurons: the scenario has {n_pop} populations and each needs at least one neuron"
+        )));
+    }
+    if n > (u32::MAX / 2) as u64 {
+        return Err(err(format!(
+            "cannot scale to {n} neurons: at most {} are supported",
+            u32::MAX / 2
+        )));
+    }
+    let old_n = s.neuron_count();
+    if old_n == 0 {
+        return Err(err("the scenario has no neurons to scale".into()));
+    }
+    let f = n as f64 / old_n as f64;
+    let target: Vec<f64> = s
+        .populations
+        .iter()
+        .map(|p| p.size.max(0) as f64 * f)
+        .collect();
+    let mut size: Vec<i64> = target.iter().map(|t| (t.floor() as i64).max(1)).collect();
+    let mut total: i64 = size.iter().sum();
+    // Largest remainder: add where the size falls furthest below its target, remove
+    // (never below 1) where it lies furthest above.
+    while total < n as i64 {
+        let i = (0..size.len())
+            .max_by(|&a, &b| (target[a] - size[a] as f64).total_cmp(&(target[b] - size[b] as f64)))
+            .unwrap_or(0);
+        size[i] += 1;
+        total += 1;
+    }
+    while total > n as i64 {
+        let Some(i) = (0..size.len())
+            .filter(|&i| size[i] > 1)
+            .max_by(|&a, &b| (size[a] as f64 - target[a]).total_cmp(&(size[b] as f64 - target[b])))
+        else {
+            break;
+        };
+        size[i] -= 1;
+        total -= 1;
+    }
+    let mut out = s.clone();
+    for (p, &new) in out.populations.iter_mut().zip(&size) {
+        p.size = new;
+    }
+    for (j, pr) in out.projections.iter_mut().enumerate() {
+        if pr.rule != Rule::FixedProbability {
+            continue;
+        }
+        let Some(i) = s.population_index(&pr.pre) else {
+            continue;
+        };
+        let (old_pre, new_pre) = (s.populations[i].size as f64, size[i] as f64);
+        if let Some(p) = pr.p {
+            let q = p * old_pre / new_pre;
+            if q > 1.0 {
+                return Err(err(format!(
+                    "projections[{j}] ({} -> {}): keeping the in-degree {:.1} at {new_pre} presynaptic neurons needs p = {q:.3} > 1; scale to at least {} neurons",
+                    pr.pre,
+                    pr.post,
+                    p * old_pre,
+                    ((p * old_n as f64).ceil() as u64).max(n_pop)
+                )));
+            }
+            pr.p = Some(q);
+        }
+    }
+    if n != old_n {
+        out.name = format!("{}-n{n}", s.name);
+    }
+    out.validate().map_err(err)?;
+    Ok(out)
+}
+
+/// Peak memory bandwidth (GB/s, vendor data sheets) of the GPUs ketasim knows, by
+/// the exact adapter name their drivers report. Any other adapter: unknown.
+pub const PEAK_BANDWIDTH_GB_PER_S: &[(&str, f64)] = &[
+    ("NVIDIA H100 80GB HBM3", 3350.0), // H100 SXM5
+    ("NVIDIA H100 PCIe", 2000.0),
+    ("NVIDIA H200", 4800.0), // H200 SXM
+    ("NVIDIA A100-SXM4-80GB", 2039.0),
+    ("NVIDIA GeForce RTX 4090", 1008.0),
+];
+
+/// Peak bandwidth of an adapter ("NAME" or "NAME (API, type)" as the backends
+/// describe it) if its name is exactly one of [`PEAK_BANDWIDTH_GB_PER_S`]; `None`
+/// otherwise (never guessed from a similar name).
+pub fn peak_bandwidth_gb_per_s(adapter: &str) -> Option<f64> {
+    let adapter = adapter.trim();
+    let name = match adapter.rfind(" (") {
+        Some(i) if adapter.ends_with(')') => &adapter[..i],
+        _ => adapter,
+    };
+    PEAK_BANDWIDTH_GB_PER_S
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(name.trim()))
+        .map(|&(_, gb)| gb)
+}
+
+/// Whether a backend could be used in a suite run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendStatus {
+    /// "cpu" or "gpu".
+    pub backend: String,
+    /// Whether it runs.
+    pub available: bool,
+    /// Adapter description, when available.
+    pub adapter: Option<String>,
+    /// Why not, when unavailable.
+    pub reason: Option<String>,
+}
+
+/// One population's rate in a suite row.
+#[derive(Debug, Clone, Serialize)]
+pub struct PopulationRate {
+    /// Name.
+    pub name: String,
+    /// Neurons.
+    pub size: u32,
+    /// Mean rate over the timed run (Hz).
+    pub rate_hz: f64,
+}
+
+/// One (network, backend) row of a suite. Measured fields are null unless `status` is
+/// "ok".
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteRow {
+    /// Entry id (network and size), unique in the suite.
+    pub entry: String,
+    /// Network family.
+    pub network: String,
+    /// Scenario name as run (after scaling).
+    pub scenario: Option<String>,
+    /// "cpu" or "gpu".
+    pub backend: String,
+    /// "ok", "skipped" (backend unavailable, or the network cannot be built at this
+    /// size), "not_available" (scenario not embedded yet) or "error" (the run failed).
+    pub status: String,
+    /// Why a row is not "ok", or how the network was made.
+    pub note: String,
+    /// Adapter description.
+    pub adapter: Option<String>,
+    /// Neurons.
+    pub neurons: Option<u64>,
+    /// Synapses (expected count for procedural fixed-probability projections).
+    pub synapses: Option<f64>,
+    /// Synapses per neuron (mean in-degree).
+    pub synapses_per_neuron: Option<f64>,
+    /// Time step (ms).
+    pub dt_ms: Option<f64>,
+    /// Simulated time of the timed run (ms).
+    pub duration_ms: Option<f64>,
+    /// Steps timed.
+    pub steps: u64,
+    /// Untimed warm-up steps run before (a separate run of the same network on the
+    /// same backend, discarded).
+    pub warmup_steps: u64,
+    /// What the timing includes and excludes.
+    pub warmup: String,
+    /// Network construction, upload and pipeline build of the timed run (s); not in
+    /// `wall_s`.
+    pub build_s: Option<f64>,
+    /// Simulation loop (s).
+    pub wall_s: Option<f64>,
+    /// Real-time factor: wall_s / simulated seconds.
+    pub rtf: Option<f64>,
+    /// Neuron updates per second.
+    pub neuron_updates_per_s: Option<f64>,
+    /// Synaptic events per second.
+    pub synaptic_events_per_s: Option<f64>,
+    /// Device bytes per neuron-step (`model::memory::bytes_per_neuron_step`).
+    pub bytes_per_neuron_step: Option<f64>,
+    /// Achieved neuron-state bandwidth: neuron_updates_per_s x bytes_per_neuron_step
+    /// (GB/s).
+    pub achieved_gb_per_s: Option<f64>,
+    /// The adapter's peak memory bandwidth (GB/s), if it is a known GPU.
+    pub peak_gb_per_s: Option<f64>,
+    /// achieved / peak.
+    pub peak_fraction: Option<f64>,
+    /// Population rates over the timed run.
+    pub populations: Vec<PopulationRate>,
+}
+
+/// A whole suite run: what `bench --suite` writes as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteReport {
+    /// "suite".
+    pub benchmark: String,
+    /// "standard" or "quick".
+    pub suite: Suite,
+    /// ketasim version.
+    pub ketasim_version: String,
+    /// The timing policy of every row.
+    pub warmup_policy: String,
+    /// The backends asked for and whether they ran.
+    pub backends: Vec<BackendStatus>,
+    /// One row per (entry, backend), entries in suite order.
+    pub results: Vec<SuiteRow>,
+}
+
+impl SuiteReport {
+    /// Rows whose run failed.
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|r| r.status == "error").count()
+    }
+}
+
+fn warmup_policy(warmup_steps: u64) -> String {
+    format!(
+        "untimed warm-up run of {warmup_steps} steps of the same network on the same backend first (discarded); the timed run is then built afresh and starts at t = 0 (initial transient included); build time (construction, upload, pipeline compilation) is excluded from wall_s and reported as build_s"
+    )
+}
+
+/// The scenario as one continuous run: a `[protocol]` table whose `mode` is not
+/// `continuous` (multiscale network windows along a dosing protocol) is dropped, since
+/// the benchmark times a given number of consecutive steps. Done on the serialised
+/// form so that it holds for any protocol table. Returns whether anything changed.
+fn continuous(s: Scenario, file: &str) -> Result<(Scenario, bool)> {
+    let err = |e: serde_json::Error| Error::Scenario {
+        file: file.to_string(),
+        message: format!("cannot make a continuous benchmark run: {e}"),
+    };
+    let mut v = serde_json::to_value(&s).map_err(err)?;
+    let windowed = v
+        .get("protocol")
+        .and_then(|p| p.get("mode"))
+        .and_then(|m| m.as_str())
+        .is_some_and(|m| m != "continuous");
+    if !windowed {
+        return Ok((s, false));
+    }
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("protocol");
+    }
+    Ok((serde_json::from_value(v).map_err(err)?, true))
+}
+
+/// The scenario of an entry, with `steps` steps; `Ok(None)` when it is not embedded.
+fn entry_scenario(e: &SuiteEntry, steps: u64) -> Result<Option<(Scenario, String)>> {
+    let (mut s, how) = match &e.source {
+        NetworkSource::Coba => (
+            Scenario::from_toml("<embedded:coba>", COBA)?,
+            "embedded coba as published (4000 neurons, p = 0.02)".to_string(),
+        ),
+        NetworkSource::ScaledCoba { n, k } => (
+            scaled_coba(*n, *k, steps)?,
+            format!("scaled_coba: {k} synapses/neuron, weights x 80/{k}"),
+        ),
+        NetworkSource::Embedded { name, n } => {
+            let Some((_, text)) = crate::scenario::EMBEDDED.iter().find(|(x, _)| x == name) else {
+                return Ok(None);
+            };
+            let file = format!("<embedded:{name}>");
+            let (base, was_windowed) = continuous(Scenario::from_toml(&file, text)?, &file)?;
+            let (s, mut how) = match n {
+                Some(n) if *n != base.neuron_count() => (
+                    scale_scenario(&base, *n)?,
+                    format!(
+                        "embedded {name} scaled from {} neurons (in-degree kept)",
+                        base.neuron_count()
+                    ),
+                ),
+                _ => (base, format!("embedded {name} at its own size")),
+            };
+            if was_windowed {
+                how.push_str("; its multiscale [protocol] replaced by one continuous run");
+            }
+            (s, how)
+        }
+    };
+    s.duration_ms = steps as f64 * s.dt_ms;
+    s.record.baseline_ms = s.record.baseline_ms.min(s.duration_ms);
+    // The benchmark times the simulation, not spike read-back.
+    s.record.spikes.clear();
+    s.validate().map_err(|message| Error::Scenario {
+        file: format!("<bench:{}>", e.id),
+        message,
+    })?;
+    Ok(Some((s, how)))
+}
+
+fn label(b: BackendChoice) -> &'static str {
+    match b {
+        BackendChoice::Cpu => "cpu",
+        BackendChoice::Gpu => "gpu",
+        BackendChoice::Auto => "auto",
+    }
+}
+
+/// Run `suite` on `backends` (`Auto` means the GPU if there is one, else the CPU). A
+/// backend that is unavailable, a network that is not embedded or cannot be built at
+/// a size, and a run that fails each give rows with that status and a note instead
+/// of an error, so one run always reports every (entry, backend) pair. `progress`
+/// logs each run on stderr.
+pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Result<SuiteReport> {
+    let wants_gpu = backends.iter().any(|&b| b != BackendChoice::Cpu);
+    let gpu = if wants_gpu {
+        Some(crate::gpu::GpuContext::new().map(|c| c.describe()))
+    } else {
+        None
+    };
+    let gpu_ok = matches!(gpu, Some(Ok(_)));
+    let mut chosen: Vec<BackendChoice> = Vec::new();
+    for &b in backends {
+        let b = match b {
+            BackendChoice::Auto if gpu_ok => BackendChoice::Gpu,
+            BackendChoice::Auto => BackendChoice::Cpu,
+            b => b,
+        };
+        if !chosen.contains(&b) {
+            chosen.push(b);
+        }
+    }
+    let status: Vec<BackendStatus> = chosen
+        .iter()
+        .map(|&b| match (b, &gpu) {
+            (BackendChoice::Gpu, Some(Err(e))) => BackendStatus {
+                backend: "gpu".into(),
+                available: false,
+                adapter: None,
+                reason: Some(e.to_string()),
+            },
+            (BackendChoice::Gpu, Some(Ok(a))) => BackendStatus {
+                backend: "gpu".into(),
+                available: true,
+                adapter: Some(a.clone()),
+                reason: None,
+            },
+            _ => BackendStatus {
+                backend: label(b).into(),
+                available: true,
+                adapter: None,
+                reason: None,
+            },
+        })
+        .collect();
+    let warmup_steps = suite.warmup_steps();
+    let policy = warmup_policy(warmup_steps);
+    let mut rows = Vec::new();
+    for e in suite_entries(suite) {
+        let target_n = match &e.source {
+            NetworkSource::Coba => None,
+            NetworkSource::ScaledCoba { n, .. } => Some(*n),
+            NetworkSource::Embedded { n, .. } => *n,
+        };
+        let blank = |backend: &str, status: &str, note: String| SuiteRow {
+            entry: e.id.clone(),
+            network: e.network.to_string(),
+            scenario: None,
+            backend: backend.to_string(),
+            status: status.to_string(),
+            note,
+            adapter: None,
+            neurons: target_n,
+            synapses: None,
+            synapses_per_neuron: None,
+            dt_ms: None,
+            duration_ms: None,
+            steps: e.steps,
+            warmup_steps,
+            warmup: policy.clone(),
+            build_s: None,
+            wall_s: None,
+            rtf: None,
+            neuron_updates_per_s: None,
+            synaptic_events_per_s: None,
+            bytes_per_neuron_step: None,
+            achieved_gb_per_s: None,
+            peak_gb_per_s: None,
+            peak_fraction: None,
+            populations: Vec::new(),
+        };
+        let built = entry_scenario(&e, e.steps);
+        for (&b, st) in chosen.iter().zip(&status) {
+            let (s, how) = match &built {
+                Ok(Some(x)) => x,
+                Ok(None) => {
+                    let name = match &e.source {
+                        NetworkSource::Embedded { name, .. } => *name,
+                        _ => e.network,
+                    };
+                    rows.push(blank(
+                        &st.backend,
+                        "not_available",
+                        format!("not yet available: no embedded scenario `{name}` in this build"),
+                    ));
+                    continue;
+                }
+                Err(err) => {
+                    rows.push(blank(
+                        &st.backend,
+                        "skipped",
+                        format!("cannot build: {err}"),
+                    ));
+                    continue;
+                }
+            };
+            if !st.available {
+                rows.push(blank(
+                    &st.backend,
+                    "skipped",
+                    format!(
+                        "backend unavailable: {}",
+                        st.reason.as_deref().unwrap_or("unknown")
+                    ),
+                ));
+                continue;
+            }
+            if progress {
+                eprintln!(
+                    "bench: {} ({} neurons, {} steps) on {}",
+                    e.id,
+                    s.neuron_count(),
+                    e.steps,
+                    st.backend
+                );
+            }
+            let opts = RunOptions {
+                backend: b,
+                progress: false,
+                ..RunOptions::default()
+            };
+            let timed = (|| -> Result<crate::run::Summary> {
+                if warmup_steps > 0 {
+                    let mut w = s.clone();
+                    w.duration_ms = warmup_steps.min(e.steps) as f64 * w.dt_ms;
+                    w.record.baseline_ms = w.record.baseline_ms.min(w.duration_ms);
+                    run(&w, &opts)?;
+                }
+                Ok(run(s, &opts)?.summary)
+            })();
+            let r = match timed {
+                Ok(r) => r,
+                Err(Error::NoGpu(msg)) => {
+                    rows.push(blank(
+                        &st.backend,
+                        "skipped",
+                        format!("backend unavailable: {msg}"),
+                    ));
+                    continue;
+                }
+                Err(err) => {
+                    let mut row = blank(&st.backend, "error", format!("run failed: {err}"));
+                    row.scenario = Some(s.name.clone());
+                    row.neurons = Some(s.neuron_count());
+                    rows.push(row);
+                    continue;
+                }
+            };
+            let bps = bytes_per_neuron_step(s);
+            let achieved = r.neuron_updates_per_s * bps * 1e-9;
+            let peak = peak_bandwidth_gb_per_s(&r.adapter);
+            rows.push(SuiteRow {
+                scenario: Some(r.scenario.clone()),
+                status: "ok".into(),
+                note: how.clone(),
+                adapter: Some(r.adapter.clone()),
+                neurons: Some(r.neurons),
+                synapses: Some(r.synapses),
+                synapses_per_neuron: Some(r.synapses / r.neurons as f64),
+                dt_ms: Some(r.dt_ms),
+                duration_ms: Some(r.duration_ms),
+                steps: r.steps,
+                build_s: Some(r.build_s),
+                wall_s: Some(r.wall_s),
+                rtf: Some(r.rtf),
+                neuron_updates_per_s: Some(r.neuron_updates_per_s),
+                synaptic_events_per_s: Some(r.synaptic_events_per_s),
+                bytes_per_neuron_step: Some(bps),
+                achieved_gb_per_s: Some(achieved),
+                peak_gb_per_s: peak,
+                peak_fraction: peak.map(|p| achieved / p),
+                populations: r
+                    .populations
+                    .iter()
+                    .map(|p| PopulationRate {
+                        name: p.name.clone(),
+                        size: p.size,
+                        rate_hz: p.rate_hz,
+                    })
+                    .collect(),
+                ..blank(&r.backend, "ok", String::new())
+            });
+        }
+    }
+    Ok(SuiteReport {
+        benchmark: "suite".into(),
+        suite,
+        ketasim_version: env!("CARGO_PKG_VERSION").into(),
+        warmup_policy: policy,
+        backends: status,
+        results: rows,
+    })
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    x.map_or_else(|| "-".to_string(), f)
+}
+
+/// The Markdown table of a suite: a header line, the separator, one line per row.
+pub fn suite_table(report: &SuiteReport) -> String {
+    let mut t = String::from(
+        "| network | backend | status | neurons | syn./neuron | steps (ms) | build s | wall s | RTF | neuron-updates/s | syn. events/s | B/neuron-step | GB/s | peak GB/s (frac.) | rates Hz | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &report.results {
+        let steps = match r.duration_ms {
+            Some(d) => format!("{} ({d})", r.steps),
+            None => r.steps.to_string(),
+        };
+        let peak = match (r.peak_gb_per_s, r.peak_fraction) {
+            (Some(p), Some(f)) => format!("{p:.0} ({f:.3})"),
+            _ => "-".into(),
+        };
+        let rates = r
+            .populations
+            .iter()
+            .map(|p| format!("{} {:.2}", p.name, p.rate_hz))
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            cell(&r.entry),
+            r.backend,
+            r.status,
+            r.neurons.map_or("-".into(), |n| n.to_string()),
+            opt(r.synapses_per_neuron, |x| format!("{x:.1}")),
+            steps,
+            opt(r.build_s, |x| format!("{x:.3}")),
+            opt(r.wall_s, |x| format!("{x:.3}")),
+            opt(r.rtf, |x| format!("{x:.3}")),
+            opt(r.neuron_updates_per_s, |x| format!("{x:.3e}")),
+            opt(r.synaptic_events_per_s, |x| format!("{x:.3e}")),
+            opt(r.bytes_per_neuron_step, |x| format!("{x:.1}")),
+            opt(r.achieved_gb_per_s, |x| format!("{x:.2}")),
+            peak,
+            if rates.is_empty() { "-".into() } else { rates },
+            cell(&r.note)
+        ));
+    }
+    t
+}
+
+/// The Markdown document of a suite: a title, the timing policy and the backends, then
+/// [`suite_table`].
+pub fn suite_markdown(report: &SuiteReport) -> String {
+    let mut m = format!(
+        "# ketasim bench --suite {} (ketasim {})\n\nTiming: {}.\n\n",
+        report.suite.label(),
+        report.ketasim_version,
+        report.warmup_policy
+    );
+    for b in &report.backends {
+        match (&b.adapter, &b.reason) {
+            (Some(a), _) => m.push_str(&format!("- {}: {}\n", b.backend, cell(a))),
+            (None, Some(r)) => m.push_str(&format!("- {}: unavailable ({})\n", b.backend, cell(r))),
+            (None, None) => m.push_str(&format!("- {}: available\n", b.backend)),
+        }
+    }
+    m.push('\n');
+    m.push_str(&suite_table(report));
+    m
+}
+
+/// Write the suite's JSON to `out` and its Markdown beside it (`out` with the
+/// extension `md`); returns the Markdown path.
+pub fn write_suite(report: &SuiteReport, out: &Path) -> Result<PathBuf> {
+    let md = out.with_extension("md");
+    if md == out {
+        return Err(Error::Io {
+            path: out.display().to_string(),
+            source: std::io::Error::other(
+                "the JSON output must not end in .md (the Markdown table is written beside it as .md)",
+            ),
+        });
+    }
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| Error::Io { path: p, source }
+    };
+    let json = serde_json::to_string_pretty(report).map_err(|e| Error::Io {
+        path: out.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(out, json + "\n").map_err(io(out))?;
+    std::fs::write(&md, suite_markdown(report)).map_err(io(&md))?;
+    Ok(md)
 }

@@ -71,8 +71,14 @@ enum Command {
     /// and Hill fit, onset/offset time constants, trapping.
     Clamp(ketasim::clamp::ClampArgs),
     /// Time a scaled E/I network (COBA neurons, K synapses per neuron) per size and
-    /// backend; print a table and write JSON.
+    /// backend; print a table and write JSON. With --suite: a standard set of
+    /// networks on every backend, JSON plus a Markdown table beside it (.md).
     Bench {
+        /// Run a suite of networks instead (standard: up to 1e6 neurons, for real GPUs;
+        /// quick: small sizes, for tests and CI). An unavailable backend is reported
+        /// as skipped.
+        #[arg(long, value_enum, conflicts_with_all = ["neurons", "synapses_per_neuron", "steps"])]
+        suite: Option<bench::Suite>,
         /// Network sizes (neurons), comma separated.
         #[arg(long, value_delimiter = ',', default_values_t = vec![10_000u64, 100_000])]
         neurons: Vec<u64>,
@@ -85,7 +91,7 @@ enum Command {
         /// Backends to time (repeat or comma separate); default: cpu and gpu.
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = vec![BackendChoice::Cpu, BackendChoice::Gpu])]
         backend: Vec<BackendChoice>,
-        /// JSON output file.
+        /// JSON output file (with --suite, the Markdown table goes beside it as .md).
         #[arg(long, default_value = "bench.json")]
         out: PathBuf,
     },
@@ -212,6 +218,31 @@ fn real_main() -> anyhow::Result<()> {
             }
         }
         Command::Bench {
+            suite: Some(suite),
+            backend,
+            out,
+            ..
+        } => {
+            if out
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+            {
+                anyhow::bail!(
+                    "--out {}: the JSON file must not end in .md (the Markdown table is written beside it as .md)",
+                    out.display()
+                );
+            }
+            let report = bench::run_suite(suite, &backend, true)?;
+            print!("{}", bench::suite_markdown(&report));
+            let md = bench::write_suite(&report, &out)?;
+            eprintln!("wrote {} and {}", out.display(), md.display());
+            let failed = report.failed();
+            if failed > 0 {
+                anyhow::bail!("{failed} benchmark run(s) failed; see the `note` of the rows with status `error`");
+            }
+        }
+        Command::Bench {
+            suite: None,
             neurons,
             synapses_per_neuron,
             steps,

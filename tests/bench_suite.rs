@@ -1,0 +1,471 @@
+//! `ketasim bench --suite`: the quick suite on the CPU backend (JSON rows, Markdown
+//! table), `scale_scenario` and the peak-bandwidth table. No speed is asserted.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ketasim::bench::{self, Suite};
+use ketasim::run::{run, BackendChoice, RunOptions};
+use ketasim::scenario::{Rule, Scenario};
+use serde_json::Value;
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("ketasim-bench-suite-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ketasim<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ketasim"))
+        .args(args)
+        .output()
+        .expect("cannot start the ketasim binary")
+}
+
+fn report(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("`{key}` is not a number in {v:#}"))
+}
+
+fn embedded(name: &str) -> bool {
+    ketasim::scenario::EMBEDDED.iter().any(|(n, _)| *n == name)
+}
+
+#[test]
+fn quick_suite_on_cpu_writes_json_and_markdown() {
+    let tmp = TempDir::new("quick");
+    let json = tmp.path().join("quick.json");
+    let out = ketasim(&[
+        "bench".as_ref(),
+        "--suite".as_ref(),
+        "quick".as_ref(),
+        "--backend".as_ref(),
+        "cpu".as_ref(),
+        "--out".as_ref(),
+        json.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", report(&out));
+    let text = read(&json);
+    let v: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("quick.json: {e}\n{text}"));
+    assert_eq!(v["benchmark"], "suite", "{v:#}");
+    assert_eq!(v["suite"], "quick", "{v:#}");
+    assert!(v["warmup_policy"].as_str().is_some_and(|s| !s.is_empty()));
+    let backends = v["backends"].as_array().expect("backends array");
+    assert_eq!(backends.len(), 1, "{v:#}");
+    assert_eq!(backends[0]["backend"], "cpu");
+    assert_eq!(backends[0]["available"], true);
+
+    // One row per (entry, backend), in suite order.
+    let entries = bench::suite_entries(Suite::Quick);
+    let rows = v["results"].as_array().expect("results array");
+    assert_eq!(rows.len(), entries.len(), "{v:#}");
+    let mut seen = HashSet::new();
+    for (r, e) in rows.iter().zip(&entries) {
+        assert_eq!(r["entry"], e.id.as_str(), "{r:#}");
+        assert_eq!(r["network"], e.network, "{r:#}");
+        assert_eq!(r["backend"], "cpu", "{r:#}");
+        assert!(seen.insert((e.id.clone(), "cpu")), "duplicate row {}", e.id);
+        assert_eq!(r["steps"].as_u64(), Some(e.steps), "{r:#}");
+        assert!(r["warmup"].as_str().is_some_and(|s| !s.is_empty()), "{r:#}");
+        assert!(r["note"].as_str().is_some_and(|s| !s.is_empty()), "{r:#}");
+        let status = r["status"].as_str().expect("status");
+        assert!(
+            ["ok", "skipped", "not_available", "error"].contains(&status),
+            "{r:#}"
+        );
+        assert_ne!(status, "error", "a quick-suite run failed: {r:#}");
+        let measured = [
+            "build_s",
+            "wall_s",
+            "rtf",
+            "neuron_updates_per_s",
+            "synaptic_events_per_s",
+            "bytes_per_neuron_step",
+            "achieved_gb_per_s",
+            "duration_ms",
+        ];
+        if status == "ok" {
+            for key in measured {
+                let x = num(r, key);
+                assert!(x.is_finite() && x >= 0.0, "{key} = {x}: {r:#}");
+            }
+            assert!(
+                (num(r, "duration_ms") - e.steps as f64 * num(r, "dt_ms")).abs() < 1e-9,
+                "{r:#}"
+            );
+            // The CPU adapter is no known GPU: no peak, no fraction.
+            assert!(r["peak_gb_per_s"].is_null(), "{r:#}");
+            assert!(r["peak_fraction"].is_null(), "{r:#}");
+            let pops = r["populations"].as_array().expect("populations");
+            assert!(!pops.is_empty(), "{r:#}");
+            for p in pops {
+                let hz = num(p, "rate_hz");
+                assert!(hz.is_finite() && hz >= 0.0, "{r:#}");
+            }
+        } else {
+            // No fake numbers for rows that did not run.
+            for key in measured {
+                assert!(r[key].is_null(), "{key} set on a `{status}` row: {r:#}");
+            }
+        }
+    }
+
+    // COBA (as published and scaled) runs and has finite, positive rates.
+    for id in ["coba", "coba-scaled-n10000-k1000"] {
+        let r = rows
+            .iter()
+            .find(|r| r["entry"] == id)
+            .unwrap_or_else(|| panic!("no row {id}"));
+        assert_eq!(r["status"], "ok", "{r:#}");
+        for key in [
+            "rtf",
+            "neuron_updates_per_s",
+            "synaptic_events_per_s",
+            "achieved_gb_per_s",
+            "bytes_per_neuron_step",
+        ] {
+            let x = num(r, key);
+            assert!(x.is_finite() && x > 0.0, "{key} = {x}: {r:#}");
+        }
+        for p in r["populations"].as_array().expect("populations") {
+            let hz = num(p, "rate_hz");
+            assert!(hz.is_finite() && hz > 0.0, "{r:#}");
+        }
+    }
+    let coba = &rows[0];
+    assert_eq!(coba["neurons"].as_u64(), Some(4000), "{coba:#}");
+    assert!(
+        (num(coba, "synapses_per_neuron") - 80.0).abs() < 1e-6,
+        "{coba:#}"
+    );
+    let scaled = &rows[1];
+    assert_eq!(scaled["neurons"].as_u64(), Some(10_000), "{scaled:#}");
+    assert!(
+        (num(scaled, "synapses_per_neuron") - 1000.0).abs() < 1e-6,
+        "{scaled:#}"
+    );
+
+    // Scenarios not compiled in are marked, not faked; present ones run.
+    for (name, prefix) in [
+        ("pfc_ketamine", "pfc_ketamine"),
+        ("microcircuit", "microcircuit"),
+    ] {
+        for r in rows
+            .iter()
+            .filter(|r| r["entry"].as_str().is_some_and(|e| e.starts_with(prefix)))
+        {
+            if embedded(name) {
+                assert_ne!(r["status"], "not_available", "{r:#}");
+            } else {
+                assert_eq!(r["status"], "not_available", "{r:#}");
+                assert!(
+                    r["note"]
+                        .as_str()
+                        .is_some_and(|n| n.contains("not yet available")),
+                    "{r:#}"
+                );
+            }
+        }
+    }
+
+    // The Markdown table beside the JSON: header, separator, one line per row; the
+    // same table is printed.
+    let md = read(&json.with_extension("md"));
+    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 2 + rows.len(), "{md}");
+    assert!(
+        table[0].contains("RTF") && table[0].contains("neuron-updates/s"),
+        "{md}"
+    );
+    assert!(
+        table[0].contains("GB/s") && table[0].contains("rates Hz"),
+        "{md}"
+    );
+    assert!(table[1].starts_with("|---"), "{md}");
+    let columns = table[0].matches('|').count();
+    for (line, r) in table[2..].iter().zip(rows) {
+        assert_eq!(line.matches('|').count(), columns, "{line}");
+        assert!(
+            line.starts_with(&format!(
+                "| {} | cpu | {} |",
+                r["entry"].as_str().unwrap(),
+                r["status"].as_str().unwrap()
+            )),
+            "{line}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in &table {
+        assert!(
+            stdout.contains(line),
+            "not printed: {line}\n{}",
+            report(&out)
+        );
+    }
+}
+
+#[test]
+fn suite_rejects_single_network_options_and_md_output() {
+    let out = ketasim(&["bench", "--suite", "quick", "--neurons", "1000"]);
+    assert!(!out.status.success(), "{}", report(&out));
+    let tmp = TempDir::new("md-out");
+    let md = tmp.path().join("x.md");
+    let out = ketasim(&[
+        "bench".as_ref(),
+        "--suite".as_ref(),
+        "quick".as_ref(),
+        "--backend".as_ref(),
+        "cpu".as_ref(),
+        "--out".as_ref(),
+        md.as_os_str(),
+    ]);
+    assert!(!out.status.success(), "{}", report(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(".md"),
+        "{}",
+        report(&out)
+    );
+}
+
+/// Three populations, every connectivity rule.
+const THREE_POPS: &str = r#"
+name = "three"
+dt_ms = 0.1
+duration_ms = 10.0
+
+[[populations]]
+name = "E"
+size = 3000
+[populations.nmda]
+g_max_nS = 10.0
+[populations.glutamate]
+
+[[populations]]
+name = "PV"
+size = 600
+[populations.neuron]
+c_pF = 200.0
+g_l_nS = 20.0
+
+[[populations]]
+name = "SST"
+size = 400
+
+[[projections]]
+pre = "E"
+post = "E"
+receptor = "ampa"
+rule = "fixed_probability"
+p = 0.1
+weight_nS = 0.5
+delay_ms = 0.5
+
+[[projections]]
+pre = "E"
+post = "E"
+receptor = "nmda"
+rule = "fixed_probability"
+p = 0.1
+drive = 0.02
+delay_ms = 0.5
+autapses = false
+
+[[projections]]
+pre = "E"
+post = "PV"
+receptor = "ampa"
+rule = "fixed_outdegree"
+k = 30
+weight_nS = 0.4
+delay_ms = 0.5
+
+[[projections]]
+pre = "PV"
+post = "E"
+receptor = "gaba_a"
+rule = "fixed_probability"
+p = 0.2
+weight_nS = 4.0
+delay_ms = 0.5
+
+[[projections]]
+pre = "SST"
+post = "PV"
+receptor = "gaba_a"
+rule = "fixed_indegree"
+k = 40
+weight_nS = 2.0
+delay_ms = 1.0
+
+[[drives]]
+population = "E"
+rate_hz = 2000.0
+receptor = "ampa"
+weight_nS = 2.0
+
+[[drives]]
+population = "PV"
+rate_hz = 2000.0
+receptor = "ampa"
+weight_nS = 1.6
+"#;
+
+fn three() -> Scenario {
+    Scenario::from_toml("<test:three>", THREE_POPS).expect("THREE_POPS is valid")
+}
+
+/// Expected in-degree of projection `j` (synapses per postsynaptic neuron).
+fn in_degree(s: &Scenario, j: usize) -> f64 {
+    let pr = &s.projections[j];
+    let size = |name: &str| s.populations[s.population_index(name).unwrap()].size as f64;
+    let (pre, post) = (size(&pr.pre), size(&pr.post));
+    match pr.rule {
+        Rule::FixedProbability => pr.p.unwrap() * pre,
+        Rule::FixedOutdegree => pr.k.unwrap() as f64 * pre / post,
+        Rule::FixedIndegree => pr.k.unwrap() as f64,
+    }
+}
+
+#[test]
+fn scale_scenario_keeps_in_degree_and_neuron_count() {
+    let s = three();
+    assert_eq!(s.neuron_count(), 4000);
+    for n in [1000u64, 4000, 4001, 10_007, 100_000, 1_000_000] {
+        let t = bench::scale_scenario(&s, n).unwrap_or_else(|e| panic!("n = {n}: {e}"));
+        assert_eq!(t.neuron_count(), n, "total at n = {n}");
+        assert_eq!(t.populations.len(), s.populations.len());
+        for (a, b) in s.populations.iter().zip(&t.populations) {
+            // Proportional sizes, within rounding (one neuron).
+            let want = a.size as f64 * n as f64 / 4000.0;
+            assert!(
+                (b.size as f64 - want).abs() <= 1.0,
+                "{} at n = {n}: {} vs {want}",
+                a.name,
+                b.size
+            );
+        }
+        for j in 0..s.projections.len() {
+            let (d0, d1) = (in_degree(&s, j), in_degree(&t, j));
+            // Exact for p and fixed in-degree; out-degree moves with the rounding of
+            // the pre/post sizes (well under 1% here).
+            let tol = if s.projections[j].rule == Rule::FixedOutdegree {
+                0.01 * d0
+            } else {
+                1e-9 * d0
+            };
+            assert!(
+                (d1 - d0).abs() <= tol,
+                "projection {j} at n = {n}: in-degree {d1} vs {d0}"
+            );
+        }
+        // Everything but sizes and p is untouched.
+        for (a, b) in s.projections.iter().zip(&t.projections) {
+            assert_eq!(a.weight_nS, b.weight_nS);
+            assert_eq!(a.drive, b.drive);
+            assert_eq!(a.k, b.k);
+            assert_eq!(a.delay_ms, b.delay_ms);
+        }
+        assert_eq!(t.drives.len(), s.drives.len());
+        if n == 4000 {
+            assert_eq!(t.name, s.name);
+        } else {
+            assert_eq!(t.name, format!("three-n{n}"));
+        }
+    }
+    // The COBA scenario scales the same way (expected in-degree 80 kept).
+    let coba = Scenario::from_toml("<embedded:coba>", bench::COBA).unwrap();
+    let big = bench::scale_scenario(&coba, 100_000).unwrap();
+    assert_eq!(big.neuron_count(), 100_000);
+    for j in 0..coba.projections.len() {
+        assert!((in_degree(&big, j) - in_degree(&coba, j)).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn scale_scenario_rejects_too_few_neurons() {
+    let s = three();
+    for n in [0u64, 1, 2] {
+        let e = bench::scale_scenario(&s, n).expect_err("fewer neurons than populations");
+        let msg = e.to_string();
+        assert!(msg.contains("3 populations"), "{msg}");
+    }
+    // p = 0.2 from 600 PV cannot keep an in-degree of 120 with fewer than 120 PV.
+    let e = bench::scale_scenario(&s, 400).expect_err("p would exceed 1");
+    assert!(e.to_string().contains("p = "), "{e}");
+}
+
+#[test]
+fn scaled_scenario_runs_on_cpu() {
+    let t = bench::scale_scenario(&three(), 2000).unwrap();
+    let r = run(
+        &t,
+        &RunOptions {
+            backend: BackendChoice::Cpu,
+            ..RunOptions::default()
+        },
+    )
+    .expect("the scaled scenario runs");
+    assert_eq!(r.summary.neurons, 2000);
+    assert!(r.summary.neuron_updates_per_s.is_finite() && r.summary.neuron_updates_per_s > 0.0);
+}
+
+#[test]
+fn peak_bandwidth_only_for_exactly_known_gpus() {
+    let cases = [
+        ("NVIDIA H100 80GB HBM3 (Vulkan, DiscreteGpu)", Some(3350.0)),
+        ("NVIDIA H100 PCIe (Vulkan, DiscreteGpu)", Some(2000.0)),
+        ("NVIDIA H200 (Vulkan, DiscreteGpu)", Some(4800.0)),
+        ("NVIDIA A100-SXM4-80GB (Vulkan, DiscreteGpu)", Some(2039.0)),
+        (
+            "NVIDIA GeForce RTX 4090 (Vulkan, DiscreteGpu)",
+            Some(1008.0),
+        ),
+        ("NVIDIA GeForce RTX 4090", Some(1008.0)),
+        (
+            "NVIDIA GeForce RTX 4090 Laptop GPU (Vulkan, DiscreteGpu)",
+            None,
+        ),
+        ("NVIDIA GH200 480GB (Vulkan, DiscreteGpu)", None),
+        ("NVIDIA H100 NVL (Vulkan, DiscreteGpu)", None),
+        ("NVIDIA A100 80GB PCIe (Vulkan, DiscreteGpu)", None),
+        ("llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)", None),
+        ("cpu reference backend (1 thread)", None),
+    ];
+    for (name, want) in cases {
+        assert_eq!(bench::peak_bandwidth_gb_per_s(name), want, "{name}");
+    }
+}
