@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::model::layout::{DrugParams, IsiStat};
-use crate::model::limits::STATS_PER_POP;
+use crate::model::limits::{MAX_NMDA_POOLS, STATS_PER_POP};
 use crate::model::NeuronState;
 
 /// One sample of population sums of fixed-point quantities (see `STAT_SCALES`).
@@ -70,4 +70,8 @@ pub trait Backend {
     fn isi(&mut self) -> Result<Vec<IsiStat>>;
     /// The full neuron state (tests and checkpoints; not used per step).
     fn state(&mut self) -> Result<NeuronState>;
+    /// Replace the NMDA receptor pool states (`[O, B, T, 0]` per neuron and pool,
+    /// `n` entries each): the multiscale bridge sets the block it advanced across a
+    /// gap between windows. Never per step.
+    fn set_nmda_pools(&mut self, pools: &[Vec<[f32; 4]>; MAX_NMDA_POOLS]) -> Result<()>;
 }

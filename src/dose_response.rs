@@ -244,8 +244,17 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
             .fold(500.0, f64::max)
             .min(60_000.0),
     };
-    if base.pharmacokinetics.is_some() {
-        return Err(bad("the scenario has a [pharmacokinetics] protocol; dose-response clamps the concentration itself: remove the protocol".into()));
+    let mut base = base;
+    if base.pharmacokinetics.is_some()
+        || base.protocol.mode != crate::scenario::ProtocolMode::Continuous
+    {
+        // A clamp replaces the dosing protocol (the default scenario has one).
+        eprintln!(
+            "note: dose-response clamps the free concentration itself; the scenario's [pharmacokinetics] and [protocol] tables are not used"
+        );
+        base.pharmacokinetics = None;
+        base.protocol = crate::scenario::Protocol::default();
+        base.drug.protocol_time_min = 0.0;
     }
     let mut levels = Vec::new();
     for &conc in &args.conc_um {
@@ -329,9 +338,74 @@ pub fn command(args: &DoseResponseArgs) -> Result<()> {
         source: std::io::Error::other(e),
     })?;
     std::fs::write(&path, json + "\n").map_err(io(&path))?;
+    figure(&levels, &args.out.join("dose_response.png"))?;
     eprintln!(
-        "wrote {}/dose_response.csv and dose_response.json",
+        "wrote {}/dose_response.csv, dose_response.json and dose_response.png",
         args.out.display()
     );
+    Ok(())
+}
+
+/// `dose_response.png`: each measure against the concentration, replicate mean with
+/// its 95% interval as a band (log concentration axis unless a level is 0).
+pub fn figure(levels: &[Level], path: &std::path::Path) -> Result<()> {
+    use crate::figures::{stacked_panels, Band, Panel, Series};
+    let x: Vec<f64> = levels.iter().map(|l| l.conc_um).collect();
+    let column = |k: usize, label: &str| -> (Series, Option<Band>) {
+        let (mut y, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new());
+        for l in levels {
+            let xs: Vec<f64> = l.replicates.iter().map(|m| m.values()[k]).collect();
+            let (m, a, b) = mean_ci95(&xs);
+            y.push(m);
+            lo.push(a);
+            hi.push(b);
+        }
+        let many = levels.iter().any(|l| l.replicates.len() > 1);
+        (
+            Series {
+                label: label.to_string(),
+                x: x.clone(),
+                y,
+            },
+            many.then_some(Band { lo, hi }),
+        )
+    };
+    let panel = |title: &str, y_label: &str, cols: &[(usize, &str)]| {
+        let (series, bands): (Vec<Series>, Vec<Option<Band>>) =
+            cols.iter().map(|&(k, l)| column(k, l)).unzip();
+        Panel {
+            title: title.to_string(),
+            y_label: y_label.to_string(),
+            series,
+            bands,
+            log_y: false,
+        }
+    };
+    let panels = [
+        panel("Firing rate", "Hz", &[(0, "E (pyramidal)"), (1, "I (PV)")]),
+        panel(
+            "NMDA receptors blocked",
+            "fraction",
+            &[(2, "E (pyramidal)"), (3, "I (PV)")],
+        ),
+        panel("Extracellular glutamate", "% of baseline", &[(4, "E pool")]),
+        panel(
+            "Gamma (30-80 Hz) power of the LFP proxy",
+            "ratio to baseline",
+            &[(5, "E currents")],
+        ),
+    ];
+    let log_x = x.iter().all(|&c| c > 0.0);
+    stacked_panels(
+        path,
+        "Dose-response (mean, 95% interval)",
+        if log_x {
+            "free ketamine (µM, log scale)"
+        } else {
+            "free ketamine (µM)"
+        },
+        &panels,
+        log_x,
+    )?;
     Ok(())
 }

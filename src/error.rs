@@ -29,6 +29,13 @@ pub enum Error {
     /// A GPU operation failed (validation, out of memory, lost device, mapping).
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// A library function was called with arguments that contradict the network
+    /// (a programming error in the caller, not a user input).
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A figure could not be drawn or written.
+    #[error(transparent)]
+    Figure(#[from] crate::figures::FigureError),
     /// Output files could not be written.
     #[error("{path}: {source}")]
     Io {

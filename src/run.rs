@@ -13,12 +13,15 @@ use crate::model::layout::{IsiStat, GLU_SCALE};
 use crate::model::limits::{STATS_PER_POP, STAT_SCALES};
 use crate::model::memory;
 use crate::model::Network;
-use crate::scenario::Scenario;
+use crate::protocol::{self, BridgeEntry, Window, WindowAcc};
+use crate::scenario::{ProtocolMode, Scenario};
 
 /// Which backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// Any GPU adapter (a software one too); the CPU backend, with a warning, if none.
+    /// A hardware GPU adapter; otherwise the CPU backend (with a note for a software
+    /// adapter such as llvmpipe, which is slower than the CPU backend; a warning if
+    /// there is no adapter).
     Auto,
     /// A GPU adapter, or fail.
     Gpu,
@@ -85,6 +88,93 @@ pub struct PopulationSummary {
     pub gaba_charge_pC: Option<f64>,
     /// Glutamate release and extracellular level (populations that release).
     pub glutamate: Option<GlutamateSummary>,
+    /// Mean spike-count synchrony chi over the windows (recorded populations only;
+    /// `protocol::SYNCHRONY_BIN_MS` bins).
+    pub synchrony: Option<f64>,
+}
+
+/// The protocol's time course in brief (`timecourse.csv` has every window).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolSummary {
+    /// "continuous" or "multiscale".
+    pub mode: String,
+    /// Windows (rows of `timecourse.csv`).
+    pub windows: usize,
+    /// Windows in the pre-drug baseline.
+    pub baseline_windows: usize,
+    /// Population whose summed synaptic currents make the LFP proxy (the first that
+    /// releases glutamate: the pyramidal cells).
+    pub lfp_population: String,
+    /// The window with the highest glutamate (% of baseline) of `lfp_population`.
+    pub glutamate_peak: Option<WindowBrief>,
+    /// The window with the lowest.
+    pub glutamate_trough: Option<WindowBrief>,
+    /// The last window.
+    pub last: Option<WindowBrief>,
+}
+
+/// One window in brief.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowBrief {
+    /// Middle of the window on the protocol clock (min).
+    pub t_min: f64,
+    /// Free concentration (µM).
+    pub conc_um: f64,
+    /// Glutamate of the LFP population, % of baseline.
+    pub glutamate_pct_baseline: f64,
+    /// Rate of every population (Hz), in order.
+    pub rates_hz: Vec<f64>,
+    /// NMDA blocked fraction of every population, in order.
+    pub nmda_blocked: Vec<f64>,
+    /// Gamma power / baseline.
+    pub gamma_power_ratio: f64,
+}
+
+impl WindowBrief {
+    fn of(w: &Window, p: usize) -> WindowBrief {
+        WindowBrief {
+            t_min: 0.5 * (w.protocol_min.0 + w.protocol_min.1),
+            conc_um: w.conc_um,
+            glutamate_pct_baseline: w.pops[p].glutamate_pct_baseline,
+            rates_hz: w.pops.iter().map(|q| q.rate_hz).collect(),
+            nmda_blocked: w.pops.iter().map(|q| q.nmda_blocked).collect(),
+            gamma_power_ratio: w.gamma_power_ratio,
+        }
+    }
+}
+
+impl ProtocolSummary {
+    fn new(net: &Network, windows: &[Window], p: usize) -> ProtocolSummary {
+        let pick = |better: fn(f64, f64) -> bool| {
+            windows
+                .iter()
+                .filter(|w| !w.baseline && w.pops[p].glutamate_pct_baseline.is_finite())
+                .fold(None::<&Window>, |best, w| match best {
+                    Some(b)
+                        if !better(
+                            w.pops[p].glutamate_pct_baseline,
+                            b.pops[p].glutamate_pct_baseline,
+                        ) =>
+                    {
+                        Some(b)
+                    }
+                    _ => Some(w),
+                })
+                .map(|w| WindowBrief::of(w, p))
+        };
+        ProtocolSummary {
+            mode: match net.scenario.protocol.mode {
+                ProtocolMode::Continuous => "continuous".into(),
+                ProtocolMode::Multiscale => "multiscale".into(),
+            },
+            windows: windows.len(),
+            baseline_windows: windows.iter().filter(|w| w.baseline).count(),
+            lfp_population: net.pop_names[p].clone(),
+            glutamate_peak: pick(|a, b| a > b),
+            glutamate_trough: pick(|a, b| a < b),
+            last: windows.last().map(|w| WindowBrief::of(w, p)),
+        }
+    }
 }
 
 /// Glutamate of one releasing population.
@@ -186,6 +276,8 @@ pub struct Summary {
     pub spikes_dropped: u64,
     /// Per population.
     pub populations: Vec<PopulationSummary>,
+    /// The protocol's time course in brief.
+    pub protocol: ProtocolSummary,
 }
 
 /// A finished run: summary plus the time series behind the files.
@@ -214,6 +306,10 @@ pub struct RunResult {
     pub pop_names: Vec<String>,
     /// Population sizes.
     pub pop_sizes: Vec<u32>,
+    /// The measured windows (`timecourse.csv`).
+    pub windows: Vec<Window>,
+    /// Multiscale: what the bridge did across each gap.
+    pub bridges: Vec<Vec<BridgeEntry>>,
 }
 
 /// Build the backend for a network, honouring `choice` (auto falls back to the CPU
@@ -223,6 +319,15 @@ pub fn make_backend(net: &Network, choice: BackendChoice) -> Result<Box<dyn Back
         BackendChoice::Cpu => Ok(Box::new(CpuBackend::new(net)?)),
         BackendChoice::Gpu => Ok(Box::new(GpuBackend::new(GpuContext::new()?, net)?)),
         BackendChoice::Auto => match GpuContext::new() {
+            Ok(ctx) if ctx.info.device_type == wgpu::DeviceType::Cpu => {
+                // A software adapter (llvmpipe) runs the kernels slower than the CPU
+                // backend runs its twin: auto picks the faster one.
+                eprintln!(
+                    "note: the only GPU adapter is a software one ({}); using the faster CPU backend (--backend gpu forces the adapter)",
+                    ctx.info.name
+                );
+                Ok(Box::new(CpuBackend::new(net)?))
+            }
             Ok(ctx) => Ok(Box::new(GpuBackend::new(ctx, net)?)),
             Err(e) => {
                 eprintln!("warning: {e}\nwarning: falling back to the CPU reference backend");
@@ -262,22 +367,69 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let mut spikes = Vec::new();
     let mut dropped = 0u64;
     let dt = scenario.dt_ms;
+    let spans = protocol::window_spans(&net);
+    let baseline = protocol::baseline_flags(&net, &spans);
+    let mut accs: Vec<WindowAcc> = spans
+        .iter()
+        .map(|&steps| WindowAcc {
+            steps,
+            spikes: vec![0; n_pop],
+            glu_sum: vec![0.0; n_pop],
+            released: vec![0.0; n_pop],
+            conc_sum: 0.0,
+        })
+        .collect();
+    let mut win = 0usize;
+    let mut bridges = Vec::new();
+    let multiscale = scenario.protocol.mode == ProtocolMode::Multiscale;
     let bar = progress_bar(opts.progress, net.steps);
     let t1 = Instant::now();
     let mut done = 0u64;
     while done < net.steps {
+        if multiscale && done > 0 && net.segment_of(done).first_step == done {
+            // A gap between windows: advance the block across it.
+            let prev = net.segment_of(done - 1);
+            let t_from = prev.protocol_min + prev.steps as f64 * dt / 60_000.0;
+            let t_to = net.segment_of(done).protocol_min;
+            let state = backend.state()?;
+            let (report, pools) =
+                protocol::bridge_block(&net, &state, t_from, t_to, scenario.protocol.bridge_step_s);
+            backend.set_nmda_pools(&pools)?;
+            bridges.push(report);
+        }
         let steps = net.batch_len(done, opts.batch_steps as u64);
-        backend.set_drug(net.drug_at(done, steps))?;
+        let drug = net.drug_at(done, steps);
+        backend.set_drug(drug)?;
         let out: BatchOutput = backend.run_batch(steps)?;
         for t in 0..steps as usize {
-            let b = ((out.first_step + t as u64) / bin) as usize;
+            let step = out.first_step + t as u64;
+            let b = (step / bin) as usize;
+            while win < accs.len() && accs[win].steps.1 <= step {
+                win += 1;
+            }
+            let acc = accs
+                .get_mut(win)
+                .filter(|a| a.steps.0 <= step && step < a.steps.1);
+            let in_win = acc.is_some();
+            if let Some(a) = acc {
+                a.conc_sum += drug.conc0_um as f64 + drug.slope_um_per_step as f64 * t as f64;
+            }
             for p in 0..n_pop {
                 let c = out.pop_counts[t * n_pop + p] as u64;
                 bin_counts[b][p] += c;
                 totals[p] += c;
-                if net.pops()[p].glu_on != 0 {
+                let glu_on = net.pops()[p].glu_on != 0;
+                if glu_on {
                     glu_steps[p].push(out.glutamate_um[t * n_pop + p]);
                     bin_release[b][p] += out.release_fixed[t * n_pop + p] as f64 / GLU_SCALE as f64;
+                }
+                if in_win {
+                    let a = &mut accs[win];
+                    a.spikes[p] += c;
+                    if glu_on {
+                        a.glu_sum[p] += out.glutamate_um[t * n_pop + p] as f64;
+                        a.released[p] += out.release_fixed[t * n_pop + p] as f64 / GLU_SCALE as f64;
+                    }
                 }
             }
         }
@@ -313,6 +465,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         );
     }
     let isi = backend.isi()?;
+    let lfp_pop = net.pops().iter().position(|p| p.glu_on != 0).unwrap_or(0);
+    let windows = protocol::finish_windows(&net, &accs, &baseline, &samples, &spikes, lfp_pop);
     let glutamate = glutamate_summaries(&net, &glu_steps, &bin_release, scenario);
     let duration_s = net.steps as f64 * dt * 1e-3;
     let mut populations = Vec::new();
@@ -354,6 +508,14 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
             ampa_charge_pC: mean_k(6).map(|i| i * duration_s),
             gaba_charge_pC: mean_k(7).map(|i| i * duration_s),
             glutamate: glu,
+            synchrony: {
+                let chi: Vec<f64> = windows
+                    .iter()
+                    .map(|w| w.pops[p].synchrony)
+                    .filter(|x| x.is_finite())
+                    .collect();
+                (!chi.is_empty()).then(|| chi.iter().sum::<f64>() / chi.len() as f64)
+            },
         });
     }
     let summary = Summary {
@@ -377,6 +539,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         device_bytes: plan.total_bytes,
         spikes_dropped: dropped,
         populations,
+        protocol: ProtocolSummary::new(&net, &windows, lfp_pop),
     };
     let bin_conc_um = (0..bin_counts.len() as u64)
         .map(|b| net.conc_at_step(b * bin))
@@ -417,6 +580,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         spikes,
         pop_names: net.pop_names.clone(),
         pop_sizes: net.pops().iter().map(|p| p.size).collect(),
+        windows,
+        bridges,
     })
 }
 
@@ -434,8 +599,8 @@ fn progress_bar(enabled: bool, steps: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Write `summary.json`, `rates.csv`, `samples.csv` and (if spikes were recorded)
-/// `spikes.csv` into `dir`.
+/// Write `summary.json`, `timecourse.csv`, `rates.csv`, `samples.csv`, (if spikes
+/// were recorded) `spikes.csv`, and the figures of `report::write_figures` into `dir`.
 pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
     let io = |path: &std::path::Path| {
         let p = path.display().to_string();
@@ -489,6 +654,13 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
         }
         csv.push('\n');
     }
+    let path = dir.join("timecourse.csv");
+    std::fs::write(
+        &path,
+        protocol::timecourse_csv(&res.windows, &res.pop_names),
+    )
+    .map_err(io(&path))?;
+    crate::report::write_figures(res, dir)?;
     let path = dir.join("rates.csv");
     std::fs::write(&path, csv).map_err(io(&path))?;
 

@@ -71,9 +71,9 @@ fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     out
 }
 
-/// `ketasim run --backend cpu --out DIR` plus `extra` arguments (default 50 ms).
+/// `ketasim run coba --backend cpu --out DIR` plus `extra` arguments (default 50 ms).
 fn run_cpu(out_dir: &Path, extra: &[&str]) -> Output {
-    let mut args: Vec<String> = ["run", "--backend", "cpu", "--out"]
+    let mut args: Vec<String> = ["run", "coba", "--backend", "cpu", "--out"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -101,8 +101,8 @@ fn num(v: &Value, key: &str) -> f64 {
 }
 
 #[test]
-fn run_default_scenario_on_cpu_writes_outputs() {
-    let tmp = TempDir::new("run-default");
+fn run_coba_on_cpu_writes_outputs() {
+    let tmp = TempDir::new("run-coba");
     let out_dir = tmp.path().join("out");
     run_cpu(&out_dir, &[]);
 

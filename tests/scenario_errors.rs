@@ -656,6 +656,56 @@ const CASES: &[Case] = &[
         "rate_bin_ms = 1.0\nmax_spikes_per_batch = 0",
         &["record.max_spikes_per_batch", "1..="],
     ),
+    // Protocol (multiscale mode).
+    case(
+        "multiscale without a dosing protocol",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[protocol]\nmode = \"multiscale\"\nwindow_times_min = [0.0]",
+        &["protocol.mode", "[pharmacokinetics]"],
+    ),
+    case(
+        "multiscale without windows",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[pharmacokinetics]\nconc_table = [[0.0, 1.0]]\n[protocol]\nmode = \"multiscale\"",
+        &["protocol.window_times_min", "at least one"],
+    ),
+    case(
+        "overlapping multiscale windows",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[pharmacokinetics]\nconc_table = [[0.0, 1.0]]\n[protocol]\nmode = \"multiscale\"\nwindow_times_min = [0.0, 0.01]",
+        &["protocol.window_times_min", "overlaps", "space them"],
+    ),
+    case(
+        "first multiscale window after the first dose",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[pharmacokinetics]\nspecies = \"human\"\ndoses = [{ time_min = 0, route = \"iv-bolus\", dose_mg_per_kg = 0.5 }]\n[protocol]\nmode = \"multiscale\"\nwindow_times_min = [1.0]",
+        &["protocol.window_times_min", "before the first dose"],
+    ),
+    case(
+        "multiscale with a contradicting duration_ms",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[pharmacokinetics]\nconc_table = [[0.0, 1.0]]\n[protocol]\nmode = \"multiscale\"\nwindow_times_min = [0.0]",
+        &["duration_ms", "follows from [protocol]"],
+    ),
+    case(
+        "negative settle",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[pharmacokinetics]\nconc_table = [[0.0, 1.0]]\n[protocol]\nmode = \"multiscale\"\nwindow_times_min = [0.0]\nsettle_ms = -1.0",
+        &["protocol.settle_ms", ">= 0"],
+    ),
+    case(
+        "missing duration_ms",
+        "@top",
+        "duration_ms = 10.0\n",
+        "",
+        &["duration_ms", "missing"],
+    ),
 ];
 
 /// Known gaps: cases whose message does not name the field yet. Empty: every case

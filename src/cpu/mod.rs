@@ -319,4 +319,18 @@ impl Backend for CpuBackend {
             glu_r: self.buf.glu_r.clone(),
         })
     }
+
+    fn set_nmda_pools(&mut self, pools: &[Vec<[f32; 4]>; MAX_NMDA_POOLS]) -> Result<()> {
+        for (k, (dst, src)) in self.buf.pools.iter_mut().zip(pools).enumerate() {
+            if dst.len() != src.len() {
+                return Err(crate::error::Error::Internal(format!(
+                    "set_nmda_pools: pool {k} has {} entries, the network {}",
+                    src.len(),
+                    dst.len()
+                )));
+            }
+            dst.copy_from_slice(src);
+        }
+        Ok(())
+    }
 }

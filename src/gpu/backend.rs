@@ -12,7 +12,7 @@ use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
 use crate::model::layout::{Ctrl, DrugParams, IsiStat};
 use crate::model::limits::{
-    MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
+    MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
 };
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
@@ -593,5 +593,21 @@ impl Backend for GpuBackend {
             isi: bytemuck::pod_collect_to_vec(&self.read(&self.buf.isi, 16 * self.net_n as u64)?),
             glu_r: f(&self.buf.glu_r)?,
         })
+    }
+
+    fn set_nmda_pools(&mut self, pools: &[Vec<[f32; 4]>; MAX_NMDA_POOLS]) -> Result<()> {
+        for (k, (buf, src)) in self.buf.pools.iter().zip(pools).enumerate() {
+            if src.len() != self.net_n as usize {
+                return Err(crate::error::Error::Internal(format!(
+                    "set_nmda_pools: pool {k} has {} entries, the network {}",
+                    src.len(),
+                    self.net_n
+                )));
+            }
+            self.ctx
+                .queue
+                .write_buffer(buf, 0, bytemuck::cast_slice(src));
+        }
+        Ok(())
     }
 }

@@ -96,6 +96,9 @@ pub struct Network {
     pub rate_bin_steps: u32,
     /// The pharmacokinetic time course, if the scenario has a protocol.
     pub pk: Option<crate::pk::PkProfile>,
+    /// The stretches of simulation and their protocol times (one for a continuous
+    /// run; one per window in multiscale mode).
+    pub segments: Vec<crate::scenario::Segment>,
 }
 
 impl PoolParams {
@@ -362,6 +365,10 @@ impl Network {
             _pad1: 0,
             inv_scale: params.sim.inv_scale,
         };
+        let total_steps = steps_of(scenario.duration_ms, dt) as u64;
+        let segments = scenario
+            .protocol
+            .segments(dt, total_steps, scenario.drug.protocol_time_min);
         Ok(Network {
             scenario: scenario.clone(),
             params,
@@ -371,7 +378,8 @@ impl Network {
                 .map(|p| p.name.clone())
                 .collect(),
             n: n_total,
-            steps: steps_of(scenario.duration_ms, dt) as u64,
+            steps: segments.iter().map(|s| s.steps).sum(),
+            segments,
             scales,
             tables,
             projections,
@@ -447,11 +455,9 @@ impl Network {
     /// `drug.protocol_time_min + step dt`.
     pub fn conc_at_step(&self, step: u64) -> f64 {
         match &self.pk {
-            Some(p) => {
-                let t_min = self.scenario.drug.protocol_time_min
-                    + step as f64 * self.scenario.dt_ms / 60_000.0;
-                p.free_brain_conc_um(t_min).max(0.0)
-            }
+            Some(p) => p
+                .free_brain_conc_um(self.protocol_min_at_step(step))
+                .max(0.0),
             None => {
                 if step < self.drug_start_step() {
                     0.0
@@ -460,6 +466,22 @@ impl Network {
                 }
             }
         }
+    }
+
+    /// Protocol time (min) at the start of `step`: within the segment holding `step`
+    /// (the last one for the step after the end).
+    pub fn protocol_min_at_step(&self, step: u64) -> f64 {
+        let seg = self.segment_of(step);
+        seg.protocol_min + (step - seg.first_step) as f64 * self.scenario.dt_ms / 60_000.0
+    }
+
+    /// The segment that holds `step` (the last one for steps past the end).
+    pub fn segment_of(&self, step: u64) -> &crate::scenario::Segment {
+        let k = self
+            .segments
+            .partition_point(|s| s.first_step <= step)
+            .saturating_sub(1);
+        &self.segments[k]
     }
 
     /// Step at which a constant `drug.conc_um` is applied.
@@ -471,6 +493,8 @@ impl Network {
     /// change of the drug (so a batch never interpolates across a step).
     pub fn batch_len(&self, step: u64, max: u64) -> u32 {
         let mut n = (self.steps - step).min(max);
+        let seg = self.segment_of(step);
+        n = n.min(seg.first_step + seg.steps - step);
         let start = self.drug_start_step();
         if self.pk.is_none() && step < start {
             n = n.min(start - step);
@@ -484,10 +508,18 @@ impl Network {
     /// end at a concentration step, see `batch_len`).
     pub fn drug_at(&self, step: u64, steps: u32) -> DrugParams {
         let c0 = self.conc_at_step(step);
-        let c1 = if self.pk.is_some() {
-            self.conc_at_step(step + steps as u64)
-        } else {
-            c0
+        let c1 = match &self.pk {
+            // The batch's end on the clock of the batch's own segment (a batch never
+            // crosses a segment boundary; the next segment may start elsewhere in the
+            // protocol).
+            Some(p) => {
+                let seg = self.segment_of(step);
+                let t_min = seg.protocol_min
+                    + (step + steps as u64 - seg.first_step) as f64 * self.scenario.dt_ms
+                        / 60_000.0;
+                p.free_brain_conc_um(t_min).max(0.0)
+            }
+            None => c0,
         };
         DrugParams {
             conc0_um: f32_of(c0),

@@ -7,18 +7,27 @@
 
 pub(crate) mod checks;
 mod overrides;
+mod protocol;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use overrides::apply_override;
+pub use protocol::{Protocol, ProtocolMode, Segment};
 
 /// Scenarios compiled into the binary: (name, TOML text).
-pub const EMBEDDED: &[(&str, &str)] = &[("coba", include_str!("../../assets/scenarios/coba.toml"))];
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "pfc_ketamine",
+        include_str!("../../assets/scenarios/pfc_ketamine.toml"),
+    ),
+    ("coba", include_str!("../../assets/scenarios/coba.toml")),
+];
 
-/// The scenario `ketasim run` uses when no file is given.
-pub const DEFAULT_SCENARIO: &str = "coba";
+/// The scenario `ketasim run` uses when no file is given: the prefrontal circuit
+/// under the human 0.5 mg/kg protocol.
+pub const DEFAULT_SCENARIO: &str = "pfc_ketamine";
 
 /// A whole simulation description.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,7 +44,9 @@ pub struct Scenario {
     pub source: String,
     /// Integration time step (ms); 0.05-0.25 ms is the range the models are made for.
     pub dt_ms: f64,
-    /// Simulated time (ms).
+    /// Simulated time (ms). Required in continuous mode; in multiscale mode it follows
+    /// from `[protocol]` (leave it out, or give exactly that value).
+    #[serde(default)]
     pub duration_ms: f64,
     /// Seed of every random draw (connectivity, initial state, background drive).
     #[serde(default = "default_seed")]
@@ -61,6 +72,9 @@ pub struct Scenario {
     /// uploads the free effect-site concentration.
     #[serde(default)]
     pub pharmacokinetics: Option<crate::pk::PkScenario>,
+    /// Continuous or multiscale simulation of the protocol (SCIENCE.md section 8).
+    #[serde(default)]
+    pub protocol: Protocol,
 }
 
 fn default_seed() -> u64 {
@@ -680,6 +694,18 @@ impl Source {
 }
 
 impl Scenario {
+    /// In multiscale mode, fill in `duration_ms` from `[protocol]` when it was left
+    /// out (validation then checks a given value against it).
+    pub fn resolve_duration(&mut self) {
+        if self.protocol.mode == ProtocolMode::Multiscale
+            && self.duration_ms == 0.0
+            && self.dt_ms.is_finite()
+            && self.dt_ms > 0.0
+        {
+            self.duration_ms = self.protocol.multiscale_duration_ms(self.dt_ms);
+        }
+    }
+
     /// Parse, apply `--set` overrides, and validate.
     pub fn load(source: &Source, overrides: &[String]) -> Result<Scenario> {
         let err = |message: String| Error::Scenario {
@@ -698,6 +724,8 @@ impl Scenario {
             Scenario::deserialize(toml::Value::Table(value))
                 .map_err(|e| err(format!("{e} (after the --set overrides)")))?
         };
+        let mut scenario = scenario;
+        scenario.resolve_duration();
         scenario.validate().map_err(err)?;
         Ok(scenario)
     }

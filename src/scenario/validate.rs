@@ -1,7 +1,7 @@
 //! Scenario checks: each failure names the field (as a dotted path) and what is
 //! allowed, so that `ketasim run` can print it and exit non-zero.
 
-use super::{Receptor, Rule, Scenario, Storage};
+use super::{ProtocolMode, Receptor, Rule, Scenario, Storage};
 use crate::model::limits::{
     MAX_DELAY_STEPS, MAX_DRIVES, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS,
 };
@@ -50,6 +50,27 @@ impl Scenario {
     /// Check every field; the error names the first bad field.
     pub fn validate(&self) -> Check {
         positive("dt_ms", self.dt_ms)?;
+        let first_dose_min = self
+            .pharmacokinetics
+            .as_ref()
+            .and_then(|pk| pk.doses.iter().map(|d| d.time_min).reduce(f64::min));
+        self.protocol
+            .validate(self.dt_ms, self.pharmacokinetics.is_some(), first_dose_min)?;
+        if self.protocol.mode == ProtocolMode::Multiscale {
+            let d = self.protocol.multiscale_duration_ms(self.dt_ms);
+            if (self.duration_ms - d).abs() > 0.5 * self.dt_ms {
+                return Err(format!(
+                    "duration_ms: in multiscale mode the simulated time follows from [protocol] ({d} ms = warmup_ms + windows x (settle_ms + window_ms)); remove duration_ms (got {})",
+                    self.duration_ms
+                ));
+            }
+            if self.drug.protocol_time_min != 0.0 {
+                return Err("drug.protocol_time_min: multiscale places its windows with protocol.window_times_min; remove drug.protocol_time_min".into());
+            }
+        }
+        if self.duration_ms == 0.0 {
+            return Err("duration_ms: missing; give the simulated time in ms (or use [protocol] mode = \"multiscale\")".into());
+        }
         positive("duration_ms", self.duration_ms)?;
         if self.duration_ms < self.dt_ms {
             return Err(format!(

@@ -1,0 +1,189 @@
+//! Figures of a run (PNG, `crate::figures`): the time course over the protocol, spike
+//! raster excerpts and the LFP-proxy spectrum.
+
+use std::path::Path;
+
+use crate::figures::{self, FigureError, Panel, Series};
+use crate::protocol::{lfp_psd, Window};
+use crate::run::RunResult;
+use crate::stats::GAMMA_BAND_HZ;
+
+/// Raster excerpts show this much time (ms).
+pub const RASTER_SPAN_MS: f64 = 500.0;
+/// Raster excerpts show at most this many neurons of each population.
+pub const RASTER_NEURONS: u32 = 200;
+/// The spectrum figure's upper frequency (Hz).
+pub const SPECTRUM_MAX_HZ: f64 = 150.0;
+
+fn series(label: &str, windows: &[Window], y: impl Fn(&Window) -> f64) -> Series {
+    Series {
+        label: label.to_string(),
+        x: windows
+            .iter()
+            .map(|w| 0.5 * (w.protocol_min.0 + w.protocol_min.1))
+            .collect(),
+        y: windows.iter().map(y).collect(),
+    }
+}
+
+fn panel(title: &str, y_label: &str, series: Vec<Series>) -> Panel {
+    Panel {
+        title: title.to_string(),
+        y_label: y_label.to_string(),
+        bands: vec![None; series.len()],
+        series,
+        log_y: false,
+    }
+}
+
+/// The window with the highest glutamate (% baseline) of the LFP population, if any
+/// window is outside the baseline.
+fn peak_window(res: &RunResult, lfp: usize) -> Option<&Window> {
+    res.windows
+        .iter()
+        .filter(|w| !w.baseline && w.pops[lfp].glutamate_pct_baseline.is_finite())
+        .max_by(|a, b| {
+            a.pops[lfp]
+                .glutamate_pct_baseline
+                .total_cmp(&b.pops[lfp].glutamate_pct_baseline)
+        })
+}
+
+/// Write `timecourse.png`, `spectrum.png` and (with recorded spikes) `raster.png`
+/// (and `raster_peak.png` for the glutamate peak window) into `dir`. Returns the
+/// files written.
+pub fn write_figures(res: &RunResult, dir: &Path) -> Result<Vec<String>, FigureError> {
+    let mut written = Vec::new();
+    let names = &res.pop_names;
+    let lfp = names
+        .iter()
+        .position(|n| *n == res.summary.protocol.lfp_population)
+        .unwrap_or(0);
+    let w = &res.windows;
+    if w.is_empty() {
+        return Ok(written);
+    }
+    let per_pop = |f: fn(&crate::protocol::PopWindow) -> f64| -> Vec<Series> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(p, n)| series(n, w, |x| f(&x.pops[p])))
+            .collect()
+    };
+    let mut panels = vec![
+        panel(
+            "Free ketamine at the receptors",
+            "µM",
+            vec![series("free effect-site", w, |x| x.conc_um)],
+        ),
+        panel("Firing rate", "Hz", per_pop(|p| p.rate_hz)),
+        panel(
+            "NMDA receptors blocked by ketamine",
+            "fraction",
+            per_pop(|p| p.nmda_blocked),
+        ),
+    ];
+    let glu: Vec<Series> = names
+        .iter()
+        .enumerate()
+        .filter(|(p, _)| res.glu_pops[*p])
+        .map(|(p, n)| series(n, w, move |x| x.pops[p].glutamate_pct_baseline))
+        .collect();
+    if !glu.is_empty() && w.iter().any(|x| x.baseline) {
+        panels.push(panel("Extracellular glutamate", "% of baseline", glu));
+        panels.push(panel(
+            "Gamma (30-80 Hz) power of the LFP proxy",
+            "ratio to baseline",
+            vec![series(&names[lfp], w, |x| x.gamma_power_ratio)],
+        ));
+    }
+    let path = dir.join("timecourse.png");
+    figures::stacked_panels(
+        &path,
+        &format!("{}: time course", res.summary.scenario),
+        "protocol time (min)",
+        &panels,
+        false,
+    )?;
+    written.push(path.display().to_string());
+
+    // Spectrum: the baseline windows' and the peak window's (or the first and last).
+    let base: Vec<&Window> = w.iter().filter(|x| x.baseline).collect();
+    let peak = peak_window(res, lfp);
+    let mut picks: Vec<(String, &Window)> = Vec::new();
+    if let Some(b) = base.last() {
+        picks.push(("baseline".into(), b));
+    } else {
+        picks.push(("first window".into(), &w[0]));
+    }
+    match peak {
+        Some(p) => picks.push((
+            format!(
+                "glutamate peak ({:.1} min, {:.2} µM)",
+                0.5 * (p.protocol_min.0 + p.protocol_min.1),
+                p.conc_um
+            ),
+            p,
+        )),
+        None if w.len() > 1 => picks.push(("last window".into(), &w[w.len() - 1])),
+        None => {}
+    }
+    let spectra: Vec<Series> = picks
+        .iter()
+        .filter_map(|(label, x)| {
+            lfp_psd(&res.samples, lfp, x.sim_ms.0, x.sim_ms.1).map(|psd| Series {
+                label: label.clone(),
+                x: psd.freqs_hz,
+                y: psd.power,
+            })
+        })
+        .collect();
+    if !spectra.is_empty() {
+        let path = dir.join("spectrum.png");
+        figures::spectrum(
+            &path,
+            &format!("LFP proxy of {} (summed synaptic currents)", names[lfp]),
+            &spectra,
+            GAMMA_BAND_HZ,
+            SPECTRUM_MAX_HZ,
+        )?;
+        written.push(path.display().to_string());
+    }
+
+    // Rasters of recorded spikes.
+    if !res.spikes.is_empty() {
+        let mut offset = 0u32;
+        let pops: Vec<(String, u32, u32)> = names
+            .iter()
+            .zip(&res.pop_sizes)
+            .map(|(n, &size)| {
+                let p = (n.clone(), offset, size);
+                offset += size;
+                p
+            })
+            .collect();
+        let mut rasters = vec![("raster.png", picks[0].0.clone(), picks[0].1)];
+        if let Some(p) = peak {
+            rasters.push(("raster_peak.png", "glutamate peak".to_string(), p));
+        }
+        for (file, what, x) in rasters {
+            let t0 = x.sim_ms.0;
+            let t1 = (t0 + RASTER_SPAN_MS).min(x.sim_ms.1);
+            let path = dir.join(file);
+            figures::raster(
+                &path,
+                &format!(
+                    "Spikes, {what} window ({:.1} min, {:.2} µM)",
+                    x.protocol_min.0, x.conc_um
+                ),
+                &res.spikes,
+                &pops,
+                t0,
+                t1,
+                RASTER_NEURONS,
+            )?;
+            written.push(path.display().to_string());
+        }
+    }
+    Ok(written)
+}
