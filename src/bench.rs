@@ -461,6 +461,17 @@ pub struct SuiteRow {
     pub peak_fraction: Option<f64>,
     /// Population rates over the timed run.
     pub populations: Vec<PopulationRate>,
+    /// GPU time per kernel from timestamp queries, taken in the warm-up run (see
+    /// `warmup_policy`); null on the CPU, when the adapter has no timestamp queries,
+    /// or when the row did not run.
+    pub kernel_times: Option<Vec<crate::gpu::KernelTime>>,
+    /// Steps whose kernels were timed for `kernel_times`.
+    pub kernel_timed_steps: Option<u64>,
+    /// Mean GPU time of `neuron_update` per step (µs), from `kernel_times`.
+    pub neuron_update_us: Option<f64>,
+    /// bytes_per_neuron_step x neurons / neuron_update time (GB/s): the neuron
+    /// kernel's own bandwidth, to set against the whole-step `achieved_gb_per_s`.
+    pub neuron_update_gb_per_s: Option<f64>,
 }
 
 /// A whole suite run: what `bench --suite` writes as JSON.
@@ -489,8 +500,50 @@ impl SuiteReport {
 
 fn warmup_policy(warmup_steps: u64) -> String {
     format!(
-        "untimed warm-up run of {warmup_steps} steps of the same network on the same backend first (discarded); the timed run is then built afresh and starts at t = 0 (initial transient included); build time (construction, upload, pipeline compilation) is excluded from wall_s and reported as build_s"
+        "untimed warm-up run of {warmup_steps} steps of the same network on the same backend first (discarded); the timed run is then built afresh and starts at t = 0 (initial transient included); build time (construction, upload, pipeline compilation) is excluded from wall_s and reported as build_s. On the GPU the warm-up run is also the profiled run: where the adapter has timestamp queries, each kernel of the second half of its steps (at most {} per batch) runs in a compute pass of its own between two GPU timestamps (kernel_times; kernel_timed_steps says how many steps); the timed run takes no timestamps, so wall_s is unaffected",
+        crate::gpu::MAX_TIMED_STEPS_PER_BATCH
     )
+}
+
+/// The GPU warm-up run, profiled: the network built as `run` builds it, on a device
+/// with timestamp queries where the adapter has them, its batches run as `run` runs
+/// them (continuous protocol, so no window gaps). The first half of the steps run
+/// untimed (first dispatches carry one-off costs such as lazy shader compilation in
+/// software drivers); the second half is timed. Returns the number of steps timed
+/// and the kernel times, or `None` when the adapter has no timestamp queries.
+fn gpu_warmup_profiled(
+    s: &Scenario,
+    batch_steps: u32,
+) -> Result<Option<(u64, Vec<crate::gpu::KernelTime>)>> {
+    use crate::backend::Backend;
+    let net = crate::model::Network::build(s, batch_steps)?;
+    let mut b = crate::gpu::GpuBackend::new(crate::gpu::GpuContext::with_timestamps()?, &net)?;
+    let untimed = net.steps / 2;
+    let mut timing = false;
+    let mut done = 0u64;
+    while done < net.steps {
+        if done == untimed && !timing {
+            timing = b.enable_kernel_timing()?;
+            if !timing {
+                return Ok(None);
+            }
+        }
+        let limit = if done < untimed {
+            untimed - done
+        } else {
+            batch_steps as u64
+        };
+        let steps = net.batch_len(done, limit.min(batch_steps as u64));
+        b.set_drug(net.drug_at(done, steps))?;
+        b.run_batch(steps)?;
+        done += steps as u64;
+    }
+    if !timing {
+        return Ok(None);
+    }
+    let times = b.kernel_times();
+    let timed = times.first().map_or(0, |t| t.dispatches);
+    Ok(Some((timed, times)))
 }
 
 /// The scenario as one continuous run: a `[protocol]` table whose `mode` is not
@@ -651,6 +704,10 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
             peak_gb_per_s: None,
             peak_fraction: None,
             populations: Vec::new(),
+            kernel_times: None,
+            kernel_timed_steps: None,
+            neuron_update_us: None,
+            neuron_update_gb_per_s: None,
         };
         let built = entry_scenario(&e, e.steps);
         for (&b, st) in chosen.iter().zip(&status) {
@@ -702,12 +759,17 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                 progress: false,
                 ..RunOptions::default()
             };
+            let mut profile = None;
             let timed = (|| -> Result<crate::run::Summary> {
                 if warmup_steps > 0 {
                     let mut w = s.clone();
                     w.duration_ms = warmup_steps.min(e.steps) as f64 * w.dt_ms;
                     w.record.baseline_ms = w.record.baseline_ms.min(w.duration_ms);
-                    run(&w, &opts)?;
+                    if b == BackendChoice::Gpu {
+                        profile = gpu_warmup_profiled(&w, opts.batch_steps)?;
+                    } else {
+                        run(&w, &opts)?;
+                    }
                 }
                 Ok(run(s, &opts)?.summary)
             })();
@@ -732,6 +794,12 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
             let bps = bytes_per_neuron_step(s);
             let achieved = r.neuron_updates_per_s * bps * 1e-9;
             let peak = peak_bandwidth_gb_per_s(&r.adapter);
+            let neuron_update_ns = profile.as_ref().and_then(|(_, times)| {
+                times
+                    .iter()
+                    .find(|t| t.name == "neuron_update" && t.dispatches > 0 && t.mean_ns > 0.0)
+                    .map(|t| t.mean_ns)
+            });
             rows.push(SuiteRow {
                 scenario: Some(r.scenario.clone()),
                 status: "ok".into(),
@@ -761,6 +829,11 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                         rate_hz: p.rate_hz,
                     })
                     .collect(),
+                kernel_timed_steps: profile.as_ref().map(|(n, _)| *n),
+                neuron_update_us: neuron_update_ns.map(|ns| ns * 1e-3),
+                // Bytes per ns is GB/s.
+                neuron_update_gb_per_s: neuron_update_ns.map(|ns| bps * r.neurons as f64 / ns),
+                kernel_times: profile.map(|(_, times)| times),
                 ..blank(&r.backend, "ok", String::new())
             });
         }
@@ -786,7 +859,7 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
 /// The Markdown table of a suite: a header line, the separator, one line per row.
 pub fn suite_table(report: &SuiteReport) -> String {
     let mut t = String::from(
-        "| network | backend | status | neurons | syn./neuron | steps (ms) | build s | wall s | RTF | neuron-updates/s | syn. events/s | B/neuron-step | GB/s | peak GB/s (frac.) | rates Hz | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| network | backend | status | neurons | syn./neuron | steps (ms) | build s | wall s | RTF | neuron-updates/s | syn. events/s | B/neuron-step | GB/s | peak GB/s (frac.) | neuron_update µs/step (GB/s) | rates Hz | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &report.results {
         let steps = match r.duration_ms {
@@ -803,8 +876,12 @@ pub fn suite_table(report: &SuiteReport) -> String {
             .map(|p| format!("{} {:.2}", p.name, p.rate_hz))
             .collect::<Vec<_>>()
             .join(", ");
+        let kernel = match (r.neuron_update_us, r.neuron_update_gb_per_s) {
+            (Some(us), Some(gb)) => format!("{us:.2} ({gb:.2})"),
+            _ => "-".into(),
+        };
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&r.entry),
             r.backend,
             r.status,
@@ -819,6 +896,7 @@ pub fn suite_table(report: &SuiteReport) -> String {
             opt(r.bytes_per_neuron_step, |x| format!("{x:.1}")),
             opt(r.achieved_gb_per_s, |x| format!("{x:.2}")),
             peak,
+            kernel,
             if rates.is_empty() { "-".into() } else { rates },
             cell(&r.note)
         ));
@@ -844,7 +922,38 @@ pub fn suite_markdown(report: &SuiteReport) -> String {
     }
     m.push('\n');
     m.push_str(&suite_table(report));
+    let kernels = kernel_table(report);
+    if !kernels.is_empty() {
+        m.push_str("\nGPU time per kernel (timestamp queries in the warm-up run):\n\n");
+        m.push_str(&kernels);
+    }
     m
+}
+
+/// A Markdown table of the per-kernel GPU times of the rows that have them (one line
+/// per row and kernel); empty when no row has any.
+pub fn kernel_table(report: &SuiteReport) -> String {
+    let mut t = String::new();
+    for r in &report.results {
+        let Some(times) = &r.kernel_times else {
+            continue;
+        };
+        if t.is_empty() {
+            t.push_str("| network | backend | kernel | dispatches | total ms | mean µs |\n|---|---|---|---|---|---|\n");
+        }
+        for k in times {
+            t.push_str(&format!(
+                "| {} | {} | {} | {} | {:.3} | {:.2} |\n",
+                cell(&r.entry),
+                r.backend,
+                k.name,
+                k.dispatches,
+                k.total_ns * 1e-6,
+                k.mean_ns * 1e-3
+            ));
+        }
+    }
+    t
 }
 
 /// Write the suite's JSON to `out` and its Markdown beside it (`out` with the

@@ -56,7 +56,7 @@ pub struct DoseResponseArgs {
 }
 
 /// The measures of one run.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 pub struct Measures {
     /// Pyramidal rate in the window (Hz).
     pub rate_e_hz: f64,
@@ -186,7 +186,7 @@ pub fn measure(
 }
 
 /// One concentration's result: per-replicate measures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Level {
     /// Free concentration (µM).
     pub conc_um: f64,
@@ -382,7 +382,8 @@ pub fn figure(levels: &[Level], path: &std::path::Path) -> Result<()> {
         }
     };
     let panels = [
-        panel("Firing rate", "Hz", &[(0, "E (pyramidal)"), (1, "I (PV)")]),
+        panel("Pyramidal (E) firing rate", "Hz", &[(0, "E (pyramidal)")]),
+        panel("PV interneuron (I) firing rate", "Hz", &[(1, "I (PV)")]),
         panel(
             "NMDA receptors blocked",
             "fraction",

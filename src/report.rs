@@ -76,13 +76,23 @@ pub fn write_figures(res: &RunResult, dir: &Path) -> Result<Vec<String>, FigureE
             "µM",
             vec![series("free effect-site", w, |x| x.conc_um)],
         ),
-        panel("Firing rate", "Hz", per_pop(|p| p.rate_hz)),
+        // One rate panel per population: PV and pyramidal rates differ by 10-20x.
         panel(
             "NMDA receptors blocked by ketamine",
             "fraction",
             per_pop(|p| p.nmda_blocked),
         ),
     ];
+    for (p, n) in names.iter().enumerate() {
+        panels.insert(
+            1 + p,
+            panel(
+                &format!("Firing rate, {n}"),
+                "Hz",
+                vec![series(n, w, move |x| x.pops[p].rate_hz)],
+            ),
+        );
+    }
     let glu: Vec<Series> = names
         .iter()
         .enumerate()

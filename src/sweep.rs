@@ -488,10 +488,20 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             "nmda_charge_pC",
             "ampa_charge_pC",
             "glutamate_window_um",
+            "glutamate_pct_baseline",
+            "synchrony",
         ] {
             header.push(format!("{}_{c}", p.name));
         }
     }
+    header.extend(
+        [
+            "glutamate_peak_pct_baseline",
+            "glutamate_peak_t_min",
+            "last_gamma_power_ratio",
+        ]
+        .map(String::from),
+    );
     let mut out = header.join(",") + "\n";
     eprintln!("sweep: {} of {} runs", runs.len(), all.len());
     for r in &runs {
@@ -528,7 +538,18 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             row.push(num(p.nmda_charge_pC));
             row.push(num(p.ampa_charge_pC));
             row.push(num(p.glutamate.as_ref().map(|g| g.window_um)));
+            row.push(num(p.glutamate.as_ref().and_then(|g| g.pct_baseline)));
+            row.push(num(p.synchrony));
         }
+        let finite = |x: f64| x.is_finite().then_some(x);
+        let peak = s.protocol.glutamate_peak.as_ref();
+        row.push(num(peak.and_then(|w| finite(w.glutamate_pct_baseline))));
+        row.push(num(peak.map(|w| w.t_min)));
+        row.push(num(s
+            .protocol
+            .last
+            .as_ref()
+            .and_then(|w| finite(w.gamma_power_ratio))));
         out.push_str(&(row.join(",") + "\n"));
         eprintln!("  run {} done ({:.2} s)", r.index, s.wall_s);
     }

@@ -203,3 +203,57 @@ fn bridge_relaxes_the_block_to_its_equilibrium_and_keeps_fractions_valid() {
     backend.set_nmda_pools(&p10).expect("set pools");
     assert_eq!(backend.state().expect("state").pools, p10);
 }
+
+mod common;
+
+/// On the GPU: the pools written by the bridge read back bit for bit, and a short
+/// multiscale run (two gaps) gives the CPU twin's windows: identical concentrations,
+/// block within 1e-3 and the bridge's reports within 1e-3.
+#[test]
+fn multiscale_runs_on_the_gpu_like_its_cpu_twin() {
+    let test = "multiscale_runs_on_the_gpu_like_its_cpu_twin";
+    let Some(ctx) = common::gpu_or_skip(test) else {
+        return;
+    };
+    let s = small_pfc(&[
+        "pharmacokinetics={conc_table=[[0.0,0.0],[0.01,0.0],[0.05,5.0]]}",
+        "protocol={mode=\"multiscale\",window_times_min=[0.005,0.03,0.06],warmup_ms=100.0,settle_ms=100.0,window_ms=200.0,bridge_step_s=0.5}",
+    ]);
+    let net = Network::build(&s, ketasim::run::DEFAULT_BATCH_STEPS).expect("build");
+    let mut gpu: Box<dyn ketasim::backend::Backend> =
+        Box::new(ketasim::gpu::GpuBackend::new(ctx, &net).expect("gpu backend"));
+    // Round trip of the pools.
+    let mut st = gpu.state().expect("state");
+    for (k, pool) in st.pools.iter_mut().enumerate() {
+        for (i, f) in pool.iter_mut().enumerate() {
+            *f = [0.1 + 0.01 * k as f32, (i % 7) as f32 * 0.05, 0.125, 0.0];
+        }
+    }
+    gpu.set_nmda_pools(&st.pools).expect("set pools");
+    assert_eq!(gpu.state().expect("state").pools, st.pools);
+    drop(gpu);
+    let g = run(
+        &s,
+        &RunOptions {
+            backend: BackendChoice::Gpu,
+            ..RunOptions::default()
+        },
+    )
+    .expect("gpu run");
+    let c = run(&s, &cpu()).expect("cpu run");
+    assert_eq!(g.windows.len(), 3);
+    assert_eq!(g.bridges.len(), 2);
+    for (wg, wc) in g.windows.iter().zip(&c.windows) {
+        assert_eq!(wg.conc_um, wc.conc_um);
+        for p in 0..2 {
+            let (a, b) = (wg.pops[p].nmda_blocked, wc.pops[p].nmda_blocked);
+            assert!((a - b).abs() < 1e-3, "block {a} (gpu) vs {b} (cpu)");
+        }
+    }
+    for (bg, bc) in g.bridges.iter().flatten().zip(c.bridges.iter().flatten()) {
+        assert!(
+            (bg.blocked_after - bc.blocked_after).abs() < 1e-3,
+            "{bg:?} vs {bc:?}"
+        );
+    }
+}

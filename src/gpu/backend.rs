@@ -64,6 +64,55 @@ pub struct GpuBackend {
     prepare: Pipeline,
     propagate: Pipeline,
     grid: (u32, u32),
+    timing: Option<KernelTiming>,
+}
+
+/// The kernels a step dispatches, in the order of [`GpuBackend::kernel_times`].
+pub const KERNEL_NAMES: [&str; 4] = [
+    shaders::NEURON_UPDATE.name,
+    shaders::REDUCE_STATS.name,
+    shaders::PREPARE.name,
+    shaders::PROPAGATE.name,
+];
+const K_NEURON: usize = 0;
+const K_REDUCE: usize = 1;
+const K_PREPARE: usize = 2;
+const K_PROPAGATE: usize = 3;
+
+/// Timestamp pairs one step can need (one per kernel).
+const PAIRS_PER_STEP: u32 = KERNEL_NAMES.len() as u32;
+
+/// Most steps per batch whose kernels are timed: two timestamps per kernel dispatch
+/// must fit one query set (`wgpu::QUERY_SET_MAX_QUERIES`, 4096).
+pub const MAX_TIMED_STEPS_PER_BATCH: u32 = wgpu::QUERY_SET_MAX_QUERIES / (2 * PAIRS_PER_STEP);
+
+/// Accumulated GPU time of one kernel (from timestamp queries).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KernelTime {
+    /// Kernel name (`neuron_update`, `reduce_stats`, `prepare`, `propagate`).
+    pub name: String,
+    /// Timed dispatches.
+    pub dispatches: u64,
+    /// GPU time of those dispatches (ns): end minus beginning timestamp of each
+    /// kernel's own compute pass, summed.
+    pub total_ns: f64,
+    /// `total_ns / dispatches` (0 without dispatches). Every kernel but
+    /// `reduce_stats` runs once per step, so this is its time per step;
+    /// `reduce_stats` runs on sample steps only.
+    pub mean_ns: f64,
+}
+
+/// Per-kernel timing state: a query set for the first `steps_per_batch` steps of every
+/// batch, resolved and read back with the batch's other read-backs.
+struct KernelTiming {
+    query_set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// Nanoseconds per timestamp tick.
+    period_ns: f64,
+    steps_per_batch: u32,
+    total_ns: [f64; 4],
+    dispatches: [u64; 4],
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -332,7 +381,115 @@ impl GpuBackend {
             prepare,
             propagate,
             ctx,
+            timing: None,
         })
+    }
+
+    /// Time every kernel dispatch of the first [`MAX_TIMED_STEPS_PER_BATCH`] steps of
+    /// each following batch with GPU timestamps. See
+    /// [`GpuBackend::enable_kernel_timing_for`].
+    pub fn enable_kernel_timing(&mut self) -> Result<bool> {
+        self.enable_kernel_timing_for(MAX_TIMED_STEPS_PER_BATCH)
+    }
+
+    /// Time every kernel dispatch of the first `steps_per_batch` steps (at most
+    /// [`MAX_TIMED_STEPS_PER_BATCH`]) of each following batch. Those steps run each
+    /// kernel in a compute pass of its own with a timestamp at its beginning and end
+    /// (the other steps share one pass, as without timing); the timestamps are
+    /// resolved in the batch's submission and read back with its other read-backs,
+    /// once per batch. The results are unchanged (only pass boundaries move).
+    ///
+    /// Returns `false`, and changes nothing, when the device lacks
+    /// `TIMESTAMP_QUERY` (the context must come from `GpuContext::with_timestamps`
+    /// on an adapter that has it). Calling it again resets the accumulated times.
+    pub fn enable_kernel_timing_for(&mut self, steps_per_batch: u32) -> Result<bool> {
+        if !self
+            .ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Ok(false);
+        }
+        let steps_per_batch = steps_per_batch.clamp(1, MAX_TIMED_STEPS_PER_BATCH);
+        let queries = 2 * PAIRS_PER_STEP * steps_per_batch;
+        let bytes = queries as u64 * wgpu::QUERY_SIZE as u64;
+        let device = &self.ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let query_set = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("kernel_timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: queries,
+        });
+        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel_timestamps_resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = staging(device, "kernel_timestamps_staging", bytes);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!(
+                "setting up timestamp queries failed: {e}"
+            )));
+        }
+        self.timing = Some(KernelTiming {
+            query_set,
+            resolve,
+            staging,
+            period_ns: self.ctx.queue.get_timestamp_period() as f64,
+            steps_per_batch,
+            total_ns: [0.0; 4],
+            dispatches: [0; 4],
+        });
+        Ok(true)
+    }
+
+    /// Whether kernel timing is on.
+    pub fn kernel_timing_enabled(&self) -> bool {
+        self.timing.is_some()
+    }
+
+    /// Accumulated GPU time per kernel since timing was enabled, one entry per
+    /// kernel in [`KERNEL_NAMES`] order (also those not dispatched yet); empty when
+    /// timing is off.
+    pub fn kernel_times(&self) -> Vec<KernelTime> {
+        let Some(t) = &self.timing else {
+            return Vec::new();
+        };
+        KERNEL_NAMES
+            .iter()
+            .enumerate()
+            .map(|(k, name)| KernelTime {
+                name: name.to_string(),
+                dispatches: t.dispatches[k],
+                total_ns: t.total_ns[k],
+                mean_ns: if t.dispatches[k] > 0 {
+                    t.total_ns[k] / t.dispatches[k] as f64
+                } else {
+                    0.0
+                },
+            })
+            .collect()
+    }
+
+    /// Record one dispatch of kernel `k` (an index into [`KERNEL_NAMES`]).
+    fn encode_kernel(&self, pass: &mut wgpu::ComputePass<'_>, k: usize) {
+        let (p, indirect) = match k {
+            K_NEURON => (&self.neuron, false),
+            K_REDUCE => (&self.reduce, false),
+            K_PREPARE => (&self.prepare, false),
+            _ => (&self.propagate, true),
+        };
+        pass.set_pipeline(&p.pipeline);
+        pass.set_bind_group(0, &p.bind_group, &[]);
+        if indirect {
+            pass.dispatch_workgroups_indirect(&self.buf.indirect, 0);
+        } else if k == K_PREPARE {
+            pass.dispatch_workgroups(1, 1, 1);
+        } else {
+            pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+        }
     }
 
     /// Copy `bytes` of `src` into a fresh staging buffer and read it.
@@ -355,13 +512,13 @@ impl GpuBackend {
 }
 
 fn map_read(device: &wgpu::Device, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
-    let mut v = map_read_all(device, std::slice::from_ref(staging))?;
+    let mut v = map_read_all(device, &[staging])?;
     v.pop()
         .ok_or_else(|| Error::Gpu("read-back returned nothing".into()))
 }
 
 /// Map several staging buffers with one wait, copy their bytes out, unmap them.
-fn map_read_all(device: &wgpu::Device, staging: &[wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
+fn map_read_all(device: &wgpu::Device, staging: &[&wgpu::Buffer]) -> Result<Vec<Vec<u8>>> {
     let (tx, rx) = mpsc::channel();
     for b in staging {
         let tx = tx.clone();
@@ -451,28 +608,51 @@ impl Backend for GpuBackend {
         enc.clear_buffer(&self.buf.samples, 0, None);
         enc.clear_buffer(&self.buf.glu_release, 0, None);
         let mut sample_steps = Vec::new();
-        {
+        // Steps whose kernels are timed, and the kernel of each timestamp pair.
+        let timed_steps = self
+            .timing
+            .as_ref()
+            .map_or(0, |t| t.steps_per_batch.min(steps));
+        let mut timed_kernels: Vec<usize> = Vec::new();
+        let is_sample = |step: u64| (step + 1).is_multiple_of(sim.sample_interval as u64);
+        if let Some(timing) = &self.timing {
+            for t in 0..timed_steps as u64 {
+                let step = self.step + t;
+                let mut kernels = vec![K_NEURON];
+                if is_sample(step) {
+                    kernels.push(K_REDUCE);
+                    sample_steps.push(step);
+                }
+                kernels.extend([K_PREPARE, K_PROPAGATE]);
+                for k in kernels {
+                    let pair = timed_kernels.len() as u32;
+                    timed_kernels.push(k);
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(KERNEL_NAMES[k]),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: &timing.query_set,
+                            beginning_of_pass_write_index: Some(2 * pair),
+                            end_of_pass_write_index: Some(2 * pair + 1),
+                        }),
+                    });
+                    self.encode_kernel(&mut pass, k);
+                }
+            }
+        }
+        if timed_steps < steps {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("steps"),
                 timestamp_writes: None,
             });
-            for t in 0..steps as u64 {
+            for t in timed_steps as u64..steps as u64 {
                 let step = self.step + t;
-                pass.set_pipeline(&self.neuron.pipeline);
-                pass.set_bind_group(0, &self.neuron.bind_group, &[]);
-                pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
-                if (step + 1).is_multiple_of(sim.sample_interval as u64) {
-                    pass.set_pipeline(&self.reduce.pipeline);
-                    pass.set_bind_group(0, &self.reduce.bind_group, &[]);
-                    pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+                self.encode_kernel(&mut pass, K_NEURON);
+                if is_sample(step) {
+                    self.encode_kernel(&mut pass, K_REDUCE);
                     sample_steps.push(step);
                 }
-                pass.set_pipeline(&self.prepare.pipeline);
-                pass.set_bind_group(0, &self.prepare.bind_group, &[]);
-                pass.dispatch_workgroups(1, 1, 1);
-                pass.set_pipeline(&self.propagate.pipeline);
-                pass.set_bind_group(0, &self.propagate.bind_group, &[]);
-                pass.dispatch_workgroups_indirect(&self.buf.indirect, 0);
+                self.encode_kernel(&mut pass, K_PREPARE);
+                self.encode_kernel(&mut pass, K_PROPAGATE);
             }
         }
         // The batch's read-backs travel in the same submission.
@@ -486,17 +666,41 @@ impl Backend for GpuBackend {
         for (src, dst) in srcs.iter().zip(&self.buf.staging) {
             enc.copy_buffer_to_buffer(src, 0, dst, 0, dst.size());
         }
+        let mut to_map: Vec<&wgpu::Buffer> = self.buf.staging.iter().collect();
+        if let (Some(timing), false) = (&self.timing, timed_kernels.is_empty()) {
+            let queries = 2 * timed_kernels.len() as u32;
+            let bytes = queries as u64 * wgpu::QUERY_SIZE as u64;
+            enc.resolve_query_set(&timing.query_set, 0..queries, &timing.resolve, 0);
+            enc.copy_buffer_to_buffer(&timing.resolve, 0, &timing.staging, 0, bytes);
+            to_map.push(&timing.staging);
+        }
         self.ctx.queue.submit([enc.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("encoding steps failed: {e}")));
         }
-        let mut data = map_read_all(device, &self.buf.staging)?.into_iter();
-        let mut next = || {
+        let mut data = map_read_all(device, &to_map)?.into_iter();
+        let mut next = move || {
             data.next()
                 .ok_or_else(|| Error::Gpu("read-back returned too few buffers".into()))
         };
         let (counts_raw, samples_raw, ctrl_raw) = (next()?, next()?, next()?);
         let (release_raw, trace_raw) = (next()?, next()?);
+        let stamps_raw = if timed_kernels.is_empty() {
+            None
+        } else {
+            Some(next()?)
+        };
+        drop(next);
+        if let (Some(raw), Some(timing)) = (stamps_raw, self.timing.as_mut()) {
+            let stamps: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
+            for (pair, &k) in timed_kernels.iter().enumerate() {
+                let (begin, end) = (stamps[2 * pair], stamps[2 * pair + 1]);
+                // A counter that wrapped or went backwards counts as zero time.
+                let ticks = end.saturating_sub(begin);
+                timing.total_ns[k] += ticks as f64 * timing.period_ns;
+                timing.dispatches[k] += 1;
+            }
+        }
         let release_all: Vec<u32> = bytemuck::pod_collect_to_vec(&release_raw);
         let trace_all: Vec<f32> = bytemuck::pod_collect_to_vec(&trace_raw);
         let counts_all: Vec<u32> = bytemuck::pod_collect_to_vec(&counts_raw);

@@ -21,6 +21,9 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Errors that escaped every error scope.
     pub uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Whether the device was created with `TIMESTAMP_QUERY` (only by
+    /// [`GpuContext::with_timestamps`], and only where the adapter has it).
+    pub timestamps: bool,
 }
 
 fn instance() -> wgpu::Instance {
@@ -93,7 +96,20 @@ pub fn list_adapters() -> Vec<AdapterReport> {
 
 impl GpuContext {
     /// The preferred (high-performance) adapter and a device with its full limits.
+    /// No optional feature is requested.
     pub fn new() -> Result<GpuContext> {
+        Self::create(false)
+    }
+
+    /// As [`GpuContext::new`], but the device also gets `TIMESTAMP_QUERY` when the
+    /// adapter has it (for per-kernel timing, `GpuBackend::enable_kernel_timing`).
+    /// An adapter without it gives the same context as `new` with `timestamps` false;
+    /// this never fails for want of the feature.
+    pub fn with_timestamps() -> Result<GpuContext> {
+        Self::create(true)
+    }
+
+    fn create(want_timestamps: bool) -> Result<GpuContext> {
         let inst = instance();
         let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
@@ -114,9 +130,16 @@ impl GpuContext {
                 info.name, info.backend, limits.max_storage_buffers_per_shader_stage
             )));
         }
+        let timestamps =
+            want_timestamps && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ketasim"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -136,6 +159,7 @@ impl GpuContext {
             info,
             limits,
             uncaptured,
+            timestamps,
         })
     }
 
