@@ -5,10 +5,18 @@
 mod neuron_update;
 mod propagate;
 mod reduce_stats;
+pub mod simd;
 
-pub use neuron_update::{has_nmda_pool, neuron_update, update_population, Scratch};
-pub use propagate::propagate;
-pub use reduce_stats::{neuron_sample, population_sums, quantise, sample_values};
+pub use neuron_update::{
+    blocks, finish_spikes, for_each_block, has_nmda_pool, neuron_update, update_block,
+    update_population, Block, Scratch, StepInput, SEQ_BLOCK,
+};
+pub use propagate::{propagate, propagate_parallel};
+pub use reduce_stats::{neuron_sample, population_sums, quantise, range_sums, sample_values};
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
@@ -59,6 +67,71 @@ pub struct Buffers {
 /// (the same synapses, generated once instead of at every spike).
 pub const CONNECTIVITY_CACHE_BYTES: usize = 256 << 20;
 
+/// Environment variable that sets the CPU backend's thread count (a positive
+/// integer; unset: all cores, rayon's default). Read when a backend is created.
+pub const THREADS_ENV: &str = "KETASIM_THREADS";
+
+/// Estimated cost (about ns of one core) of a step's neuron update below which it
+/// runs on one thread even when more are available: handing work to the other
+/// threads and waiting for them costs several µs per step, more than it saves on
+/// small networks (COBA's 4000 neurons take about 4 µs per step; it stays on one
+/// thread).
+pub const PAR_UPDATE_MIN_COST: f64 = 50_000.0;
+/// Neuron-update cost (about ns) per block when the update is spread over threads:
+/// several blocks per thread, for balance.
+pub const PAR_BLOCK_COST: f64 = 8_000.0;
+/// Estimated cost (about ns) of a step's spike propagation below which it runs on one
+/// thread (a table synapse costs about 1 ns, a procedural one about 10 ns).
+pub const PAR_PROPAGATE_MIN_COST: f64 = 50_000.0;
+
+/// Estimated update cost of one neuron of `p` per step (about ns on one core, AVX2):
+/// COBA's about 1 ns, 5 ns more per NMDA receptor pool and 2.5 ns per Poisson drive.
+fn neuron_cost(p: &crate::model::layout::PopParams) -> f64 {
+    1.0 + 5.0 * p.n_pools as f64 + 2.5 * p.n_drives as f64
+}
+
+/// The thread count asked for by `KETASIM_THREADS`, if set.
+pub fn threads_from_env() -> Result<Option<usize>> {
+    threads_from_value(std::env::var_os(THREADS_ENV))
+}
+
+/// [`threads_from_env`] for a given value of the variable (`None`: unset): a
+/// positive integer, else an error naming the variable.
+pub fn threads_from_value(value: Option<std::ffi::OsString>) -> Result<Option<usize>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.to_str().map(|v| v.trim().parse::<usize>()) {
+        Some(Ok(k)) if k >= 1 => Ok(Some(k)),
+        _ => Err(Error::Capacity(format!(
+            "environment variable {THREADS_ENV}={value:?} is not a number of threads: \
+             give a positive integer, or unset it to use all cores"
+        ))),
+    }
+}
+
+/// When the CPU backend spreads a step over threads (estimated costs in about ns of
+/// one core; see the `PAR_*` constants for the defaults).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParallelThresholds {
+    /// Neuron update: least cost per step.
+    pub update_min_cost: f64,
+    /// Neuron update: cost per block of neurons (blocks hold 64 to `SEQ_BLOCK`).
+    pub block_cost: f64,
+    /// Spike propagation: least cost per step.
+    pub propagate_min_cost: f64,
+}
+
+impl Default for ParallelThresholds {
+    fn default() -> Self {
+        ParallelThresholds {
+            update_min_cost: PAR_UPDATE_MIN_COST,
+            block_cost: PAR_BLOCK_COST,
+            propagate_min_cost: PAR_PROPAGATE_MIN_COST,
+        }
+    }
+}
+
 /// The CPU backend.
 pub struct CpuBackend {
     params: ParamsBlock,
@@ -68,11 +141,44 @@ pub struct CpuBackend {
     scratch: Scratch,
     reference: bool,
     drug: DrugParams,
+    /// Its own thread pool (`KETASIM_THREADS` or `with_threads`); none: rayon's
+    /// current pool (the global one, all cores, unless the caller installs another).
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Threads it runs on (for the adapter string).
+    threads: usize,
+    /// When a step is spread over threads.
+    par: ParallelThresholds,
+    /// Estimated update cost per step of all neurons (about ns on one core).
+    update_cost: f64,
+    /// Estimated propagation cost per spike of each population (about ns).
+    spike_cost: Vec<f64>,
 }
 
 impl CpuBackend {
-    /// Allocate and initialise the state of `net`.
+    /// Allocate and initialise the state of `net`, on `KETASIM_THREADS` threads if
+    /// that is set, else on rayon's current pool (all cores by default).
     pub fn new(net: &Network) -> Result<CpuBackend> {
+        let threads = threads_from_env()?;
+        Self::build(net, threads)
+    }
+
+    /// [`CpuBackend::new`] on its own pool of `threads` threads (at least 1),
+    /// whatever `KETASIM_THREADS` says. Results do not depend on the thread count.
+    pub fn with_threads(net: &Network, threads: usize) -> Result<CpuBackend> {
+        if threads == 0 {
+            return Err(Error::Internal("CpuBackend::with_threads(0)".into()));
+        }
+        Self::build(net, Some(threads))
+    }
+
+    /// Change when steps are spread over threads (the tests force every step onto
+    /// all threads with zeros; results never depend on it).
+    pub fn with_parallel_thresholds(mut self, par: ParallelThresholds) -> CpuBackend {
+        self.par = par;
+        self
+    }
+
+    fn build(net: &Network, threads: Option<usize>) -> Result<CpuBackend> {
         let n = net.n as usize;
         let sim = &net.params.sim;
         let ring_len = n
@@ -102,6 +208,39 @@ impl CpuBackend {
             glu_state: net.initial_glutamate(),
             glu_trace: vec![0.0; (sim.count_capacity * sim.n_pop) as usize],
         };
+        let pool = match threads {
+            Some(k) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(k)
+                    .thread_name(|i| format!("ketasim-cpu-{i}"))
+                    .build()
+                    .map_err(|e| Error::Capacity(format!("cannot start {k} CPU threads: {e}")))?,
+            )),
+            None => None,
+        };
+        let threads = pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let pops = &params.pops[..sim.n_pop as usize];
+        let update_cost = pops.iter().map(|p| p.size as f64 * neuron_cost(p)).sum();
+        // Per presynaptic spike: expected targets, 1 ns each from a table, about 10 ns
+        // each generated procedurally.
+        let spike_cost = pops
+            .iter()
+            .map(|p| {
+                params.projs[..sim.n_proj as usize]
+                    .iter()
+                    .zip(&net.projections)
+                    .filter(|(pr, _)| {
+                        p.offset >= pr.pre_offset && p.offset < pr.pre_offset + pr.pre_size
+                    })
+                    .map(|(pr, info)| {
+                        let per_spike = info.synapses / pr.pre_size.max(1) as f64;
+                        per_spike * if pr.rule == RULE_TABLE { 1.0 } else { 10.0 }
+                    })
+                    .sum()
+            })
+            .collect();
         Ok(CpuBackend {
             params,
             recips: net.poisson_recips.to_vec(),
@@ -110,6 +249,11 @@ impl CpuBackend {
             scratch: Scratch::default(),
             reference: false,
             drug: net.drug_at(0, 1),
+            pool,
+            threads,
+            par: ParallelThresholds::default(),
+            update_cost,
+            spike_cost,
         })
     }
 
@@ -119,37 +263,94 @@ impl CpuBackend {
     pub fn new_reference(net: &Network) -> Result<CpuBackend> {
         let mut b = CpuBackend::new(net)?;
         b.reference = true;
+        b.threads = 1;
         Ok(b)
     }
 
     /// One step: neuron update, sample (on sample steps), prepare, propagate.
-    fn step(&mut self, samples: &mut Vec<Sample>) {
+    /// `threads`: of the rayon pool it runs in; with more than one, the update and
+    /// the propagation are spread over them where that pays.
+    fn step(&mut self, samples: &mut Vec<Sample>, threads: usize) {
+        if self.reference {
+            return self.step_reference(samples);
+        }
+        let prm = &self.params;
+        let sim = &prm.sim;
+        let step = self.ctrl.step;
+        let sample = (step + 1).is_multiple_of(sim.sample_interval);
+        let si = StepInput {
+            prm,
+            recips: &self.recips,
+            step,
+            conc_um: self.drug.conc_at(step),
+            sample,
+        };
+        let n_pop = sim.n_pop as usize;
+        // Sums only on sample steps (no allocation otherwise).
+        let mut sums = if sample {
+            vec![[0i64; STATS_PER_POP]; n_pop]
+        } else {
+            Vec::new()
+        };
+        let par = threads > 1 && self.update_cost >= self.par.update_min_cost;
+        if par {
+            let per_neuron = self.update_cost / sim.n_total.max(1) as f64;
+            let max_len = ((self.par.block_cost / per_neuron) as usize).clamp(64, SEQ_BLOCK);
+            let blks = blocks(prm, &mut self.buf, &mut self.scratch, step, max_len);
+            let parts: Vec<(u32, [i64; STATS_PER_POP])> = blks
+                .into_par_iter()
+                .with_max_len(1)
+                .map(|blk| (blk.pop(), update_block(&si, blk)))
+                .collect();
+            if sample {
+                for (pop, q) in parts {
+                    add_sums(&mut sums[pop as usize], &q);
+                }
+            }
+        } else {
+            for_each_block(
+                prm,
+                &mut self.buf,
+                &mut self.scratch,
+                step,
+                SEQ_BLOCK,
+                |blk| {
+                    let pop = blk.pop() as usize;
+                    let q = update_block(&si, blk);
+                    if sample {
+                        add_sums(&mut sums[pop], &q);
+                    }
+                },
+            );
+        }
+        for pop in 0..sim.n_pop {
+            finish_spikes(pop, prm, &mut self.buf, &mut self.ctrl, &self.scratch);
+        }
+        if sample {
+            samples.push(Sample {
+                step: step as u64,
+                sums,
+            });
+        }
+        self.prepare_and_propagate(threads);
+    }
+
+    /// [`CpuBackend::step`] on the shader-shaped per-neuron path, one thread.
+    fn step_reference(&mut self, samples: &mut Vec<Sample>) {
         let prm = &self.params;
         let sim = &prm.sim;
         let step = self.ctrl.step;
         let conc = self.drug.conc_at(step);
         for pop in 0..sim.n_pop {
             let p = &prm.pops[pop as usize];
-            if self.reference {
-                for i in p.offset..p.offset + p.size {
-                    neuron_update(
-                        i,
-                        pop,
-                        prm,
-                        &self.recips,
-                        &mut self.buf,
-                        &mut self.ctrl,
-                        conc,
-                    );
-                }
-            } else {
-                update_population(
+            for i in p.offset..p.offset + p.size {
+                neuron_update(
+                    i,
                     pop,
                     prm,
                     &self.recips,
                     &mut self.buf,
                     &mut self.ctrl,
-                    &mut self.scratch,
                     conc,
                 );
             }
@@ -158,18 +359,14 @@ impl CpuBackend {
             let sums = prm.pops[..sim.n_pop as usize]
                 .iter()
                 .map(|p| {
-                    if self.reference {
-                        let mut sum = [0i64; STATS_PER_POP];
-                        for i in p.offset..p.offset + p.size {
-                            let q = neuron_sample(p, i as usize, &self.buf);
-                            for k in 0..STATS_PER_POP {
-                                sum[k] += q[k] as i64;
-                            }
+                    let mut sum = [0i64; STATS_PER_POP];
+                    for i in p.offset..p.offset + p.size {
+                        let q = neuron_sample(p, i as usize, &self.buf);
+                        for k in 0..STATS_PER_POP {
+                            sum[k] += q[k] as i64;
                         }
-                        sum
-                    } else {
-                        population_sums(p, &self.buf)
                     }
+                    sum
                 })
                 .collect();
             samples.push(Sample {
@@ -177,15 +374,50 @@ impl CpuBackend {
                 sums,
             });
         }
-        // The shader's `prepare` kernel.
+        self.prepare_and_propagate(1);
+    }
+
+    /// The shader's `prepare` kernel, then the propagation of the step's spikes.
+    fn prepare_and_propagate(&mut self, threads: usize) {
+        let prm = &self.params;
+        let sim = &prm.sim;
+        let step = self.ctrl.step;
         glutamate_step(prm, &mut self.buf, step);
         self.ctrl.prop_n = self.ctrl.n_spikes;
         self.ctrl.prop_step = step;
         self.ctrl.n_spikes = 0;
         self.ctrl.step += 1;
-        for s in 0..self.ctrl.prop_n {
-            propagate(s, prm, &mut self.buf, &self.ctrl);
+        let par = threads > 1 && self.ctrl.prop_n > 1 && {
+            let row = ((step % sim.count_capacity) * sim.n_pop) as usize;
+            let counts = &self.buf.pop_counts[row..row + sim.n_pop as usize];
+            let cost: f64 = counts
+                .iter()
+                .zip(&self.spike_cost)
+                .map(|(&c, &k)| c as f64 * k)
+                .sum();
+            cost >= self.par.propagate_min_cost
+        };
+        if par {
+            propagate_parallel(prm, &mut self.buf, &self.ctrl);
+        } else {
+            for s in 0..self.ctrl.prop_n {
+                propagate(s, prm, &mut self.buf, &self.ctrl);
+            }
         }
+    }
+
+    /// The steps of a batch, in the thread pool the batch runs in.
+    fn run_steps(&mut self, steps: u32, samples: &mut Vec<Sample>) {
+        let threads = rayon::current_num_threads();
+        for _ in 0..steps {
+            self.step(samples, threads);
+        }
+    }
+}
+
+fn add_sums(acc: &mut [i64; STATS_PER_POP], q: &[i64; STATS_PER_POP]) {
+    for (a, b) in acc.iter_mut().zip(q) {
+        *a += b;
     }
 }
 
@@ -249,7 +481,11 @@ impl Backend for CpuBackend {
     }
 
     fn adapter(&self) -> String {
-        "cpu reference backend (1 thread)".to_string()
+        let t = self.threads;
+        format!(
+            "cpu reference backend ({t} thread{})",
+            if t == 1 { "" } else { "s" }
+        )
     }
 
     fn run_batch(&mut self, steps: u32) -> Result<BatchOutput> {
@@ -265,8 +501,9 @@ impl Backend for CpuBackend {
         self.ctrl.n_rec = 0;
         let first = self.ctrl.step;
         let mut samples = Vec::new();
-        for _ in 0..steps {
-            self.step(&mut samples);
+        match self.pool.clone() {
+            Some(pool) => pool.install(|| self.run_steps(steps, &mut samples)),
+            None => self.run_steps(steps, &mut samples),
         }
         let n_pop = sim.n_pop as usize;
         let mut pop_counts = Vec::with_capacity(steps as usize * n_pop);

@@ -7,11 +7,15 @@
 
 use glam::UVec2;
 
+use super::simd::{
+    exp_f32 as exp_v, one_minus_exp_neg_with, poisson_cdf, poisson_count_from, poisson_count_head,
+    threefry_x0, CDF_HEAD,
+};
 use super::Buffers;
-use crate::model::ketamine::{pool_step, PoolState};
+use crate::model::ketamine::{pool_step, PoolRates, PoolState, KD_REF_MV};
 use crate::model::layout::{Ctrl, ParamsBlock, PopParams, GLU_SCALE};
-use crate::model::limits::NO_SPIKE;
-use crate::model::mg_block;
+use crate::model::limits::{NO_SPIKE, STATS_PER_POP};
+use crate::model::{mg_block, MG_SLOPE_PER_MV};
 use crate::rng::exp_f32;
 use crate::rng::{key, poisson_inversion, threefry2x32, uniform01, STREAM_POISSON};
 
@@ -150,22 +154,320 @@ fn record_spike(i: u32, pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut
         }
     }
 }
-
-/// Scratch space of the population-at-a-time path.
+/// Scratch space of the population-at-a-time path, indexed by neuron (all
+/// populations): this step's conductances and NMDA drive before the membrane phase,
+/// uniforms of the Poisson drive, and who fired.
 #[derive(Debug, Default, Clone)]
 pub struct Scratch {
     ga: Vec<f32>,
     gg: Vec<f32>,
     x: Vec<f32>,
+    u: Vec<f32>,
+    cnt: Vec<u32>,
     fired: Vec<u32>,
+}
+
+/// Neurons per block when one thread updates the whole network: small enough that a
+/// block's arrays stay in the cache between the phases of the update.
+pub const SEQ_BLOCK: usize = 4096;
+
+/// One contiguous range of one population's neurons: every per-neuron array that
+/// phases 1-3 of the update touch, cut to the range. Blocks are disjoint, so they can
+/// be updated on different threads.
+pub struct Block<'a> {
+    pop: u32,
+    lo: u32,
+    ring: [&'a mut [i32]; 3],
+    v: &'a mut [f32],
+    rf: &'a mut [u32],
+    g_ampa: &'a mut [f32],
+    g_gaba: &'a mut [f32],
+    x_nmda: &'a mut [f32],
+    pools: [&'a mut [[f32; 4]]; 2],
+    ga: &'a mut [f32],
+    gg: &'a mut [f32],
+    x: &'a mut [f32],
+    u: &'a mut [f32],
+    cnt: &'a mut [u32],
+    fired: &'a mut [u32],
+}
+
+/// Cut the first `n` elements off `s`.
+fn cut<'a, T>(s: &mut &'a mut [T], n: usize) -> &'a mut [T] {
+    let (a, b) = std::mem::take(s).split_at_mut(n);
+    *s = b;
+    a
+}
+
+impl<'a> Block<'a> {
+    /// The population this block belongs to.
+    pub fn pop(&self) -> u32 {
+        self.pop
+    }
+
+    /// Neurons in the block.
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    /// Whether the block is empty.
+    pub fn is_empty(&self) -> bool {
+        self.v.is_empty()
+    }
+
+    /// Cut the first `n` neurons off the block.
+    fn cut_front(&mut self, n: usize) -> Block<'a> {
+        let [r0, r1, r2] = &mut self.ring;
+        let [p0, p1] = &mut self.pools;
+        let front = Block {
+            pop: self.pop,
+            lo: self.lo,
+            ring: [cut(r0, n), cut(r1, n), cut(r2, n)],
+            v: cut(&mut self.v, n),
+            rf: cut(&mut self.rf, n),
+            g_ampa: cut(&mut self.g_ampa, n),
+            g_gaba: cut(&mut self.g_gaba, n),
+            x_nmda: cut(&mut self.x_nmda, n),
+            pools: [cut(p0, n), cut(p1, n)],
+            ga: cut(&mut self.ga, n),
+            gg: cut(&mut self.gg, n),
+            x: cut(&mut self.x, n),
+            u: cut(&mut self.u, n),
+            cnt: cut(&mut self.cnt, n),
+            fired: cut(&mut self.fired, n),
+        };
+        self.lo += n as u32;
+        front
+    }
+}
+
+/// Cut the update state of all populations into blocks of at most `max_len` neurons
+/// (each population into `ceil(size / max_len)` nearly equal blocks, in neuron order;
+/// a multiple of 64 unless a population is smaller), for the step `step`.
+pub fn blocks<'a>(
+    prm: &ParamsBlock,
+    b: &'a mut Buffers,
+    sc: &'a mut Scratch,
+    step: u32,
+    max_len: usize,
+) -> Vec<Block<'a>> {
+    let mut out = Vec::new();
+    for_each_block(prm, b, sc, step, max_len, |blk| out.push(blk));
+    out
+}
+
+/// [`blocks`], handing each block to `f` in neuron order instead of collecting them.
+pub fn for_each_block<'a>(
+    prm: &ParamsBlock,
+    b: &'a mut Buffers,
+    sc: &'a mut Scratch,
+    step: u32,
+    max_len: usize,
+    mut f: impl FnMut(Block<'a>),
+) {
+    let sim = &prm.sim;
+    let n_total = sim.n_total as usize;
+    for s in [&mut sc.ga, &mut sc.gg, &mut sc.x, &mut sc.u] {
+        s.resize(n_total, 0.0);
+    }
+    sc.fired.resize(n_total, 0);
+    sc.cnt.resize(n_total, 0);
+    let base = (step % sim.ring_slots) as usize * n_total;
+    let [r0, r1, r2] = &mut b.ring;
+    let [p0, p1] = &mut b.pools;
+    let mut all = Block {
+        pop: 0,
+        lo: 0,
+        ring: [
+            &mut r0[base..base + n_total],
+            &mut r1[base..base + n_total],
+            &mut r2[base..base + n_total],
+        ],
+        v: &mut b.v[..],
+        rf: &mut b.refrac[..],
+        g_ampa: &mut b.g_ampa[..],
+        g_gaba: &mut b.g_gaba[..],
+        x_nmda: &mut b.x_nmda[..],
+        pools: [&mut p0[..], &mut p1[..]],
+        ga: &mut sc.ga[..],
+        gg: &mut sc.gg[..],
+        x: &mut sc.x[..],
+        u: &mut sc.u[..],
+        cnt: &mut sc.cnt[..],
+        fired: &mut sc.fired[..],
+    };
+    let pops = &prm.pops[..sim.n_pop as usize];
+    let mut emit = |pop: usize| {
+        let p = &pops[pop];
+        let (off, n) = (p.offset as usize, p.size as usize);
+        let at = all.lo as usize;
+        assert!(off >= at, "populations overlap");
+        all.cut_front(off - at);
+        let pieces = n.div_ceil(max_len.max(64)).max(1);
+        let len = n.div_ceil(pieces).next_multiple_of(64);
+        let mut rest = n;
+        while rest > 0 {
+            let k = len.min(rest);
+            let mut blk = all.cut_front(k);
+            blk.pop = pop as u32;
+            f(blk);
+            rest -= k;
+        }
+    };
+    // Populations in neuron order (the network lays them out contiguously in that
+    // order; sorting only makes the cutting independent of that).
+    if pops.windows(2).all(|w| w[0].offset <= w[1].offset) {
+        (0..pops.len()).for_each(&mut emit);
+    } else {
+        let mut order: Vec<usize> = (0..pops.len()).collect();
+        order.sort_by_key(|&k| pops[k].offset);
+        order.into_iter().for_each(&mut emit);
+    }
+}
+
+/// What a block update needs besides the block: constants and this step.
+#[derive(Clone, Copy)]
+pub struct StepInput<'a> {
+    /// The network's constants.
+    pub prm: &'a ParamsBlock,
+    /// Reciprocals 1/k of the Poisson sampler.
+    pub recips: &'a [f32],
+    /// The step being taken.
+    pub step: u32,
+    /// Free ketamine at the receptors in this step (µM).
+    pub conc_um: f32,
+    /// Whether this step ends with a sample (the block then returns its sums).
+    pub sample: bool,
+}
+
+/// Phases 1-3 of the population update for one block (see [`update_population`]),
+/// and on sample steps the block's sums of the sampled quantities (zeros otherwise).
+pub fn update_block(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { update_block_avx2(si, w) };
+    }
+    update_block_impl(si, w)
+}
+
+/// [`update_block`] compiled for AVX2 (8 lanes). AVX2 alone never fuses
+/// multiply-adds (FMA is a separate feature, and Rust does not contract), so the
+/// results are the same bits as the portable build's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn update_block_avx2(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+    update_block_impl(si, w)
+}
+
+#[inline(always)]
+fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+    let prm = si.prm;
+    let sim = &prm.sim;
+    let p = &prm.pops[w.pop as usize];
+    let n = w.len();
+    let step = si.step;
+    let pool = has_nmda_pool(p);
+    let Block {
+        lo,
+        ring: [ra, rg, rn],
+        v,
+        rf,
+        g_ampa,
+        g_gaba,
+        x_nmda,
+        pools: [pool0, pool1],
+        ga,
+        gg,
+        x,
+        u,
+        cnt,
+        fired,
+        ..
+    } = w;
+    {
+        // Phase 1: arrivals.
+        let (ra, rg, rn) = (&mut ra[..n], &mut rg[..n], &mut rn[..n]);
+        let (sa, sg, sn) = (sim.inv_scale[0], sim.inv_scale[1], sim.inv_scale[2]);
+        let (ga0, gg0, x0) = (&g_ampa[..n], &g_gaba[..n], &x_nmda[..n]);
+        let (ga, gg, x) = (&mut ga[..n], &mut gg[..n], &mut x[..n]);
+        for j in 0..n {
+            ga[j] = ga0[j] + ra[j] as f32 * sa;
+            gg[j] = gg0[j] + rg[j] as f32 * sg;
+            ra[j] = 0;
+            rg[j] = 0;
+        }
+        // Without an NMDA pool nothing can target NMDA here (the scenario check
+        // forbids it), so the NMDA ring entries, x and s stay exactly 0: skip them.
+        if pool {
+            for j in 0..n {
+                x[j] = x0[j] + rn[j] as f32 * sn;
+                rn[j] = 0;
+            }
+        }
+    }
+    // Phase 2: Poisson drive, drive by drive (each neuron gets its drives in order):
+    // the uniforms (Threefry), then the counts from the drive's cumulative table
+    // (branch-free over its first entries, a scalar tail only where a count reaches
+    // them all), then the jumps; the first and last loop vectorise.
+    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
+    let u_max = uniform01(u32::MAX);
+    for d in 0..p.n_drives {
+        let dp = &prm.drives[(p.drive_start + d) as usize];
+        let k = key(seed, STREAM_POISSON | dp.index);
+        let (u, cnt) = (&mut u[..n], &mut cnt[..n]);
+        for (j, uj) in u.iter_mut().enumerate() {
+            *uj = uniform01(threefry_x0(lo + j as u32, step, k.x, k.y));
+        }
+        let cdf = poisson_cdf(dp.mean, dp.exp_neg_mean, si.recips);
+        for (c, &uj) in cnt.iter_mut().zip(u.iter()) {
+            *c = poisson_count_head(uj, &cdf);
+        }
+        if cdf[CDF_HEAD - 1] <= u_max {
+            for (c, &uj) in cnt.iter_mut().zip(u.iter()) {
+                if *c as usize == CDF_HEAD {
+                    *c = poisson_count_from(uj, &cdf, CDF_HEAD);
+                }
+            }
+        }
+        let target = match dp.receptor {
+            0 => &mut ga[..n],
+            1 => &mut gg[..n],
+            _ => &mut x[..n],
+        };
+        let w = dp.weight;
+        for (g, &c) in target.iter_mut().zip(cnt.iter()) {
+            *g = if c > 0 { *g + c as f32 * w } else { *g };
+        }
+    }
+    // Phase 3: membrane and synapses.
+    let pools = [&mut pool0[..n], &mut pool1[..n]];
+    let (ga, gg, x, fired) = (&ga[..n], &gg[..n], &x[..n], &mut fired[..n]);
+    match p.n_pools {
+        0 => membrane(p, v, rf, g_ampa, g_gaba, ga, gg, fired),
+        1 => membrane_pools::<1>(
+            p, v, rf, pools, g_ampa, g_gaba, x_nmda, ga, gg, x, fired, si.conc_um,
+        ),
+        _ => membrane_pools::<2>(
+            p, v, rf, pools, g_ampa, g_gaba, x_nmda, ga, gg, x, fired, si.conc_um,
+        ),
+    }
+    if si.sample {
+        super::reduce_stats::range_sums_inline(p, v, g_ampa, g_gaba, [&*pool0, &*pool1])
+    } else {
+        [0; STATS_PER_POP]
+    }
 }
 
 /// The same update as [`neuron_update`] for a whole population, split into phases
 /// whose inner loops the compiler vectorises: (1) ring-buffer inputs, (2) Poisson drive
-/// (scalar, in drive order), (3) membrane and synapses, branch-free (refractory
-/// neurons compute a V that is then discarded), (4) spike bookkeeping in neuron
-/// order. Each neuron sees exactly the operations of [`neuron_update`] in the same
-/// order, so results are bit-identical to it and to the shader (`tests/cpu_paths.rs`).
+/// (uniforms vectorised, counts scalar, in drive order), (3) membrane and synapses,
+/// branch-free (refractory neurons compute a V that is then discarded), (4) spike
+/// bookkeeping in neuron order. Phases 1-3 run per block of neurons ([`blocks`],
+/// [`update_block`]; independent, so blocks may run on different threads), phase 4
+/// ([`finish_spikes`]) once for the population. Each neuron sees exactly the
+/// operations of [`neuron_update`] in the same order, so results are bit-identical to
+/// it and to the shader (`tests/cpu_paths.rs`).
 pub fn update_population(
     pop: u32,
     prm: &ParamsBlock,
@@ -175,129 +477,28 @@ pub fn update_population(
     sc: &mut Scratch,
     conc_um: f32,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { update_population_avx2(pop, prm, recips, b, ctrl, sc, conc_um) };
-        return;
-    }
-    update_population_impl(pop, prm, recips, b, ctrl, sc, conc_um);
-}
-
-/// [`update_population`] compiled for AVX2 (8 lanes). AVX2 alone never fuses
-/// multiply-adds (FMA is a separate feature, and Rust does not contract), so the
-/// results are the same bits as the portable build's.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn update_population_avx2(
-    pop: u32,
-    prm: &ParamsBlock,
-    recips: &[f32],
-    b: &mut Buffers,
-    ctrl: &mut Ctrl,
-    sc: &mut Scratch,
-    conc_um: f32,
-) {
-    update_population_impl(pop, prm, recips, b, ctrl, sc, conc_um);
-}
-
-#[inline(always)]
-fn update_population_impl(
-    pop: u32,
-    prm: &ParamsBlock,
-    recips: &[f32],
-    b: &mut Buffers,
-    ctrl: &mut Ctrl,
-    sc: &mut Scratch,
-    conc_um: f32,
-) {
-    let sim = &prm.sim;
-    let p = &prm.pops[pop as usize];
-    let (off, n) = (p.offset as usize, p.size as usize);
-    let step = ctrl.step;
-    let base = ((step % sim.ring_slots) * sim.n_total) as usize + off;
-    let pool = has_nmda_pool(p);
-    sc.ga.resize(n, 0.0);
-    sc.gg.resize(n, 0.0);
-    sc.x.resize(n, 0.0);
-    sc.fired.resize(n, 0);
-    {
-        // Phase 1: arrivals.
-        let [ra, rg, rn] = &mut b.ring;
-        let (ra, rg, rn) = (
-            &mut ra[base..base + n],
-            &mut rg[base..base + n],
-            &mut rn[base..base + n],
-        );
-        let (sa, sg, sn) = (sim.inv_scale[0], sim.inv_scale[1], sim.inv_scale[2]);
-        let (ga0, gg0, x0) = (
-            &b.g_ampa[off..off + n],
-            &b.g_gaba[off..off + n],
-            &b.x_nmda[off..off + n],
-        );
-        for j in 0..n {
-            sc.ga[j] = ga0[j] + ra[j] as f32 * sa;
-            sc.gg[j] = gg0[j] + rg[j] as f32 * sg;
-            ra[j] = 0;
-            rg[j] = 0;
+    let si = StepInput {
+        prm,
+        recips,
+        step: ctrl.step,
+        conc_um,
+        sample: false,
+    };
+    for_each_block(prm, b, sc, ctrl.step, SEQ_BLOCK, |blk| {
+        if blk.pop == pop {
+            update_block(&si, blk);
         }
-        // Without an NMDA pool nothing can target NMDA here (the scenario check
-        // forbids it), so the NMDA ring entries, x and s stay exactly 0: skip them.
-        if pool {
-            for j in 0..n {
-                sc.x[j] = x0[j] + rn[j] as f32 * sn;
-                rn[j] = 0;
-            }
-        }
-    }
-    // Phase 2: Poisson drive.
-    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
-    for d in 0..p.n_drives {
-        let dp = &prm.drives[(p.drive_start + d) as usize];
-        let k = key(seed, STREAM_POISSON | dp.index);
-        let target = match dp.receptor {
-            0 => &mut sc.ga,
-            1 => &mut sc.gg,
-            _ => &mut sc.x,
-        };
-        for (j, g) in target.iter_mut().enumerate() {
-            let r = threefry2x32(UVec2::new((off + j) as u32, step), k);
-            let c = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean, recips);
-            if c > 0 {
-                *g += c as f32 * dp.weight;
-            }
-        }
-    }
-    // Phase 3: membrane and synapses.
-    let v = &mut b.v[off..off + n];
-    let rf = &mut b.refrac[off..off + n];
-    let [pool0, pool1] = &mut b.pools;
-    let pools = [&mut pool0[off..off + n], &mut pool1[off..off + n]];
-    let (ga_out, gg_out, x_out) = (
-        &mut b.g_ampa[off..off + n],
-        &mut b.g_gaba[off..off + n],
-        &mut b.x_nmda[off..off + n],
-    );
-    let (ga, gg, x, fired) = (&sc.ga[..n], &sc.gg[..n], &sc.x[..n], &mut sc.fired[..n]);
-    if pool {
-        membrane::<true>(
-            p, v, rf, pools, ga_out, gg_out, x_out, ga, gg, x, fired, conc_um,
-        );
-    } else {
-        membrane::<false>(
-            p, v, rf, pools, ga_out, gg_out, x_out, ga, gg, x, fired, conc_um,
-        );
-    }
+    });
     finish_spikes(pop, prm, b, ctrl, sc);
 }
 
 /// Phase 4 of [`update_population`]: spikes in neuron order.
-fn finish_spikes(pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl, sc: &Scratch) {
+pub fn finish_spikes(pop: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &mut Ctrl, sc: &Scratch) {
     let p = &prm.pops[pop as usize];
     let (off, n) = (p.offset as usize, p.size as usize);
-    // Phase 4: spikes, in neuron order; blocks without a spike are skipped whole.
+    // Blocks without a spike are skipped whole.
     const BLOCK: usize = 64;
-    for (bi, block) in sc.fired[..n].chunks(BLOCK).enumerate() {
+    for (bi, block) in sc.fired[off..off + n].chunks(BLOCK).enumerate() {
         if block.iter().fold(0, |acc, &f| acc | f) == 0 {
             continue;
         }
@@ -312,50 +513,29 @@ pub fn has_nmda_pool(p: &PopParams) -> bool {
     p.n_pools > 0
 }
 
-/// Phase 3 of [`update_population`], branch-free so that it vectorises; `POOL`
-/// selects the variant with NMDA receptor pools (current and kinetics).
+/// Phase 3 of [`update_population`] for a population without NMDA receptor pools,
+/// branch-free so that it vectorises.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn membrane<const POOL: bool>(
+fn membrane(
     p: &PopParams,
     v: &mut [f32],
     rf: &mut [u32],
-    pools: [&mut [[f32; 4]]; 2],
     ga_out: &mut [f32],
     gg_out: &mut [f32],
-    x_out: &mut [f32],
     ga_in: &[f32],
     gg_in: &[f32],
-    x_in: &[f32],
     fired: &mut [u32],
-    conc_um: f32,
 ) {
     // Separate slice arguments are `noalias` to the compiler, so the loop vectorises
     // without run-time overlap checks.
     let p = *p;
     let n = v.len();
-    let np = p.n_pools as usize;
-    let rates = [p.pools[0].rates(), p.pools[1].rates()];
-    let [pool0, pool1] = pools;
-    let pools = [&mut pool0[..n], &mut pool1[..n]];
-    let (rf, ga_out, gg_out, x_out) = (
-        &mut rf[..n],
-        &mut ga_out[..n],
-        &mut gg_out[..n],
-        &mut x_out[..n],
-    );
-    let (ga_in, gg_in, x_in, fired) = (&ga_in[..n], &gg_in[..n], &x_in[..n], &mut fired[..n]);
+    let (rf, ga_out, gg_out) = (&mut rf[..n], &mut ga_out[..n], &mut gg_out[..n]);
+    let (ga_in, gg_in, fired) = (&ga_in[..n], &gg_in[..n], &mut fired[..n]);
     for j in 0..n {
-        let (ga, gg, x, v0, r0) = (ga_in[j], gg_in[j], x_in[j], v[j], rf[j]);
-        let mut i_syn = ga * (p.e_ampa - v0) + gg * (p.e_gaba - v0);
-        if POOL {
-            let mut g_open = 0.0;
-            for k in 0..np {
-                let pl = &p.pools[k];
-                g_open += pl.fraction * pools[k][j][0] * mg_block(v0, pl.mg_over_k0);
-            }
-            i_syn += p.g_nmda_max * g_open * (p.e_nmda - v0);
-        }
+        let (ga, gg, v0, r0) = (ga_in[j], gg_in[j], v[j], rf[j]);
+        let i_syn = ga * (p.e_ampa - v0) + gg * (p.e_gaba - v0);
         let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
         let active = r0 == 0;
         let fire = active & (v1 >= p.v_th);
@@ -373,21 +553,187 @@ fn membrane<const POOL: bool>(
         fired[j] = fire as u32;
         ga_out[j] = ga * p.decay_ampa;
         gg_out[j] = gg * p.decay_gaba;
-        if POOL {
-            for k in 0..np {
-                let pl = &p.pools[k];
-                let [o, bl, t, _] = pools[k][j];
-                let st = pool_step(
-                    PoolState { o, b: bl, t },
-                    &rates[k],
-                    x,
-                    v0,
-                    mg_block(v0, pl.mg_over_k0),
-                    conc_um,
-                );
-                pools[k][j] = [st.o, st.b, st.t, 0.0];
-            }
-            x_out[j] = x * p.decay_nmda_rise;
+    }
+}
+
+/// [`pool_step`] with its two voltage-dependent factors computed by the caller:
+/// `e_kd = exp_v(kd_slope_per_mv * (v - KD_REF_MV))` and `mg_free = mg_block(v)`
+/// (shared by the pools of a neuron where they are the same numbers), and with
+/// `one_minus_exp_neg` reusing the exponential the step computes anyway. Otherwise
+/// the same operations in the same order, so the same bits (checked against
+/// `pool_step` in this module's tests and by `tests/cpu_paths.rs`).
+#[inline(always)]
+fn pool_step_twin(
+    s: [f32; 4],
+    r: &PoolRates,
+    x: f32,
+    e_kd: f32,
+    mg_free: f32,
+    conc_um: f32,
+) -> [f32; 4] {
+    let [o, b, t, _] = s;
+    let a = r.alpha_dt * x;
+    let ab = a + r.beta_dt;
+    let e_gate = exp_v(-ab);
+    let g_gate = a * (1.0 / ab) * one_minus_exp_neg_with(ab, e_gate);
+    let c = 1.0 - o - b - t;
+    let unblocked = c + o;
+    let blocked = t + b;
+    let o1 = o * e_gate + unblocked * g_gate;
+    let b1 = b * e_gate + blocked * g_gate;
+    let t1 = blocked - b1;
+    let kb = r.kon_dt * conc_um * mg_free;
+    let ku = r.kon_dt * r.kd_ref_um * e_kd;
+    let kk = kb + ku;
+    let e_block = exp_v(-kk);
+    let g_block = kb * (1.0 / kk) * one_minus_exp_neg_with(kk, e_block);
+    let open_all = o1 + b1;
+    let b2 = b1 * e_block + open_all * g_block;
+    [open_all - b2, b2, t1, 0.0]
+}
+
+/// Phase 3 of [`update_population`] for a population with `NP` NMDA receptor pools:
+/// the membrane as in [`membrane`] plus the NMDA current, then each pool's kinetics,
+/// branch-free and fully inlined so that the loop (exponentials included) vectorises.
+/// Per neuron, `exp_v(-MG_SLOPE_PER_MV v)` is computed once for the Mg2+ block of
+/// every pool (current and kinetics: `mg_block`'s operations), and the unblocking
+/// exponential once where the pools share its slope.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn membrane_pools<const NP: usize>(
+    p: &PopParams,
+    v: &mut [f32],
+    rf: &mut [u32],
+    pools: [&mut [[f32; 4]]; 2],
+    ga_out: &mut [f32],
+    gg_out: &mut [f32],
+    x_out: &mut [f32],
+    ga_in: &[f32],
+    gg_in: &[f32],
+    x_in: &[f32],
+    fired: &mut [u32],
+    conc_um: f32,
+) {
+    let same_slope = (0..NP)
+        .all(|k| p.pools[k].kd_slope_per_mv.to_bits() == p.pools[0].kd_slope_per_mv.to_bits());
+    if same_slope {
+        membrane_pools_impl::<NP, true>(
+            p, v, rf, pools, ga_out, gg_out, x_out, ga_in, gg_in, x_in, fired, conc_um,
+        )
+    } else {
+        membrane_pools_impl::<NP, false>(
+            p, v, rf, pools, ga_out, gg_out, x_out, ga_in, gg_in, x_in, fired, conc_um,
+        )
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn membrane_pools_impl<const NP: usize, const SHARED_KD: bool>(
+    p: &PopParams,
+    v: &mut [f32],
+    rf: &mut [u32],
+    pools: [&mut [[f32; 4]]; 2],
+    ga_out: &mut [f32],
+    gg_out: &mut [f32],
+    x_out: &mut [f32],
+    ga_in: &[f32],
+    gg_in: &[f32],
+    x_in: &[f32],
+    fired: &mut [u32],
+    conc_um: f32,
+) {
+    let p = *p;
+    let n = v.len();
+    let rates: [PoolRates; NP] = std::array::from_fn(|k| p.pools[k].rates());
+    let frac: [f32; NP] = std::array::from_fn(|k| p.pools[k].fraction);
+    let mg_k0: [f32; NP] = std::array::from_fn(|k| p.pools[k].mg_over_k0);
+    // Two named slices, not an array of them indexed by pool: the vectoriser needs
+    // to see each store's base pointer.
+    let [pool0, pool1] = pools;
+    let (pool0, pool1) = (&mut pool0[..n], &mut pool1[..n]);
+    let (rf, ga_out, gg_out, x_out) = (
+        &mut rf[..n],
+        &mut ga_out[..n],
+        &mut gg_out[..n],
+        &mut x_out[..n],
+    );
+    let (ga_in, gg_in, x_in, fired) = (&ga_in[..n], &gg_in[..n], &x_in[..n], &mut fired[..n]);
+    for j in 0..n {
+        let (ga, gg, x, v0, r0) = (ga_in[j], gg_in[j], x_in[j], v[j], rf[j]);
+        let s = [pool0[j], if NP > 1 { pool1[j] } else { [0.0; 4] }];
+        // mg_block(v0, m) = 1 / (1 + m exp_f32(-MG_SLOPE_PER_MV v0)), per pool.
+        let e_mg = exp_v(-MG_SLOPE_PER_MV * v0);
+        let mg: [f32; NP] = std::array::from_fn(|k| 1.0 / (1.0 + mg_k0[k] * e_mg));
+        let mut i_syn = ga * (p.e_ampa - v0) + gg * (p.e_gaba - v0);
+        let mut g_open = 0.0;
+        for k in 0..NP {
+            g_open += frac[k] * s[k][0] * mg[k];
+        }
+        i_syn += p.g_nmda_max * g_open * (p.e_nmda - v0);
+        let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
+        let active = r0 == 0;
+        let fire = active & (v1 >= p.v_th);
+        // See `membrane`: a refractory neuron's V is V_reset.
+        v[j] = if fire | !active { p.v_reset } else { v1 };
+        rf[j] = if fire {
+            p.ref_steps
+        } else {
+            r0.saturating_sub(1)
+        };
+        fired[j] = fire as u32;
+        ga_out[j] = ga * p.decay_ampa;
+        gg_out[j] = gg * p.decay_gaba;
+        let e_kd0 = exp_v(rates[0].kd_slope_per_mv * (v0 - KD_REF_MV));
+        pool0[j] = pool_step_twin(s[0], &rates[0], x, e_kd0, mg[0], conc_um);
+        if NP > 1 {
+            let e_kd1 = if SHARED_KD {
+                e_kd0
+            } else {
+                exp_v(rates[NP - 1].kd_slope_per_mv * (v0 - KD_REF_MV))
+            };
+            pool1[j] = pool_step_twin(s[1], &rates[NP - 1], x, e_kd1, mg[NP - 1], conc_um);
+        }
+        x_out[j] = x * p.decay_nmda_rise;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Subunit;
+
+    /// The pool twin gives the bits of `pool_step`, and the shared Mg2+ exponential
+    /// those of `mg_block`.
+    #[test]
+    fn pool_twin_matches_pool_step() {
+        let subunits = [Subunit::N2A, Subunit::N2B, Subunit::N2C, Subunit::N2D];
+        let mut h = 12345u32;
+        let mut rnd = || {
+            h = threefry2x32(UVec2::new(h, 7), UVec2::new(1, 2)).x;
+            uniform01(h)
+        };
+        for i in 0..200_000 {
+            let sub = subunits[i % 4];
+            let r = PoolRates::new(sub, 0.1, 0.5, 20.0 + 300.0 * rnd() as f64);
+            let o = rnd() * 0.5;
+            let b = rnd() * 0.3;
+            let t = rnd() * 0.2;
+            let x = if i % 3 == 0 { 0.0 } else { rnd() * 5.0 };
+            let v = -90.0 + 90.0 * rnd();
+            let m = 1.0 / 3.57 * rnd() * 2.0;
+            let conc = if i % 5 == 0 { 0.0 } else { rnd() * 50.0 };
+            let mg = mg_block(v, m);
+            let e_mg = exp_v(-MG_SLOPE_PER_MV * v);
+            assert_eq!(mg.to_bits(), (1.0 / (1.0 + m * e_mg)).to_bits());
+            let want = pool_step(PoolState { o, b, t }, &r, x, v, mg, conc);
+            let e_kd = exp_v(r.kd_slope_per_mv * (v - KD_REF_MV));
+            let got = pool_step_twin([o, b, t, 0.0], &r, x, e_kd, mg, conc);
+            assert_eq!(
+                [want.o.to_bits(), want.b.to_bits(), want.t.to_bits()],
+                [got[0].to_bits(), got[1].to_bits(), got[2].to_bits()],
+                "{o} {b} {t} {x} {v} {conc}"
+            );
         }
     }
 }

@@ -6,6 +6,8 @@ use super::Buffers;
 use crate::model::connectivity::for_each_target;
 use crate::model::layout::{Ctrl, ParamsBlock, RULE_TABLE};
 use crate::model::limits::PROC_SPLIT;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Deliver spike number `s` of the step being propagated: every slice `tid` of the
 /// shader's workgroup in turn (table rows, whose slices only interleave the same
@@ -37,6 +39,78 @@ pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
                 for_each_target(pr, seed, pre_local, tid, |j| {
                     let t = base + j as usize;
                     ring[t] = ring[t].wrapping_add(w);
+                });
+            }
+        }
+    }
+}
+
+/// [`propagate`] for all `ctrl.prop_n` spikes of the step, spread over the threads
+/// of the current rayon pool: the ring buffers are added to with relaxed atomic
+/// wrapping adds (the shader's integer atomics), so the sums, and hence the results,
+/// are those of the sequential loop in any order and on any number of threads.
+pub fn propagate_parallel(prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
+    let Buffers {
+        ring,
+        spikes,
+        table_rows,
+        table_cols,
+        ..
+    } = b;
+    let rings = ring.each_mut().map(|r| as_atomic(r.as_mut_slice()));
+    let (spikes, rows, cols) = (&spikes[..], &table_rows[..], &table_cols[..]);
+    (0..ctrl.prop_n)
+        .into_par_iter()
+        .with_min_len(4)
+        .for_each(|s| propagate_atomic(s, prm, spikes, rows, cols, &rings, ctrl));
+}
+
+const _: () = assert!(
+    std::mem::size_of::<AtomicI32>() == std::mem::size_of::<i32>()
+        && std::mem::align_of::<AtomicI32>() == std::mem::align_of::<i32>()
+);
+
+/// The slice as atomics (what the unstable `AtomicI32::from_mut_slice` does).
+fn as_atomic(s: &mut [i32]) -> &[AtomicI32] {
+    // SAFETY: AtomicI32 has the size and alignment of i32 (asserted above), and the
+    // exclusive borrow guarantees that no non-atomic access overlaps while the
+    // returned slice lives.
+    unsafe { &*(s as *mut [i32] as *const [AtomicI32]) }
+}
+
+/// [`propagate`] of spike `s` into atomic ring buffers.
+fn propagate_atomic(
+    s: u32,
+    prm: &ParamsBlock,
+    spikes: &[u32],
+    rows: &[u32],
+    cols: &[u32],
+    rings: &[&[AtomicI32]; 3],
+    ctrl: &Ctrl,
+) {
+    let sim = &prm.sim;
+    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
+    let pre = spikes[s as usize];
+    for pj in 0..sim.n_proj {
+        let pr = &prm.projs[pj as usize];
+        if pre < pr.pre_offset || pre >= pr.pre_offset + pr.pre_size {
+            continue;
+        }
+        let pre_local = pre - pr.pre_offset;
+        let slot = (ctrl.prop_step + pr.delay_steps) % sim.ring_slots;
+        let base = (slot * sim.n_total + pr.post_offset) as usize;
+        let ring = &rings[pr.receptor as usize][base..];
+        let w = pr.weight_fixed;
+        if pr.rule == RULE_TABLE {
+            let row = (pr.table_base + pre_local) as usize;
+            let (start, end) = (rows[row] as usize, rows[row + 1] as usize);
+            for &c in &cols[start..end] {
+                ring[c as usize].fetch_add(w, Ordering::Relaxed);
+            }
+        } else {
+            for tid in 0..PROC_SPLIT {
+                for_each_target(pr, seed, pre_local, tid, |j| {
+                    ring[j as usize].fetch_add(w, Ordering::Relaxed);
                 });
             }
         }

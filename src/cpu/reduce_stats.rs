@@ -3,10 +3,11 @@
 //! GABA_A currents. Integer sums are exact, so the shader's workgroup-then-atomic
 //! order gives the same totals.
 
+use super::simd::exp_f32 as exp_v;
 use super::Buffers;
 use crate::model::layout::PopParams;
 use crate::model::limits::{STATS_PER_POP, STAT_CLAMP, STAT_SCALES};
-use crate::model::mg_block;
+use crate::model::{mg_block, MG_SLOPE_PER_MV};
 
 /// Round `x * scale` to the nearest integer (ties up), clamped to +-`STAT_CLAMP`.
 pub fn quantise(x: f32, scale: f32) -> i32 {
@@ -55,50 +56,119 @@ pub fn neuron_sample(p: &PopParams, i: usize, b: &Buffers) -> [i32; STATS_PER_PO
 /// Population sums of [`neuron_sample`] (AVX2 where available; integer sums, so the
 /// order is irrelevant).
 pub fn population_sums(p: &PopParams, b: &Buffers) -> [i64; STATS_PER_POP] {
+    let r = p.offset as usize..(p.offset + p.size) as usize;
+    range_sums(
+        p,
+        &b.v[r.clone()],
+        &b.g_ampa[r.clone()],
+        &b.g_gaba[r.clone()],
+        [&b.pools[0][r.clone()], &b.pools[1][r]],
+    )
+}
+
+/// Sums of [`neuron_sample`] over a range of population `p`'s neurons, given as that
+/// range of V, g_AMPA, g_GABA and the NMDA pools (AVX2 where available).
+pub fn range_sums(
+    p: &PopParams,
+    v: &[f32],
+    ga: &[f32],
+    gg: &[f32],
+    pools: [&[[f32; 4]]; 2],
+) -> [i64; STATS_PER_POP] {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { population_sums_avx2(p, b) };
+        return unsafe { range_sums_avx2(p, v, ga, gg, pools) };
     }
-    population_sums_impl(p, b)
+    range_sums_inline(p, v, ga, gg, pools)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn population_sums_avx2(p: &PopParams, b: &Buffers) -> [i64; STATS_PER_POP] {
-    population_sums_impl(p, b)
+unsafe fn range_sums_avx2(
+    p: &PopParams,
+    v: &[f32],
+    ga: &[f32],
+    gg: &[f32],
+    pools: [&[[f32; 4]]; 2],
+) -> [i64; STATS_PER_POP] {
+    range_sums_inline(p, v, ga, gg, pools)
 }
 
+/// [`range_sums`] without the dispatch, for callers already compiled for AVX2.
 #[inline(always)]
-fn population_sums_impl(p: &PopParams, b: &Buffers) -> [i64; STATS_PER_POP] {
+pub(crate) fn range_sums_inline(
+    p: &PopParams,
+    v: &[f32],
+    ga: &[f32],
+    gg: &[f32],
+    pools: [&[[f32; 4]]; 2],
+) -> [i64; STATS_PER_POP] {
+    let n = v.len();
+    let (ga, gg) = (&ga[..n], &gg[..n]);
+    let q = |x: f32, k: usize| quantise(x, STAT_SCALES[k]) as i64;
     let mut out = [0i64; STATS_PER_POP];
-    if p.n_pools == 0 {
-        // No NMDA receptors: the NMDA entries (open, blocked, current) are 0 (the
-        // current is g_max * 0 * (E - V) = +-0, which quantises to 0); the rest in vectorisable loops
-        // with the same operations as `sample_values`.
-        let r = p.offset as usize..(p.offset + p.size) as usize;
-        let (v, ga, gg) = (&b.v[r.clone()], &b.g_ampa[r.clone()], &b.g_gaba[r]);
-        let q = |x: f32, k: usize| quantise(x, STAT_SCALES[k]) as i64;
-        out[0] = v.iter().map(|&x| q(x, 0)).sum();
-        out[1] = ga.iter().map(|&x| q(x, 1)).sum();
-        out[2] = gg.iter().map(|&x| q(x, 2)).sum();
-        out[6] = ga
-            .iter()
-            .zip(v)
-            .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
-            .sum();
-        out[7] = gg
-            .iter()
-            .zip(v)
-            .map(|(&g, &x)| q(g * (p.e_gaba - x), 7))
-            .sum();
-        return out;
-    }
-    for i in p.offset as usize..(p.offset + p.size) as usize {
-        let q = neuron_sample(p, i, b);
-        for k in 0..STATS_PER_POP {
-            out[k] += q[k] as i64;
-        }
+    // V, conductances and their currents: vectorisable loops with the same
+    // operations as `sample_values`.
+    out[0] = v.iter().map(|&x| q(x, 0)).sum();
+    out[1] = ga.iter().map(|&x| q(x, 1)).sum();
+    out[2] = gg.iter().map(|&x| q(x, 2)).sum();
+    out[6] = ga
+        .iter()
+        .zip(v)
+        .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
+        .sum();
+    out[7] = gg
+        .iter()
+        .zip(v)
+        .map(|(&g, &x)| q(g * (p.e_gaba - x), 7))
+        .sum();
+    // Without NMDA receptors the NMDA entries (open, blocked, current) are 0 (the
+    // current is g_max * 0 * (E - V) = +-0, which quantises to 0).
+    match p.n_pools {
+        0 => {}
+        1 => nmda_sums::<1>(p, v, pools, &mut out),
+        _ => nmda_sums::<2>(p, v, pools, &mut out),
     }
     out
+}
+
+#[allow(clippy::needless_range_loop, reason = "indexes several arrays")]
+/// The NMDA entries of [`sample_values`] (open, blocked, current), summed over a
+/// range: `mg_block`'s exponential once per neuron for all pools, otherwise the same
+/// operations in the same order.
+#[inline(always)]
+fn nmda_sums<const NP: usize>(
+    p: &PopParams,
+    v: &[f32],
+    pools: [&[[f32; 4]]; 2],
+    out: &mut [i64; STATS_PER_POP],
+) {
+    let n = v.len();
+    // Two named slices, not an array of them indexed by pool: the vectoriser needs
+    // to see each load's base pointer.
+    let (pool0, pool1) = (&pools[0][..n], &pools[1][..n]);
+    let frac: [f32; NP] = std::array::from_fn(|k| p.pools[k].fraction);
+    let mg_k0: [f32; NP] = std::array::from_fn(|k| p.pools[k].mg_over_k0);
+    let (mut s3, mut s4, mut s5) = (0i64, 0i64, 0i64);
+    for j in 0..n {
+        let x = v[j];
+        let s = [pool0[j], if NP > 1 { pool1[j] } else { [0.0; 4] }];
+        let e_mg = exp_v(-MG_SLOPE_PER_MV * x);
+        let mut open = 0.0;
+        let mut blocked = 0.0;
+        let mut g_open = 0.0;
+        for k in 0..NP {
+            let [o, bl, t, _] = s[k];
+            open += frac[k] * o;
+            blocked += frac[k] * (bl + t);
+            g_open += frac[k] * o * (1.0 / (1.0 + mg_k0[k] * e_mg));
+        }
+        s3 += quantise(open, STAT_SCALES[3]) as i64;
+        s4 += quantise(blocked, STAT_SCALES[4]) as i64;
+        s5 += quantise(p.g_nmda_max * g_open * (p.e_nmda - x), STAT_SCALES[5]) as i64;
+    }
+    out[3] = s3;
+    out[4] = s4;
+    out[5] = s5;
 }
