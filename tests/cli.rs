@@ -1,6 +1,6 @@
 //! The `ketasim` binary end to end: `run` on the CPU backend and its output files,
 //! seeds and `--set` overrides, error reporting for bad scenarios, `scenarios`,
-//! `devices` and `bench`.
+//! `devices` and `bench`, and the multiscale default scenario.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -406,4 +406,248 @@ fn bench_on_cpu_writes_json() {
         assert!(x.is_finite() && x >= 0.0, "{key} = {x}: {r:#}");
     }
     assert!(num(r, "neuron_updates_per_s") > 0.0, "{r:#}");
+}
+
+/// `--set` overrides that shrink the default scenario (`pfc_ketamine`, 3200 + 800
+/// neurons at p = 0.1 on its six projections) to 160 + 40 neurons at p = 0.5: in-degrees
+/// 80 from E and 20 from I, a quarter of the full circuit's, so that a run takes well
+/// under a second.
+fn shrunk_default() -> Vec<String> {
+    let mut sets = vec![
+        "populations.E.size=160".to_string(),
+        "populations.I.size=40".to_string(),
+    ];
+    sets.extend((0..6).map(|k| format!("projections.{k}.p=0.5")));
+    sets.into_iter()
+        .flat_map(|s| ["--set".to_string(), s])
+        .collect()
+}
+
+/// The multiscale windows of the shrunk default scenario: -1 (baseline), 10 and 40 min;
+/// 200 ms warm-up, 100 ms settle and 300 ms measured per window.
+const SHORT_WINDOWS: [&str; 8] = [
+    "--set",
+    "protocol.window_times_min=[-1,10,40]",
+    "--set",
+    "protocol.warmup_ms=200",
+    "--set",
+    "protocol.settle_ms=100",
+    "--set",
+    "protocol.window_ms=300",
+];
+
+/// `ketasim ARGS... --backend cpu --out DIR` plus the shrunk default scenario and `extra`.
+fn default_args(cmd: &[&str], out_dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+    args.extend([
+        "--backend".to_string(),
+        "cpu".to_string(),
+        "--out".to_string(),
+    ]);
+    args.push(out_dir.display().to_string());
+    args.extend(shrunk_default());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// A CSV file as its header and rows of cells (empty cells kept as "").
+fn csv_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The number in column `col` of `row`.
+fn cell(header: &[String], row: &[String], col: &str) -> f64 {
+    let i = header
+        .iter()
+        .position(|h| h == col)
+        .unwrap_or_else(|| panic!("no column {col:?} in {header:?}"));
+    row[i]
+        .parse()
+        .unwrap_or_else(|e| panic!("{col} = {:?}: {e} (row {row:?})", row[i]))
+}
+
+/// `path` exists, starts with the PNG signature and is larger than `min_bytes`.
+fn assert_png(path: &Path, min_bytes: usize) {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
+    assert!(
+        bytes.len() > min_bytes,
+        "{}: {} bytes, expected more than {min_bytes}",
+        path.display(),
+        bytes.len()
+    );
+}
+
+#[test]
+fn run_without_scenario_uses_the_multiscale_default() {
+    let tmp = TempDir::new("default-multiscale");
+    let out_dir = tmp.path().join("out");
+    ok(&default_args(&["run"], &out_dir, &SHORT_WINDOWS));
+
+    let s = summary(&out_dir);
+    assert_eq!(s["scenario"], "pfc_ketamine", "{s:#}");
+    assert_eq!(s["neurons"].as_u64(), Some(200), "{s:#}");
+    assert_eq!(s["protocol"]["mode"], "multiscale", "{s:#}");
+    assert_eq!(s["protocol"]["windows"].as_u64(), Some(3), "{s:#}");
+    assert_eq!(s["protocol"]["baseline_windows"].as_u64(), Some(1), "{s:#}");
+    // warmup + windows x (settle + window).
+    let expected_ms = 200.0 + 3.0 * (100.0 + 300.0);
+    assert!(
+        (num(&s, "duration_ms") - expected_ms).abs() < 1e-6,
+        "duration_ms should be {expected_ms}: {s:#}"
+    );
+
+    let text = read(&out_dir.join("timecourse.csv"));
+    let (header, rows) = csv_table(&text);
+    for col in [
+        "t_start_min",
+        "conc_um",
+        "rate_hz_E",
+        "glutamate_pct_baseline_E",
+        "gamma_power_ratio",
+    ] {
+        assert!(header.iter().any(|h| h == col), "no {col}: {text}");
+    }
+    assert_eq!(rows.len(), 3, "{text}");
+    for (row, t) in rows.iter().zip([-1.0, 10.0, 40.0]) {
+        let got = cell(&header, row, "t_start_min");
+        assert!(
+            (got - t).abs() < 1e-6,
+            "t_start_min {got}, expected {t}: {text}"
+        );
+        assert_eq!(row.len(), header.len(), "{text}");
+    }
+    let conc: Vec<f64> = rows.iter().map(|r| cell(&header, r, "conc_um")).collect();
+    assert_eq!(conc[0], 0.0, "no drug in the baseline window: {text}");
+    assert!(
+        conc[1] > 0.0 && conc[2] > conc[1],
+        "the concentration should rise during the 40 min infusion: {conc:?}\n{text}"
+    );
+    let base_glu = cell(&header, &rows[0], "glutamate_pct_baseline_E");
+    assert!(
+        (base_glu - 100.0).abs() < 1e-6,
+        "the baseline window is 100% of baseline: {base_glu}\n{text}"
+    );
+    for f in ["timecourse.png", "spectrum.png", "raster.png"] {
+        assert_png(&out_dir.join(f), 10_000);
+    }
+}
+
+#[test]
+fn duration_flag_is_refused_in_multiscale_mode() {
+    let tmp = TempDir::new("default-duration");
+    let out_dir = tmp.path().join("out");
+    let out = fails(&default_args(&["run"], &out_dir, &["--duration-ms", "100"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--duration-ms")
+            && err.contains("multiscale")
+            && err.contains("follows from [protocol]"),
+        "stderr should name --duration-ms and say the multiscale duration follows from [protocol]\n{}",
+        report(&out)
+    );
+    assert!(!out_dir.exists(), "no outputs for a refused run");
+}
+
+#[test]
+fn default_scenario_switches_to_continuous_mode() {
+    let tmp = TempDir::new("default-continuous");
+    let out_dir = tmp.path().join("out");
+    ok(&default_args(
+        &["run"],
+        &out_dir,
+        &[
+            "--set",
+            "protocol.mode=continuous",
+            "--set",
+            "duration_ms=300",
+            "--set",
+            "protocol.timecourse_ms=100",
+        ],
+    ));
+    let s = summary(&out_dir);
+    assert_eq!(s["scenario"], "pfc_ketamine", "{s:#}");
+    assert_eq!(s["protocol"]["mode"], "continuous", "{s:#}");
+    assert_eq!(s["protocol"]["windows"].as_u64(), Some(3), "{s:#}");
+    assert!((num(&s, "duration_ms") - 300.0).abs() < 1e-6, "{s:#}");
+    let text = read(&out_dir.join("timecourse.csv"));
+    let (header, rows) = csv_table(&text);
+    assert_eq!(rows.len(), 3, "{text}");
+    // Rows tile the run from protocol time 0 in 100 ms steps.
+    for (k, row) in rows.iter().enumerate() {
+        let t = cell(&header, row, "t_start_min");
+        let want = k as f64 * 100.0 / 60_000.0;
+        assert!((t - want).abs() < 1e-5, "row {k}: t_start_min {t}: {text}");
+    }
+}
+
+#[test]
+fn bad_protocol_override_fails_naming_the_field() {
+    let tmp = TempDir::new("bad-protocol");
+    let out_dir = tmp.path().join("out");
+    let out = fails(&default_args(
+        &["run"],
+        &out_dir,
+        &["--set", "protocol.window_times_min=[10,5]"],
+    ));
+    assert!(
+        stderr(&out).contains("protocol.window_times_min"),
+        "stderr should name protocol.window_times_min\n{}",
+        report(&out)
+    );
+    assert!(!out_dir.exists(), "no outputs for a bad scenario");
+}
+
+#[test]
+fn dose_response_on_the_default_scenario_replaces_its_protocol() {
+    let tmp = TempDir::new("default-dose-response");
+    let out_dir = tmp.path().join("out");
+    let out = ok(&default_args(
+        &["dose-response", "--conc-um", "0,1"],
+        &out_dir,
+        &[
+            "--warmup-ms",
+            "100",
+            "--baseline-ms",
+            "100",
+            "--settle-ms",
+            "100",
+            "--measure-ms",
+            "200",
+        ],
+    ));
+    let err = stderr(&out);
+    assert!(
+        err.contains("note:") && err.contains("[protocol]") && err.contains("not used"),
+        "stderr should note that the clamp replaces the scenario's protocol\n{}",
+        report(&out)
+    );
+    let text = read(&out_dir.join("dose_response.csv"));
+    let (header, rows) = csv_table(&text);
+    assert_eq!(header[0], "conc_um", "{text}");
+    assert_eq!(rows.len(), 2, "{text}");
+    for (row, c) in rows.iter().zip([0.0, 1.0]) {
+        assert_eq!(cell(&header, row, "conc_um"), c, "{text}");
+        assert_eq!(row.len(), header.len(), "{text}");
+    }
+    // The clamp at 1 µM blocks NMDA receptors; at 0 it does not.
+    assert_eq!(cell(&header, &rows[0], "nmda_block_E"), 0.0, "{text}");
+    assert!(cell(&header, &rows[1], "nmda_block_E") > 0.0, "{text}");
+    assert_png(&out_dir.join("dose_response.png"), 0);
 }
