@@ -79,19 +79,19 @@ struct ProjParams {
     table_base: u32,
     inv_ln_1mp: f32,
     same_pop: u32,
-    _pad0: u32,
-    _pad1: u32,
+    seed_lo: u32,
+    seed_hi: u32,
 }
 
 struct DriveParams {
     receptor: u32,
     index: u32,
-    _pad0: u32,
-    _pad1: u32,
+    key_lo: u32,
+    key_hi: u32,
     mean: f32,
     exp_neg_mean: f32,
     weight: f32,
-    _pad2: f32,
+    neuron_base: u32,
 }
 
 struct Params {
@@ -158,8 +158,9 @@ fn threefry2x32(ctr: vec2<u32>, k: vec2<u32>) -> vec2<u32> {
     return vec2<u32>(x0, x1);
 }
 
-fn rng_key(stream: u32) -> vec2<u32> {
-    return vec2<u32>(prm.sim.seed_lo, prm.sim.seed_hi ^ stream);
+// Key of a projection's stream: the seed of the projection's own network.
+fn proj_key(pr: ProjParams, stream: u32) -> vec2<u32> {
+    return vec2<u32>(pr.seed_lo, pr.seed_hi ^ stream);
 }
 
 fn uniform01(x: u32) -> f32 {

@@ -99,7 +99,7 @@ fn main(
     var x = x_nmda[i] + f32(in_n) * prm.sim.inv_scale.z;
     for (var d = 0u; d < p.n_drives; d++) {
         let dp = prm.drives[p.drive_start + d];
-        let r = threefry2x32(vec2<u32>(i, step), rng_key(STREAM_POISSON | dp.index));
+        let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
         let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
         if (k > 0u) {
             let add = f32(k) * dp.weight;

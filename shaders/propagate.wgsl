@@ -72,7 +72,7 @@ fn main(
             // floor(ln(u) / ln(1 - p)), u uniform in (0, 1].
             let b = slice_bounds(pr.post_size, tid);
             let hi = b.y;
-            let k = rng_key(pr.stream + tid);
+            let k = proj_key(pr, pr.stream + tid);
             let span = f32(hi - b.x);
             var j = b.x;
             var c = 0u;
@@ -104,7 +104,7 @@ fn main(
             }
         } else {
             // Fixed out-degree with replacement: target m is mul_hi(word, range).
-            let k = rng_key(pr.stream);
+            let k = proj_key(pr, pr.stream);
             var range = pr.post_size;
             if (exclude_self) {
                 range -= 1u;

@@ -167,9 +167,24 @@ fn real_main() -> anyhow::Result<()> {
                     p.name, p.spikes, p.rate_hz
                 );
             }
+            let pr = &s.protocol;
+            if let (Some(hi), Some(lo)) = (&pr.glutamate_peak, &pr.glutamate_trough) {
+                eprintln!(
+                    "  glutamate of {}: highest {:.1}% of baseline at {:.1} min ({:.3} µM free), lowest {:.1}% at {:.1} min ({:.3} µM)",
+                    pr.lfp_population,
+                    hi.glutamate_pct_baseline,
+                    hi.t_min,
+                    hi.conc_um,
+                    lo.glutamate_pct_baseline,
+                    lo.t_min,
+                    lo.conc_um
+                );
+            }
             eprintln!(
-                "wrote {}/summary.json, rates.csv, samples.csv",
-                out.display()
+                "wrote {}/summary.json, timecourse.csv, rates.csv, samples.csv{}, and figures (timecourse.png, spectrum.png{})",
+                out.display(),
+                if res.spikes.is_empty() { "" } else { ", spikes.csv" },
+                if res.spikes.is_empty() { "" } else { ", raster*.png" }
             );
         }
         Command::Devices { json } => {

@@ -164,6 +164,10 @@ pub struct PopWindow {
     pub cv_isi: f64,
     /// Spike-count synchrony chi of the recorded neurons (NaN if not recorded).
     pub synchrony: f64,
+    /// Gamma (30-80 Hz) power of this population's own LFP proxy (pA^2).
+    pub gamma_power: f64,
+    /// `gamma_power` / its mean over the baseline windows (NaN without a baseline).
+    pub gamma_power_ratio: f64,
 }
 
 /// One row of `timecourse.csv`: a measured window.
@@ -373,6 +377,8 @@ pub fn finish_windows(
                         },
                         cv_isi: cv,
                         synchrony: chi,
+                        gamma_power: gamma_power(samples, p, t0, t1),
+                        gamma_power_ratio: f64::NAN,
                     }
                 })
                 .collect();
@@ -385,22 +391,28 @@ pub fn finish_windows(
                 baseline: base,
                 conc_um: a.conc_sum / n_steps,
                 pops,
-                gamma_power: gamma_power(samples, lfp_pop, t0, t1),
+                gamma_power: f64::NAN,
                 gamma_power_ratio: f64::NAN,
             }
         })
         .collect();
+    for w in &mut out {
+        w.gamma_power = w.pops[lfp_pop].gamma_power;
+    }
     let base: Vec<&Window> = out.iter().filter(|w| w.baseline).collect();
     if !base.is_empty() {
-        let g0 = mean(base.iter().map(|w| w.gamma_power));
         let glu0: Vec<f64> = (0..net.pops().len())
             .map(|p| mean(base.iter().map(|w| w.pops[p].glutamate_um)))
             .collect();
+        let g0: Vec<f64> = (0..net.pops().len())
+            .map(|p| mean(base.iter().map(|w| w.pops[p].gamma_power)))
+            .collect();
         for w in &mut out {
-            w.gamma_power_ratio = w.gamma_power / g0;
             for (p, pw) in w.pops.iter_mut().enumerate() {
                 pw.glutamate_pct_baseline = 100.0 * pw.glutamate_um / glu0[p];
+                pw.gamma_power_ratio = pw.gamma_power / g0[p];
             }
+            w.gamma_power_ratio = w.pops[lfp_pop].gamma_power_ratio;
         }
     }
     out

@@ -138,13 +138,15 @@ impl WindowBrief {
             glutamate_pct_baseline: w.pops[p].glutamate_pct_baseline,
             rates_hz: w.pops.iter().map(|q| q.rate_hz).collect(),
             nmda_blocked: w.pops.iter().map(|q| q.nmda_blocked).collect(),
-            gamma_power_ratio: w.gamma_power_ratio,
+            gamma_power_ratio: w.pops[p].gamma_power_ratio,
         }
     }
 }
 
 impl ProtocolSummary {
-    fn new(net: &Network, windows: &[Window], p: usize) -> ProtocolSummary {
+    /// The summary of `windows` with population `p` as the LFP (and glutamate)
+    /// population.
+    pub fn new(net: &Network, windows: &[Window], p: usize) -> ProtocolSummary {
         let pick = |better: fn(f64, f64) -> bool| {
             windows
                 .iter()
@@ -352,6 +354,13 @@ pub fn cv_of(s: &IsiStat) -> Option<f64> {
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let t0 = Instant::now();
     let net = Network::build(scenario, opts.batch_steps)?;
+    run_network(net, opts, t0)
+}
+
+/// Run a built network (one scenario, or a batch joined by `Network::merge`) to the
+/// end; `t0` is when its construction started (for `build_s`).
+pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunResult> {
+    let scenario = &net.scenario.clone();
     let plan = memory::plan(scenario, 1.0, opts.batch_steps);
     let mut backend = make_backend(&net, opts.backend)?;
     let build_s = t0.elapsed().as_secs_f64();

@@ -435,6 +435,10 @@ pub struct SweepArgs {
     /// Output folder (`sweep.csv`, or `sweep_shard_K_of_N.csv`).
     #[arg(long, default_value = "out")]
     pub out: std::path::PathBuf,
+    /// Run every network alone instead of batching networks of the same shape into
+    /// one simulation (the results are the same bit for bit; batching fills a GPU).
+    #[arg(long)]
+    pub no_batch: bool,
 }
 
 /// `ketasim merge` arguments.
@@ -458,9 +462,15 @@ fn csv_field(s: &str) -> String {
 
 /// Run a sweep (or one shard of it) and write one CSV row per run: its index, the
 /// swept values, replicate and seed, then the run's summary per population.
-/// Runs execute one after another (batching runs of the same network shape into one
-/// GPU simulation is not done yet).
+///
+/// Runs whose networks have the same shape (`model::batch::shape_key`: time step and
+/// span, protocol, drug, recording and fixed-point scales) are joined into one
+/// simulation, as many as fit its parameter block, unless `--no-batch`. Each network
+/// in a batch evolves bit for bit as it would alone, so a row does not depend on its
+/// batch; `batch` and `wall_s` say how the rows were run.
 pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
+    use crate::model::batch::{fits, shape_key};
+    use crate::model::Network;
     let axes = args
         .set
         .iter()
@@ -479,7 +489,7 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     };
     let mut header = vec!["run".to_string()];
     header.extend(axes.iter().map(|a| a.path.clone()));
-    header.extend(["replicate", "seed", "backend", "wall_s"].map(String::from));
+    header.extend(["replicate", "seed", "backend", "batch", "wall_s"].map(String::from));
     for p in &base.populations {
         for c in [
             "rate_hz",
@@ -502,8 +512,13 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         ]
         .map(String::from),
     );
-    let mut out = header.join(",") + "\n";
-    eprintln!("sweep: {} of {} runs", runs.len(), all.len());
+    let opts = crate::run::RunOptions {
+        backend: args.backend,
+        ..crate::run::RunOptions::default()
+    };
+    // Load every run's scenario and note its network's shape.
+    let mut scenarios = Vec::with_capacity(runs.len());
+    let mut keys = Vec::with_capacity(runs.len());
     for r in &runs {
         let sc = crate::scenario::Scenario::load(&source, &r.overrides)?;
         if sc
@@ -514,44 +529,72 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         {
             anyhow::bail!("run {}: the overrides change the populations; sweep over parameters, not population lists", r.index);
         }
-        let res = crate::run::run(
-            &sc,
-            &crate::run::RunOptions {
-                backend: args.backend,
-                ..crate::run::RunOptions::default()
-            },
-        )?;
-        let s = &res.summary;
-        let mut row = vec![r.index.to_string()];
-        row.extend(r.labels.iter().map(|(_, v)| csv_field(v)));
-        row.extend([
-            r.replicate.to_string(),
-            r.seed.to_string(),
-            s.backend.clone(),
-            format!("{:.4}", s.wall_s),
-        ]);
-        let num = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.6}"));
-        for p in &s.populations {
-            row.push(format!("{:.6}", p.rate_hz));
-            row.push(num(p.cv_isi));
-            row.push(num(p.mean_nmda_blocked));
-            row.push(num(p.nmda_charge_pC));
-            row.push(num(p.ampa_charge_pC));
-            row.push(num(p.glutamate.as_ref().map(|g| g.window_um)));
-            row.push(num(p.glutamate.as_ref().and_then(|g| g.pct_baseline)));
-            row.push(num(p.synchrony));
+        keys.push(if args.no_batch {
+            format!("run {}", r.index)
+        } else {
+            shape_key(&Network::build(&sc, opts.batch_steps)?)
+        });
+        scenarios.push(sc);
+    }
+    let groups = group_by_shape(&runs, |r| {
+        let i = runs.iter().position(|x| x.index == r.index).unwrap_or(0);
+        keys[i].clone()
+    });
+    // Split groups into batches that fit one parameter block.
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for g in groups {
+        let mut cur: Vec<usize> = Vec::new();
+        let mut nets: Vec<Network> = Vec::new();
+        for i in g {
+            let net = Network::build(&scenarios[i], opts.batch_steps)?;
+            let mut probe: Vec<&Network> = nets.iter().collect();
+            probe.push(&net);
+            if !cur.is_empty() && !fits(&probe) {
+                batches.push(std::mem::take(&mut cur));
+                nets.clear();
+            }
+            cur.push(i);
+            nets.push(net);
         }
-        let finite = |x: f64| x.is_finite().then_some(x);
-        let peak = s.protocol.glutamate_peak.as_ref();
-        row.push(num(peak.and_then(|w| finite(w.glutamate_pct_baseline))));
-        row.push(num(peak.map(|w| w.t_min)));
-        row.push(num(s
-            .protocol
-            .last
-            .as_ref()
-            .and_then(|w| finite(w.gamma_power_ratio))));
-        out.push_str(&(row.join(",") + "\n"));
-        eprintln!("  run {} done ({:.2} s)", r.index, s.wall_s);
+        if !cur.is_empty() {
+            batches.push(cur);
+        }
+    }
+    eprintln!(
+        "sweep: {} of {} runs in {} simulation(s)",
+        runs.len(),
+        all.len(),
+        batches.len()
+    );
+    let mut rows: Vec<(usize, String)> = Vec::new();
+    for b in &batches {
+        let t0 = std::time::Instant::now();
+        let nets = b
+            .iter()
+            .map(|&i| Network::build(&scenarios[i], opts.batch_steps))
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        let net = if nets.len() == 1 {
+            nets.into_iter()
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("empty batch"))?
+        } else {
+            Network::merge(nets)?
+        };
+        let copies = net.copies.clone();
+        let res = crate::run::run_network(net, &opts, t0)?;
+        for (&i, c) in b.iter().zip(&copies) {
+            rows.push((runs[i].index, row_of(&runs[i], &res, c, b.len())));
+        }
+        eprintln!(
+            "  runs {:?} done ({:.2} s)",
+            b.iter().map(|&i| runs[i].index).collect::<Vec<_>>(),
+            res.summary.wall_s
+        );
+    }
+    rows.sort_by_key(|(i, _)| *i);
+    let mut out = header.join(",") + "\n";
+    for (_, r) in rows {
+        out.push_str(&(r + "\n"));
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
@@ -559,6 +602,61 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     std::fs::write(&path, out).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// One CSV row: run `r`, which was copy `c` of a simulation of `batch` networks.
+fn row_of(
+    r: &RunSpec,
+    res: &crate::run::RunResult,
+    c: &crate::model::Copy,
+    batch: usize,
+) -> String {
+    let s = &res.summary;
+    let mut row = vec![r.index.to_string()];
+    row.extend(r.labels.iter().map(|(_, v)| csv_field(v)));
+    row.extend([
+        r.replicate.to_string(),
+        r.seed.to_string(),
+        s.backend.clone(),
+        batch.to_string(),
+        format!("{:.4}", s.wall_s),
+    ]);
+    let num = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.6}"));
+    let pops = c.first_pop..c.first_pop + c.pops;
+    for p in &s.populations[pops.clone()] {
+        row.push(format!("{:.6}", p.rate_hz));
+        row.push(num(p.cv_isi));
+        row.push(num(p.mean_nmda_blocked));
+        row.push(num(p.nmda_charge_pC));
+        row.push(num(p.ampa_charge_pC));
+        row.push(num(p.glutamate.as_ref().map(|g| g.window_um)));
+        row.push(num(p.glutamate.as_ref().and_then(|g| g.pct_baseline)));
+        row.push(num(p.synchrony));
+    }
+    // This network's LFP and glutamate population: its first releasing one.
+    let lfp = pops
+        .clone()
+        .find(|&p| res.glu_pops[p])
+        .unwrap_or(c.first_pop);
+    let finite = |x: f64| x.is_finite().then_some(x);
+    let peak = res
+        .windows
+        .iter()
+        .filter(|w| !w.baseline && w.pops[lfp].glutamate_pct_baseline.is_finite())
+        .max_by(|a, b| {
+            a.pops[lfp]
+                .glutamate_pct_baseline
+                .total_cmp(&b.pops[lfp].glutamate_pct_baseline)
+        });
+    row.push(num(peak.map(|w| w.pops[lfp].glutamate_pct_baseline)));
+    row.push(num(
+        peak.map(|w| 0.5 * (w.protocol_min.0 + w.protocol_min.1))
+    ));
+    row.push(num(res
+        .windows
+        .last()
+        .and_then(|w| finite(w.pops[lfp].gamma_power_ratio))));
+    row.join(",")
 }
 
 /// Join shard CSVs into one table sorted by run.

@@ -154,8 +154,8 @@ fn shared_structs_match_rust_layout() {
                 table_base,
                 inv_ln_1mp,
                 same_pop,
-                _pad0,
-                _pad1,
+                seed_lo,
+                seed_hi,
             ]
         );
         check_struct!(
@@ -164,12 +164,12 @@ fn shared_structs_match_rust_layout() {
             [
                 receptor,
                 index,
-                _pad0,
-                _pad1,
+                key_lo,
+                key_hi,
                 mean,
                 exp_neg_mean,
                 weight,
-                _pad2
+                neuron_base
             ]
         );
         check_struct!(&m, IsiStat, [last_step, count, sum_steps, sum_sq]);

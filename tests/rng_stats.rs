@@ -123,9 +123,12 @@ fn proj(rule: u32, pre: u32, post: u32, p: f64, k: u32, same: bool, autapses: bo
 }
 
 fn targets(pp: &ProjParams, seed: u64, pre: u32) -> Vec<u32> {
+    let mut pp = *pp;
+    pp.seed_lo = seed as u32;
+    pp.seed_hi = (seed >> 32) as u32;
     let mut t = Vec::new();
     for tid in 0..PROC_SPLIT {
-        for_each_target(pp, seed, pre, tid, |j| t.push(j));
+        for_each_target(&pp, pre, tid, |j| t.push(j));
     }
     t
 }

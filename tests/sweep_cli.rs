@@ -1,5 +1,6 @@
 //! `ketasim sweep` and `ketasim merge` end to end: two shards merged equal the
-//! unsharded sweep (wall times aside), with one row per run in run order.
+//! unsharded sweep (wall times and batch sizes aside), with one row per run in run
+//! order; batched and unbatched sweeps give the same rows.
 
 use std::process::Command;
 
@@ -14,17 +15,21 @@ fn ketasim(args: &[&str]) -> String {
     err
 }
 
+/// The rows without the columns that say how they were run (`wall_s`, `batch`).
 fn without_wall(csv: &str) -> Vec<String> {
     let header: Vec<&str> = csv.lines().next().unwrap_or("").split(',').collect();
-    let wall = header
-        .iter()
-        .position(|h| *h == "wall_s")
-        .expect("wall_s column");
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name} column"))
+    };
+    let (wall, batch) = (col("wall_s"), col("batch"));
     csv.lines()
         .map(|l| {
             l.split(',')
                 .enumerate()
-                .filter(|(i, _)| *i != wall)
+                .filter(|(i, _)| *i != wall && *i != batch)
                 .map(|(_, v)| v)
                 .collect::<Vec<_>>()
                 .join(",")
@@ -69,6 +74,52 @@ fn shards_merge_to_the_full_sweep() {
     let a = std::fs::read_to_string(format!("{full_dir}/sweep.csv")).expect("full");
     let b = std::fs::read_to_string(&merged).expect("merged");
     assert_eq!(a.lines().count(), 1 + 6, "{a}");
+    assert_eq!(without_wall(&a), without_wall(&b));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn batched_and_unbatched_sweeps_give_the_same_rows() {
+    let dir = std::env::temp_dir().join(format!("ketasim-sweep-batch-{}", std::process::id()));
+    let d = dir.display().to_string();
+    let common = [
+        "coba",
+        "--set",
+        "duration_ms=40",
+        "--set",
+        "populations.E.neuron.v_th_mV=-50,-51",
+        "--replicates",
+        "3",
+        "--backend",
+        "cpu",
+    ];
+    let (a_dir, b_dir) = (format!("{d}/batched"), format!("{d}/alone"));
+    let mut a: Vec<&str> = vec!["sweep"];
+    a.extend(common);
+    a.extend(["--out", &a_dir]);
+    let err = ketasim(&a);
+    assert!(err.contains("6 of 6 runs in 1 simulation"), "{err}");
+    let mut b: Vec<&str> = vec!["sweep"];
+    b.extend(common);
+    b.extend(["--out", &b_dir, "--no-batch"]);
+    let err = ketasim(&b);
+    assert!(err.contains("in 6 simulation"), "{err}");
+    let a = std::fs::read_to_string(format!("{a_dir}/sweep.csv")).expect("batched");
+    let b = std::fs::read_to_string(format!("{b_dir}/sweep.csv")).expect("alone");
+    assert_eq!(a.lines().count(), 1 + 6, "{a}");
+    let batch_col = a
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .position(|h| h == "batch")
+        .expect("batch column");
+    assert!(
+        a.lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(batch_col) == Some("6")),
+        "{a}"
+    );
     assert_eq!(without_wall(&a), without_wall(&b));
     let _ = std::fs::remove_dir_all(dir);
 }

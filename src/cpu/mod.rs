@@ -452,7 +452,6 @@ fn cache_procedural(
     cols: &mut Vec<u32>,
 ) {
     let mut budget = CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * (rows.len() + cols.len()));
-    let seed = net.seed();
     for (pr, info) in params.projs[..params.sim.n_proj as usize]
         .iter_mut()
         .zip(&net.projections)
@@ -466,7 +465,7 @@ fn cache_procedural(
         for pre in 0..pr.pre_size {
             rows.push(cols.len() as u32);
             for tid in 0..PROC_SPLIT {
-                crate::model::connectivity::for_each_target(pr, seed, pre, tid, |t| cols.push(t));
+                crate::model::connectivity::for_each_target(pr, pre, tid, |t| cols.push(t));
             }
         }
         rows.push(cols.len() as u32);

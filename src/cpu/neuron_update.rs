@@ -17,7 +17,7 @@ use crate::model::layout::{Ctrl, ParamsBlock, PopParams, GLU_SCALE};
 use crate::model::limits::{NO_SPIKE, STATS_PER_POP};
 use crate::model::{mg_block, MG_SLOPE_PER_MV};
 use crate::rng::exp_f32;
-use crate::rng::{key, poisson_inversion, threefry2x32, uniform01, STREAM_POISSON};
+use crate::rng::{poisson_inversion, threefry2x32, uniform01};
 
 /// Integrate neuron `i` of population `pop` over one step, with free ketamine
 /// `conc_um` at the receptors.
@@ -52,10 +52,12 @@ pub fn neuron_update(
     let mut ga = b.g_ampa[iu] + in_a as f32 * sim.inv_scale[0];
     let mut gg = b.g_gaba[iu] + in_g as f32 * sim.inv_scale[1];
     let mut x = b.x_nmda[iu] + in_n as f32 * sim.inv_scale[2];
-    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
     for d in 0..p.n_drives {
         let dp = &prm.drives[(p.drive_start + d) as usize];
-        let r = threefry2x32(UVec2::new(i, step), key(seed, STREAM_POISSON | dp.index));
+        let r = threefry2x32(
+            UVec2::new(i - dp.neuron_base, step),
+            UVec2::new(dp.key_lo, dp.key_hi),
+        );
         let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean, recips);
         if k > 0 {
             let add = k as f32 * dp.weight;
@@ -410,14 +412,14 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
     // the uniforms (Threefry), then the counts from the drive's cumulative table
     // (branch-free over its first entries, a scalar tail only where a count reaches
     // them all), then the jumps; the first and last loop vectorise.
-    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
     let u_max = uniform01(u32::MAX);
     for d in 0..p.n_drives {
         let dp = &prm.drives[(p.drive_start + d) as usize];
-        let k = key(seed, STREAM_POISSON | dp.index);
+        // The counter is the neuron's index in its own network (batched sweeps).
+        let first = lo - dp.neuron_base;
         let (u, cnt) = (&mut u[..n], &mut cnt[..n]);
         for (j, uj) in u.iter_mut().enumerate() {
-            *uj = uniform01(threefry_x0(lo + j as u32, step, k.x, k.y));
+            *uj = uniform01(threefry_x0(first + j as u32, step, dp.key_lo, dp.key_hi));
         }
         let cdf = poisson_cdf(dp.mean, dp.exp_neg_mean, si.recips);
         for (c, &uj) in cnt.iter_mut().zip(u.iter()) {

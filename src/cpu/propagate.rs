@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 /// entries, are walked in one pass).
 pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
     let sim = &prm.sim;
-    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
     let pre = b.spikes[s as usize];
     for pj in 0..sim.n_proj {
         let pr = &prm.projs[pj as usize];
@@ -36,7 +35,7 @@ pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
             }
         } else {
             for tid in 0..PROC_SPLIT {
-                for_each_target(pr, seed, pre_local, tid, |j| {
+                for_each_target(pr, pre_local, tid, |j| {
                     let t = base + j as usize;
                     ring[t] = ring[t].wrapping_add(w);
                 });
@@ -89,7 +88,6 @@ fn propagate_atomic(
     ctrl: &Ctrl,
 ) {
     let sim = &prm.sim;
-    let seed = sim.seed_lo as u64 | ((sim.seed_hi as u64) << 32);
     let pre = spikes[s as usize];
     for pj in 0..sim.n_proj {
         let pr = &prm.projs[pj as usize];
@@ -109,7 +107,7 @@ fn propagate_atomic(
             }
         } else {
             for tid in 0..PROC_SPLIT {
-                for_each_target(pr, seed, pre_local, tid, |j| {
+                for_each_target(pr, pre_local, tid, |j| {
                     ring[j as usize].fetch_add(w, Ordering::Relaxed);
                 });
             }

@@ -11,7 +11,7 @@ use glam::UVec2;
 
 use super::layout::{ProjParams, RULE_OUTDEGREE, RULE_PROBABILITY};
 use super::limits::PROC_SPLIT;
-use crate::rng::{key, ln_f32, threefry2x32, uniform_open0};
+use crate::rng::{ln_f32, threefry2x32, uniform_open0};
 
 /// High 32 bits of the 64-bit product `a * b`, from 16-bit halves (WGSL has no 64-bit
 /// integers). Used to map a random word onto `0..b` without modulo bias of float
@@ -37,11 +37,16 @@ pub fn slice_bounds(size: u32, tid: u32) -> (u32, u32) {
     (lo, hi)
 }
 
+/// The random key of stream `stream` of a projection: `(seed_lo, seed_hi ^ stream)`
+/// with the seed of the projection's own network (`rng::key`'s layout).
+pub fn proj_key(proj: &ProjParams, stream: u32) -> UVec2 {
+    UVec2::new(proj.seed_lo, proj.seed_hi ^ stream)
+}
+
 /// Calls `deliver(post_local)` for every target of presynaptic neuron `pre_local`
 /// handled by slice `tid` of a procedural projection.
 pub fn for_each_target(
     proj: &ProjParams,
-    seed: u64,
     pre_local: u32,
     tid: u32,
     mut deliver: impl FnMut(u32),
@@ -49,7 +54,7 @@ pub fn for_each_target(
     let exclude_self = proj.same_pop != 0 && proj.autapses == 0;
     if proj.rule == RULE_PROBABILITY {
         let (lo, hi) = slice_bounds(proj.post_size, tid);
-        let k = key(seed, proj.stream + tid);
+        let k = proj_key(proj, proj.stream + tid);
         let span = (hi - lo) as f32;
         let mut j = lo;
         let mut c = 0u32;
@@ -74,7 +79,7 @@ pub fn for_each_target(
             }
         }
     } else if proj.rule == RULE_OUTDEGREE {
-        let k = key(seed, proj.stream);
+        let k = proj_key(proj, proj.stream);
         let range = if exclude_self {
             proj.post_size - 1
         } else {

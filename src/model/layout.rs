@@ -188,10 +188,12 @@ pub struct ProjParams {
     pub inv_ln_1mp: f32,
     /// 1 if pre and post are the same population.
     pub same_pop: u32,
-    /// Padding.
-    pub _pad0: u32,
-    /// Padding.
-    pub _pad1: u32,
+    /// Low word of the seed of this projection's network (its random key is
+    /// `(seed_lo, seed_hi ^ stream)`); per projection so that networks with different
+    /// seeds can run side by side in one simulation (batched sweeps).
+    pub seed_lo: u32,
+    /// High word of the seed.
+    pub seed_hi: u32,
 }
 
 /// Per-drive constants (Poisson background).
@@ -200,20 +202,22 @@ pub struct ProjParams {
 pub struct DriveParams {
     /// Receptor channel.
     pub receptor: u32,
-    /// Index of the drive (its random stream).
+    /// Index of the drive in its network (its random stream).
     pub index: u32,
-    /// Padding.
-    pub _pad0: u32,
-    /// Padding.
-    pub _pad1: u32,
+    /// Random key, low word: `key(seed, STREAM_POISSON | index)` of the drive's
+    /// network.
+    pub key_lo: u32,
+    /// Random key, high word.
+    pub key_hi: u32,
     /// Mean events per neuron per step.
     pub mean: f32,
     /// e^-mean.
     pub exp_neg_mean: f32,
     /// Jump per event (nS, or drive units for NMDA).
     pub weight: f32,
-    /// Padding.
-    pub _pad2: f32,
+    /// First neuron of the drive's network: the Poisson counter is
+    /// `(neuron - neuron_base, step)`, the neuron's index in its own network.
+    pub neuron_base: u32,
 }
 
 /// The uniform block every kernel binds (`Params` in WGSL).

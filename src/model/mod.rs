@@ -3,6 +3,7 @@
 //! rule needs one) and the fixed-point scales. Both backends start from the same
 //! `Network`, so they integrate the same numbers.
 
+pub mod batch;
 pub mod connectivity;
 pub mod ketamine;
 pub mod layout;
@@ -99,6 +100,24 @@ pub struct Network {
     /// The stretches of simulation and their protocol times (one for a continuous
     /// run; one per window in multiscale mode).
     pub segments: Vec<crate::scenario::Segment>,
+    /// The independent networks simulated side by side (one, unless several were
+    /// joined by [`Network::merge`] for a batched sweep).
+    pub copies: Vec<Copy>,
+}
+
+/// One of the independent networks in a (possibly batched) simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Copy {
+    /// Its seed.
+    pub seed: u64,
+    /// Its first neuron.
+    pub first_neuron: u32,
+    /// Its neurons.
+    pub neurons: u32,
+    /// Its first population.
+    pub first_pop: usize,
+    /// Its populations.
+    pub pops: usize,
 }
 
 impl PoolParams {
@@ -216,6 +235,10 @@ impl Network {
                 let dp = &mut params.drives[d_index];
                 dp.receptor = d.receptor.index();
                 dp.index = di as u32;
+                let k = key(scenario.seed, STREAM_POISSON | di as u32);
+                dp.key_lo = k.x;
+                dp.key_hi = k.y;
+                dp.neuron_base = 0;
                 dp.mean = f32_of(mean);
                 dp.exp_neg_mean = f32_of((-mean).exp());
                 dp.weight = f32_of(d.weight_nS.or(d.drive).unwrap_or(0.0));
@@ -291,6 +314,8 @@ impl Network {
             pp.stream = STREAM_CONN | (i as u32 * PROC_SPLIT);
             pp.autapses = u32::from(pr.autapses);
             pp.same_pop = u32::from(pre_i == post_i);
+            pp.seed_lo = scenario.seed as u32;
+            pp.seed_hi = (scenario.seed >> 32) as u32;
             match pr.rule {
                 Rule::FixedProbability => {
                     let p = pr.p.unwrap_or(1.0);
@@ -380,6 +405,13 @@ impl Network {
             n: n_total,
             steps: segments.iter().map(|s| s.steps).sum(),
             segments,
+            copies: vec![Copy {
+                seed: scenario.seed,
+                first_neuron: 0,
+                neurons: n_total,
+                first_pop: 0,
+                pops: scenario.populations.len(),
+            }],
             scales,
             tables,
             projections,
@@ -435,16 +467,26 @@ impl Network {
                 n
             ],
         };
-        let k = key(self.seed(), STREAM_INIT);
-        for (p, pp) in self.scenario.populations.iter().zip(self.pops()) {
-            let init = &p.init;
-            let v_mean = init.v_mean_mV.unwrap_or(p.neuron.e_l_mV);
-            for i in pp.offset..pp.offset + pp.size {
-                let (z0, z1) = normal_pair(threefry2x32(UVec2::new(i, 0), k));
-                let (z2, _) = normal_pair(threefry2x32(UVec2::new(i, 1), k));
-                st.v[i as usize] = f32_of(v_mean + init.v_sd_mV * z0);
-                st.g_ampa[i as usize] = f32_of(init.g_ampa_mean_nS + init.g_ampa_sd_nS * z1);
-                st.g_gaba[i as usize] = f32_of(init.g_gaba_mean_nS + init.g_gaba_sd_nS * z2);
+        for c in &self.copies {
+            let k = key(c.seed, STREAM_INIT);
+            let range = c.first_pop..c.first_pop + c.pops;
+            for (p, pp) in self.scenario.populations[range.clone()]
+                .iter()
+                .zip(&self.pops()[range])
+            {
+                let init = &p.init;
+                let v_mean = init.v_mean_mV.unwrap_or(p.neuron.e_l_mV);
+                for i in pp.offset..pp.offset + pp.size {
+                    // The counter is the neuron's index in its own network.
+                    let local = i - c.first_neuron;
+                    let (z0, z1) = normal_pair(threefry2x32(UVec2::new(local, 0), k));
+                    let (z2, _) = normal_pair(threefry2x32(UVec2::new(local, 1), k));
+                    st.v[i as usize] = f32_of(v_mean + init.v_sd_mV * z0);
+                    st.g_ampa[i as usize] =
+                        f32_of(init.g_ampa_mean_nS + init.g_ampa_sd_nS * z1);
+                    st.g_gaba[i as usize] =
+                        f32_of(init.g_gaba_mean_nS + init.g_gaba_sd_nS * z2);
+                }
             }
         }
         st
@@ -580,7 +622,7 @@ fn build_table(
     } else {
         for (pre, row) in rows.iter_mut().enumerate() {
             for tid in 0..PROC_SPLIT {
-                connectivity::for_each_target(proj, seed, pre as u32, tid, |t| row.push(t));
+                connectivity::for_each_target(proj, pre as u32, tid, |t| row.push(t));
             }
         }
     }
