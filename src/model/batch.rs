@@ -113,7 +113,9 @@ impl Network {
                 }
                 params.projs[proj_off + j] = pr;
             }
-            tables.rows.extend(net.tables.rows.iter().map(|r| r + cols0));
+            tables
+                .rows
+                .extend(net.tables.rows.iter().map(|r| r + cols0));
             tables.cols.extend_from_slice(&net.tables.cols);
             let rename = |name: &str| format!("{name}#{k}");
             for p in &net.scenario.populations {
