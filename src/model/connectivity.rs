@@ -45,12 +45,7 @@ pub fn proj_key(proj: &ProjParams, stream: u32) -> UVec2 {
 
 /// Calls `deliver(post_local)` for every target of presynaptic neuron `pre_local`
 /// handled by slice `tid` of a procedural projection.
-pub fn for_each_target(
-    proj: &ProjParams,
-    pre_local: u32,
-    tid: u32,
-    mut deliver: impl FnMut(u32),
-) {
+pub fn for_each_target(proj: &ProjParams, pre_local: u32, tid: u32, mut deliver: impl FnMut(u32)) {
     let exclude_self = proj.same_pop != 0 && proj.autapses == 0;
     if proj.rule == RULE_PROBABILITY {
         let (lo, hi) = slice_bounds(proj.post_size, tid);

@@ -482,10 +482,8 @@ impl Network {
                     let (z0, z1) = normal_pair(threefry2x32(UVec2::new(local, 0), k));
                     let (z2, _) = normal_pair(threefry2x32(UVec2::new(local, 1), k));
                     st.v[i as usize] = f32_of(v_mean + init.v_sd_mV * z0);
-                    st.g_ampa[i as usize] =
-                        f32_of(init.g_ampa_mean_nS + init.g_ampa_sd_nS * z1);
-                    st.g_gaba[i as usize] =
-                        f32_of(init.g_gaba_mean_nS + init.g_gaba_sd_nS * z2);
+                    st.g_ampa[i as usize] = f32_of(init.g_ampa_mean_nS + init.g_ampa_sd_nS * z1);
+                    st.g_gaba[i as usize] = f32_of(init.g_gaba_mean_nS + init.g_gaba_sd_nS * z2);
                 }
             }
         }
