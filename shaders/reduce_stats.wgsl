@@ -51,7 +51,7 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    for (var k = lid; k < MAX_POP * STATS_PER_POP; k += WG_SIZE) {
+    for (var k = lid; k < prm.sim.n_pop * STATS_PER_POP; k += WG_SIZE) {
         atomicStore(&acc[k], 0);
     }
     workgroupBarrier();

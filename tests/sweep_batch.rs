@@ -132,7 +132,7 @@ fn networks_of_different_shape_are_not_merged() {
     let e = Network::merge(nets).expect_err("different dt");
     assert!(e.to_string().contains("differs in shape"), "{e}");
     // Too many for one parameter block: 9 copies of 2 populations exceed 16.
-    let nets: Vec<Network> = (0..9)
+    let nets: Vec<Network> = (0..33)
         .map(|_| Network::build(&scenarios()[0], 100).expect("build"))
         .collect();
     let e = Network::merge(nets).expect_err("too many");

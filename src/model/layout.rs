@@ -240,6 +240,9 @@ const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ProjParams>() == 64);
 const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ParamsBlock>().is_multiple_of(16));
+// WebGPU guarantees uniform bindings of 64 KiB: the limits in `limits.rs` must keep the
+// block within it.
+const _: () = assert!(std::mem::size_of::<ParamsBlock>() <= 65_536);
 
 /// Per-step control words on the device (`Ctrl` in WGSL).
 #[repr(C)]

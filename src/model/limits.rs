@@ -3,11 +3,11 @@
 
 /// Most populations a scenario may have (size of the parameter array in the uniform
 /// block).
-pub const MAX_POPULATIONS: usize = 16;
+pub const MAX_POPULATIONS: usize = 64;
 /// Most projections.
-pub const MAX_PROJECTIONS: usize = 64;
+pub const MAX_PROJECTIONS: usize = 256;
 /// Most Poisson drives.
-pub const MAX_DRIVES: usize = 64;
+pub const MAX_DRIVES: usize = 256;
 /// Longest synaptic delay in steps (ring-buffer slots = longest delay + 1).
 pub const MAX_DELAY_STEPS: u32 = 4096;
 /// Threads per workgroup of the per-neuron kernels.
