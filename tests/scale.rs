@@ -125,3 +125,32 @@ fn too_large_networks_are_refused_with_the_largest_size_that_fits() {
         }
     }
 }
+
+/// Ten million neurons with 1,000 synapses each (10^10 synapses, none stored): the
+/// device plan fits an 80 GB GPU with every binding below 2 GiB (the limit of the
+/// most restrictive desktop drivers), and the network runs on the CPU backend here.
+#[test]
+fn ten_million_neurons_fit_an_80_gb_gpu_and_run_on_the_cpu() {
+    let steps = 2u64;
+    let s = scaled_coba(10_000_000, 1000, steps).expect("scenario");
+    let h100 = DeviceLimits {
+        max_binding: 2 << 30,
+        max_buffer: 80_000_000_000,
+        memory_budget: Some(80_000_000_000),
+    };
+    let p = check(&s, 1000, &h100).expect("10M neurons fit an 80 GB device");
+    let gb = p.total_bytes as f64 / 1e9;
+    let largest = p.buffers.iter().map(|b| b.bytes).max().unwrap_or(0);
+    eprintln!(
+        "10M neurons: device plan {gb:.2} GB, {} B per neuron, largest binding {:.0} MiB",
+        p.bytes_per_neuron,
+        largest as f64 / (1 << 20) as f64
+    );
+    assert!(gb < 8.0, "O(N) state: {gb} GB for 10M neurons");
+    let net = Network::build(&s, 10).expect("network");
+    assert!(net.tables.cols.is_empty(), "no synapse is stored");
+    assert!((net.synapse_count() - 1.0e10).abs() < 1.0e7);
+    let mut cpu = CpuBackend::new(&net).expect("cpu");
+    let out = cpu.run_batch(steps as u32).expect("cpu run");
+    assert!(out.pop_counts.iter().sum::<u32>() > 0, "the network fires");
+}
