@@ -418,6 +418,19 @@ pub fn finish_windows(
     out
 }
 
+/// The window outside the baseline with the highest glutamate (% of baseline) of
+/// population `p`, if any.
+pub fn glutamate_peak(windows: &[Window], p: usize) -> Option<&Window> {
+    windows
+        .iter()
+        .filter(|w| !w.baseline && w.pops[p].glutamate_pct_baseline.is_finite())
+        .max_by(|a, b| {
+            a.pops[p]
+                .glutamate_pct_baseline
+                .total_cmp(&b.pops[p].glutamate_pct_baseline)
+        })
+}
+
 /// `timecourse.csv`: one row per window.
 pub fn timecourse_csv(windows: &[Window], pop_names: &[String]) -> String {
     let mut s = String::from(

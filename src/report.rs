@@ -36,19 +36,6 @@ fn panel(title: &str, y_label: &str, series: Vec<Series>) -> Panel {
     }
 }
 
-/// The window with the highest glutamate (% baseline) of the LFP population, if any
-/// window is outside the baseline.
-fn peak_window(res: &RunResult, lfp: usize) -> Option<&Window> {
-    res.windows
-        .iter()
-        .filter(|w| !w.baseline && w.pops[lfp].glutamate_pct_baseline.is_finite())
-        .max_by(|a, b| {
-            a.pops[lfp]
-                .glutamate_pct_baseline
-                .total_cmp(&b.pops[lfp].glutamate_pct_baseline)
-        })
-}
-
 /// Write `timecourse.png`, `spectrum.png` and (with recorded spikes) `raster.png`
 /// (and `raster_peak.png` for the glutamate peak window) into `dir`. Returns the
 /// files written.
@@ -119,7 +106,7 @@ pub fn write_figures(res: &RunResult, dir: &Path) -> Result<Vec<String>, FigureE
 
     // Spectrum: the baseline windows' and the peak window's (or the first and last).
     let base: Vec<&Window> = w.iter().filter(|x| x.baseline).collect();
-    let peak = peak_window(res, lfp);
+    let peak = crate::protocol::glutamate_peak(&res.windows, lfp);
     let mut picks: Vec<(String, &Window)> = Vec::new();
     if let Some(b) = base.last() {
         picks.push(("baseline".into(), b));

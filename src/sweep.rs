@@ -639,15 +639,7 @@ fn row_of(
         .find(|&p| res.glu_pops[p])
         .unwrap_or(c.first_pop);
     let finite = |x: f64| x.is_finite().then_some(x);
-    let peak = res
-        .windows
-        .iter()
-        .filter(|w| !w.baseline && w.pops[lfp].glutamate_pct_baseline.is_finite())
-        .max_by(|a, b| {
-            a.pops[lfp]
-                .glutamate_pct_baseline
-                .total_cmp(&b.pops[lfp].glutamate_pct_baseline)
-        });
+    let peak = crate::protocol::glutamate_peak(&res.windows, lfp);
     row.push(num(peak.map(|w| w.pops[lfp].glutamate_pct_baseline)));
     row.push(num(
         peak.map(|w| 0.5 * (w.protocol_min.0 + w.protocol_min.1))
