@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::run::{run, BackendChoice, RunOptions, RunResult};
+use crate::model::batch::fits;
+use crate::model::Network;
+use crate::run::{run_network, BackendChoice, RunOptions, RunResult};
 use crate::scenario::{Scenario, Source};
 use crate::stats::{band_power, lfp_proxy, mean_ci95, welch_psd, GAMMA_BAND_HZ};
 use crate::sweep::replicate_seed;
@@ -53,6 +55,10 @@ pub struct DoseResponseArgs {
     /// Scenario overrides, dotted.path=value (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
+    /// Run each replicate alone instead of the replicates of a level side by side in
+    /// one simulation (the results are the same bit for bit).
+    #[arg(long)]
+    pub no_batch: bool,
 }
 
 /// The measures of one run.
@@ -257,12 +263,18 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
         base.drug.protocol_time_min = 0.0;
     }
     let mut levels = Vec::new();
+    let opts = RunOptions {
+        backend: args.backend,
+        ..RunOptions::default()
+    };
+    let step_ms = warmup_ms + args.baseline_ms;
     for &conc in &args.conc_um {
-        let mut reps = Vec::new();
+        // The replicates of one level share everything but the seed: they run side by
+        // side in one simulation (as many as fit), each as it would alone.
+        let mut nets: Vec<Network> = Vec::new();
         for r in 0..args.replicates {
             let mut s = base.clone();
             s.seed = replicate_seed(base.seed, r);
-            let step_ms = warmup_ms + args.baseline_ms;
             s.duration_ms = step_ms + args.settle_ms + args.measure_ms;
             s.drug.conc_um = conc;
             s.drug.start_ms = step_ms;
@@ -273,19 +285,46 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
                 file: source.file.clone(),
                 message: m,
             })?;
-            let res = run(
-                &s,
-                &RunOptions {
-                    backend: args.backend,
-                    ..RunOptions::default()
-                },
-            )?;
-            let m = measure(&res, e, i, (warmup_ms, step_ms), step_ms + args.settle_ms);
-            eprintln!(
-                "  {conc:>8} µM, replicate {r}: E {:.2} Hz, I {:.2} Hz, block E {:.3} I {:.3}, glutamate {:.1}% of baseline, gamma x{:.2}",
-                m.rate_e_hz, m.rate_i_hz, m.nmda_block_e, m.nmda_block_i, m.glutamate_pct_baseline, m.gamma_power_ratio
-            );
-            reps.push(m);
+            nets.push(Network::build(&s, opts.batch_steps)?);
+        }
+        let mut batches: Vec<Vec<Network>> = Vec::new();
+        for net in nets {
+            let fits_last = batches.last().is_some_and(|b| {
+                let mut probe: Vec<&Network> = b.iter().collect();
+                probe.push(&net);
+                !args.no_batch && fits(&probe)
+            });
+            match batches.last_mut() {
+                Some(b) if fits_last => b.push(net),
+                _ => batches.push(vec![net]),
+            }
+        }
+        let mut reps = Vec::new();
+        for b in batches {
+            let t0 = std::time::Instant::now();
+            let net = if b.len() == 1 {
+                b.into_iter()
+                    .next()
+                    .ok_or_else(|| Error::Internal("empty batch".into()))?
+            } else {
+                Network::merge(b)?
+            };
+            let copies = net.copies.clone();
+            let res = run_network(net, &opts, t0)?;
+            for c in &copies {
+                let m = measure(
+                    &res,
+                    c.first_pop + e,
+                    c.first_pop + i,
+                    (warmup_ms, step_ms),
+                    step_ms + args.settle_ms,
+                );
+                eprintln!(
+                    "  {conc:>8} µM, replicate {}: E {:.2} Hz, I {:.2} Hz, block E {:.3} I {:.3}, glutamate {:.1}% of baseline, gamma x{:.2}",
+                    reps.len(), m.rate_e_hz, m.rate_i_hz, m.nmda_block_e, m.nmda_block_i, m.glutamate_pct_baseline, m.gamma_power_ratio
+                );
+                reps.push(m);
+            }
         }
         levels.push(Level {
             conc_um: conc,

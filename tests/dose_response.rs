@@ -30,8 +30,26 @@ fn dose_response_columns_control_and_monotone_block() {
         e_pop: "E".into(),
         i_pop: "I".into(),
         set: vec!["populations.E.glutamate.uptake_vmax_um_per_ms=0.2".into()],
+        no_batch: false,
     };
     let levels = dose_response(&args).expect("dose-response");
+    // The replicates ran side by side in one simulation per level; alone they give
+    // the same measures bit for bit.
+    let alone = dose_response(&DoseResponseArgs {
+        no_batch: true,
+        ..args.clone()
+    })
+    .expect("dose-response, replicates alone");
+    assert_eq!(
+        serde_json::to_string(&levels).expect("json"),
+        serde_json::to_string(&alone).expect("json"),
+        "batched and unbatched replicates differ"
+    );
+    assert_ne!(
+        serde_json::to_string(&levels[1].replicates[0]).expect("json"),
+        serde_json::to_string(&levels[1].replicates[1]).expect("json"),
+        "the replicates must differ (different seeds)"
+    );
     let table = csv(&levels);
     let header = table.lines().next().unwrap_or("");
     for col in [
