@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::batch::fits;
 use crate::model::Network;
+use crate::protocol::{lfp_psd_segments, mean};
 use crate::run::{run_network, BackendChoice, RunOptions, RunResult};
 use crate::scenario::{Scenario, Source};
-use crate::stats::{band_power, lfp_proxy, mean_ci95, welch_psd, GAMMA_BAND_HZ};
+use crate::stats::{band_power, mean_ci95, GAMMA_BAND_HZ};
 use crate::sweep::replicate_seed;
 
 /// Command-line arguments.
@@ -100,38 +101,13 @@ impl Measures {
     }
 }
 
-fn mean(x: impl Iterator<Item = f64>) -> f64 {
-    let (s, n) = x.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    if n == 0 {
-        f64::NAN
-    } else {
-        s / n as f64
-    }
-}
-
-/// Gamma power of the E population's LFP proxy between `t0_ms` and `t1_ms`.
+/// Gamma power of the E population's LFP proxy between `t0_ms` and `t1_ms`, with
+/// Welch segments of a quarter of the window (8 to 256 samples).
 fn gamma_power(res: &RunResult, e: usize, t0_ms: f64, t1_ms: f64) -> f64 {
-    let win: Vec<_> = res
-        .samples
-        .iter()
-        .filter(|(t, _)| *t > t0_ms && *t <= t1_ms)
-        .collect();
-    if win.len() < 16 {
-        return f64::NAN;
-    }
-    let dt_ms = (win[1].0 - win[0].0).max(1e-9);
-    let fs = 1000.0 / dt_ms;
-    let ampa: Vec<f64> = win.iter().map(|(_, m)| m[e][6]).collect();
-    let gaba: Vec<f64> = win.iter().map(|(_, m)| m[e][7]).collect();
-    let nmda: Vec<f64> = win.iter().map(|(_, m)| m[e][5]).collect();
-    let Ok(lfp) = lfp_proxy(&ampa, &gaba, &nmda) else {
-        return f64::NAN;
-    };
-    let seg = (lfp.len() / 4).clamp(8, 256);
-    match welch_psd(&lfp, fs, seg, seg / 2) {
-        Ok(psd) => band_power(&psd, GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1),
-        Err(_) => f64::NAN,
-    }
+    lfp_psd_segments(&res.samples, e, t0_ms, t1_ms, |n| (n / 4).clamp(8, 256))
+        .map_or(f64::NAN, |psd| {
+            band_power(&psd, GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1)
+        })
 }
 
 /// Measure one finished run: baseline [b0, b1) ms, window [w0, end).

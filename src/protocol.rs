@@ -238,25 +238,27 @@ pub fn baseline_flags(net: &Network, spans: &[(u64, u64)]) -> Vec<bool> {
             let base = crate::scenario::steps_of(s.record.baseline_ms, s.dt_ms) as u64;
             spans.iter().map(|&(_, b)| base > 0 && b <= base).collect()
         }
-        ProtocolMode::Multiscale => spans
-            .iter()
-            .map(|&(a, b)| {
-                let c0 = net.conc_at_step(a);
-                let c1 = net.conc_at_step(b.saturating_sub(1));
-                let first_dose = s
-                    .pharmacokinetics
-                    .as_ref()
-                    .and_then(|pk| pk.doses.iter().map(|d| d.time_min).reduce(f64::min));
-                match first_dose {
-                    Some(d) => net.protocol_min_at_step(b.saturating_sub(1)) < d,
-                    None => c0 == 0.0 && c1 == 0.0,
-                }
-            })
-            .collect(),
+        ProtocolMode::Multiscale => {
+            let first_dose = s
+                .pharmacokinetics
+                .as_ref()
+                .and_then(|pk| pk.doses.iter().map(|d| d.time_min).reduce(f64::min));
+            spans
+                .iter()
+                .map(|&(a, b)| {
+                    let last = b.saturating_sub(1);
+                    match first_dose {
+                        Some(d) => net.protocol_min_at_step(last) < d,
+                        None => net.conc_at_step(a) == 0.0 && net.conc_at_step(last) == 0.0,
+                    }
+                })
+                .collect()
+        }
     }
 }
 
-fn mean(x: impl Iterator<Item = f64>) -> f64 {
+/// Mean of the values (NaN for none).
+pub fn mean(x: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = x.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     if n == 0 {
         f64::NAN
@@ -266,12 +268,27 @@ fn mean(x: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Welch spectrum of the LFP proxy of population `lfp_pop` from the samples in
-/// `(t0_ms, t1_ms]`; `None` with fewer than 16 samples or a non-finite current.
+/// `(t0_ms, t1_ms]`, with `WELCH_SEGMENT`-sample segments (at most half the window);
+/// `None` with fewer than 16 samples or a non-finite current.
 pub fn lfp_psd(
     samples: &[(f64, Vec<[f64; STATS_PER_POP]>)],
     lfp_pop: usize,
     t0_ms: f64,
     t1_ms: f64,
+) -> Option<Psd> {
+    lfp_psd_segments(samples, lfp_pop, t0_ms, t1_ms, |n| {
+        WELCH_SEGMENT.min(n / 2).max(8)
+    })
+}
+
+/// [`lfp_psd`] with the Welch segment length chosen by `segment(samples in window)`
+/// (50% overlap).
+pub fn lfp_psd_segments(
+    samples: &[(f64, Vec<[f64; STATS_PER_POP]>)],
+    lfp_pop: usize,
+    t0_ms: f64,
+    t1_ms: f64,
+    segment: impl Fn(usize) -> usize,
 ) -> Option<Psd> {
     let win: Vec<_> = samples
         .iter()
@@ -286,7 +303,7 @@ pub fn lfp_psd(
     let gaba: Vec<f64> = win.iter().map(|(_, m)| m[lfp_pop][7]).collect();
     let nmda: Vec<f64> = win.iter().map(|(_, m)| m[lfp_pop][5]).collect();
     let lfp = lfp_proxy(&ampa, &gaba, &nmda).ok()?;
-    let seg = WELCH_SEGMENT.min(lfp.len() / 2).max(8);
+    let seg = segment(lfp.len());
     welch_psd(&lfp, fs, seg, seg / 2).ok()
 }
 
