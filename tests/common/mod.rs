@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use ketasim::gpu::GpuContext;
 
@@ -24,6 +26,53 @@ pub fn gpu_or_skip(test: &str) -> Option<GpuContext> {
             None
         }
     }
+}
+
+/// A fresh folder under the system temp dir, removed on drop (the process id keeps
+/// test binaries that run at once apart).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ketasim-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run the `ketasim` binary with `args`.
+pub fn ketasim<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ketasim"))
+        .args(args)
+        .output()
+        .expect("cannot start the ketasim binary")
+}
+
+/// Everything the process printed, for assertion messages.
+pub fn report(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A file's text, or a panic naming it.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// A small network that exercises every path of the kernels: two populations with
