@@ -348,19 +348,24 @@ pub fn finish_windows(
             let (t0, t1) = (a.steps.0 as f64 * dt, a.steps.1 as f64 * dt);
             let width_s = (t1 - t0) * 1e-3;
             let n_steps = (a.steps.1 - a.steps.0).max(1) as f64;
+            // Samples (time of the step's end) in (t0, t1] and spikes in [t0, t1): both
+            // lists are in time order, so each window takes its slice once.
+            let samples = {
+                let lo = samples.partition_point(|(t, _)| *t <= t0);
+                let hi = samples.partition_point(|(t, _)| *t <= t1);
+                &samples[lo..hi]
+            };
+            let spikes = {
+                let lo = spikes.partition_point(|(t, _)| *t < t0);
+                let hi = spikes.partition_point(|(t, _)| *t < t1);
+                &spikes[lo..hi]
+            };
             let pops = net
                 .pops()
                 .iter()
                 .enumerate()
                 .map(|(p, pp)| {
-                    let k = |q: usize| {
-                        mean(
-                            samples
-                                .iter()
-                                .filter(|(t, _)| *t > t0 && *t <= t1)
-                                .map(|(_, m)| m[p][q]),
-                        )
-                    };
+                    let k = |q: usize| mean(samples.iter().map(|(_, m)| m[p][q]));
                     let (cv, chi) = if pp.record_spikes != 0 {
                         let tr = trains(spikes, pp.offset, pp.size, t0, t1);
                         (
