@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::batch::fits;
+use crate::model::batch::{for_each_batch, join};
 use crate::model::Network;
 use crate::protocol::{lfp_psd_segments, mean};
 use crate::run::{run_network, BackendChoice, RunOptions, RunResult};
@@ -247,8 +247,7 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
     for &conc in &args.conc_um {
         // The replicates of one level share everything but the seed: they run side by
         // side in one simulation (as many as fit), each as it would alone.
-        let mut nets: Vec<Network> = Vec::new();
-        for r in 0..args.replicates {
+        let replicate = |r: u32| -> Result<((), Network)> {
             let mut s = base.clone();
             s.seed = replicate_seed(base.seed, r);
             s.duration_ms = step_ms + args.settle_ms + args.measure_ms;
@@ -261,47 +260,34 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
                 file: source.file.clone(),
                 message: m,
             })?;
-            nets.push(Network::build(&s, opts.batch_steps)?);
-        }
-        let mut batches: Vec<Vec<Network>> = Vec::new();
-        for net in nets {
-            let fits_last = batches.last().is_some_and(|b| {
-                let mut probe: Vec<&Network> = b.iter().collect();
-                probe.push(&net);
-                !args.no_batch && fits(&probe)
-            });
-            match batches.last_mut() {
-                Some(b) if fits_last => b.push(net),
-                _ => batches.push(vec![net]),
-            }
-        }
+            Ok(((), Network::build(&s, opts.batch_steps)?))
+        };
         let mut reps = Vec::new();
-        for b in batches {
-            let t0 = std::time::Instant::now();
-            let net = if b.len() == 1 {
-                b.into_iter()
-                    .next()
-                    .ok_or_else(|| Error::Internal("empty batch".into()))?
-            } else {
-                Network::merge(b)?
-            };
-            let copies = net.copies.clone();
-            let res = run_network(net, &opts, t0)?;
-            for c in &copies {
-                let m = measure(
-                    &res,
-                    c.first_pop + e,
-                    c.first_pop + i,
-                    (warmup_ms, step_ms),
-                    step_ms + args.settle_ms,
-                );
-                eprintln!(
-                    "  {conc:>8} µM, replicate {}: E {:.2} Hz, I {:.2} Hz, block E {:.3} I {:.3}, glutamate {:.1}% of baseline, gamma x{:.2}",
-                    reps.len(), m.rate_e_hz, m.rate_i_hz, m.nmda_block_e, m.nmda_block_i, m.glutamate_pct_baseline, m.gamma_power_ratio
-                );
-                reps.push(m);
-            }
-        }
+        for_each_batch(
+            (0..args.replicates).map(replicate),
+            !args.no_batch,
+            |b| -> Result<()> {
+                let t0 = std::time::Instant::now();
+                let net = join(b.into_iter().map(|(_, n)| n).collect())?;
+                let copies = net.copies.clone();
+                let res = run_network(net, &opts, t0)?;
+                for c in &copies {
+                    let m = measure(
+                        &res,
+                        c.first_pop + e,
+                        c.first_pop + i,
+                        (warmup_ms, step_ms),
+                        step_ms + args.settle_ms,
+                    );
+                    eprintln!(
+                        "  {conc:>8} µM, replicate {}: E {:.2} Hz, I {:.2} Hz, block E {:.3} I {:.3}, glutamate {:.1}% of baseline, gamma x{:.2}",
+                        reps.len(), m.rate_e_hz, m.rate_i_hz, m.nmda_block_e, m.nmda_block_i, m.glutamate_pct_baseline, m.gamma_power_ratio
+                    );
+                    reps.push(m);
+                }
+                Ok(())
+            },
+        )?;
         levels.push(Level {
             conc_um: conc,
             replicates: reps,

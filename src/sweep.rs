@@ -469,7 +469,7 @@ fn csv_field(s: &str) -> String {
 /// in a batch evolves bit for bit as it would alone, so a row does not depend on its
 /// batch; `batch` and `wall_s` say how the rows were run.
 pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
-    use crate::model::batch::{fits, shape_key};
+    use crate::model::batch::{for_each_batch, join, shape_key};
     use crate::model::Network;
     let axes = args
         .set
@@ -517,6 +517,8 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         ..crate::run::RunOptions::default()
     };
     // Load every run's scenario and note its network's shape.
+    // Load every run's scenario and note its network's shape (the networks are
+    // rebuilt batch by batch below, so that at most one batch is held at a time).
     let mut scenarios = Vec::with_capacity(runs.len());
     let mut keys = Vec::with_capacity(runs.len());
     for r in &runs {
@@ -530,67 +532,47 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             anyhow::bail!("run {}: the overrides change the populations; sweep over parameters, not population lists", r.index);
         }
         keys.push(if args.no_batch {
-            format!("run {}", r.index)
+            String::new()
         } else {
             shape_key(&Network::build(&sc, opts.batch_steps)?)
         });
         scenarios.push(sc);
     }
-    let groups = group_by_shape(&runs, |r| {
-        let i = runs.iter().position(|x| x.index == r.index).unwrap_or(0);
-        keys[i].clone()
-    });
-    // Split groups into batches that fit one parameter block.
-    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let position: std::collections::HashMap<usize, usize> =
+        runs.iter().enumerate().map(|(i, r)| (r.index, i)).collect();
+    let groups = group_by_shape(&runs, |r| keys[position[&r.index]].clone());
+    eprintln!("sweep: running {} of {} runs", runs.len(), all.len());
+    let mut rows: Vec<(usize, String)> = Vec::new();
+    let mut simulations = 0usize;
     for g in groups {
-        let mut cur: Vec<usize> = Vec::new();
-        let mut nets: Vec<Network> = Vec::new();
-        for i in g {
-            let net = Network::build(&scenarios[i], opts.batch_steps)?;
-            let mut probe: Vec<&Network> = nets.iter().collect();
-            probe.push(&net);
-            if !cur.is_empty() && !fits(&probe) {
-                batches.push(std::mem::take(&mut cur));
-                nets.clear();
+        let items = g.into_iter().map(|i| {
+            Network::build(&scenarios[i], opts.batch_steps)
+                .map(|n| (i, n))
+                .map_err(anyhow::Error::from)
+        });
+        for_each_batch(items, !args.no_batch, |b| -> anyhow::Result<()> {
+            let t0 = std::time::Instant::now();
+            let (idx, b): (Vec<usize>, Vec<Network>) = b.into_iter().unzip();
+            let net = join(b)?;
+            let copies = net.copies.clone();
+            let res = crate::run::run_network(net, &opts, t0)?;
+            for (&i, c) in idx.iter().zip(&copies) {
+                rows.push((runs[i].index, row_of(&runs[i], &res, c, idx.len())));
             }
-            cur.push(i);
-            nets.push(net);
-        }
-        if !cur.is_empty() {
-            batches.push(cur);
-        }
+            simulations += 1;
+            eprintln!(
+                "  runs {:?} done in one simulation ({:.2} s)",
+                idx.iter().map(|&i| runs[i].index).collect::<Vec<_>>(),
+                res.summary.wall_s
+            );
+            Ok(())
+        })?;
     }
     eprintln!(
-        "sweep: {} of {} runs in {} simulation(s)",
+        "sweep: {} of {} runs in {simulations} simulation(s)",
         runs.len(),
-        all.len(),
-        batches.len()
+        all.len()
     );
-    let mut rows: Vec<(usize, String)> = Vec::new();
-    for b in &batches {
-        let t0 = std::time::Instant::now();
-        let nets = b
-            .iter()
-            .map(|&i| Network::build(&scenarios[i], opts.batch_steps))
-            .collect::<crate::error::Result<Vec<_>>>()?;
-        let net = if nets.len() == 1 {
-            nets.into_iter()
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("empty batch"))?
-        } else {
-            Network::merge(nets)?
-        };
-        let copies = net.copies.clone();
-        let res = crate::run::run_network(net, &opts, t0)?;
-        for (&i, c) in b.iter().zip(&copies) {
-            rows.push((runs[i].index, row_of(&runs[i], &res, c, b.len())));
-        }
-        eprintln!(
-            "  runs {:?} done ({:.2} s)",
-            b.iter().map(|&i| runs[i].index).collect::<Vec<_>>(),
-            res.summary.wall_s
-        );
-    }
     rows.sort_by_key(|(i, _)| *i);
     let mut out = header.join(",") + "\n";
     for (_, r) in rows {

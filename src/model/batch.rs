@@ -50,6 +50,44 @@ pub fn fits(nets: &[&Network]) -> bool {
         && sum(|n| n.pops().iter().map(|p| p.n_drives).sum()) <= MAX_DRIVES
 }
 
+/// Feed `items` (each with its network, all of one shape; built lazily by the
+/// iterator) to `run` in consecutive batches that each fit one simulation, one item
+/// per batch with `batch` false. At most one batch of networks is held at a time.
+pub fn for_each_batch<T, E: From<Error>>(
+    items: impl IntoIterator<Item = std::result::Result<(T, Network), E>>,
+    batch: bool,
+    mut run: impl FnMut(Vec<(T, Network)>) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut cur: Vec<(T, Network)> = Vec::new();
+    for item in items {
+        let (t, net) = item?;
+        let fits_cur = batch && {
+            let mut probe: Vec<&Network> = cur.iter().map(|(_, n)| n).collect();
+            probe.push(&net);
+            fits(&probe)
+        };
+        if !cur.is_empty() && !fits_cur {
+            run(std::mem::take(&mut cur))?;
+        }
+        cur.push((t, net));
+    }
+    if !cur.is_empty() {
+        run(cur)?;
+    }
+    Ok(())
+}
+
+/// One simulation of a batch: the network itself if it is alone, else the merge.
+pub fn join(nets: Vec<Network>) -> Result<Network> {
+    if nets.len() == 1 {
+        nets.into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("join: empty batch".into()))
+    } else {
+        Network::merge(nets)
+    }
+}
+
 impl Network {
     /// Join independent networks of the same [`shape_key`] into one simulation. Copy
     /// `k`'s populations are renamed `NAME#k` and follow copy `k - 1`'s.
