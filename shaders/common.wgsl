@@ -60,7 +60,7 @@ struct PopParams {
     glu_um_per_vesicle: f32,
     glu_vmax_dt: f32,
     glu_km_um: f32,
-    _pad1: f32,
+    sig_on: u32,
     pools: array<PoolParams, MAX_NMDA_POOLS>,
 }
 
@@ -105,7 +105,42 @@ struct DrugParams {
     conc0_um: f32,
     slope_um_per_step: f32,
     step0: u32,
+    ampa_block: f32,
+}
+
+struct SlowPop {
+    on: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    a_start: f32,
+    a_end: f32,
+    s_set: f32,
+    _pad3: f32,
+}
+
+struct SlowParams {
+    mode: u32,
+    n_sub: u32,
+    hill_n: u32,
+    _pad0: u32,
+    inv_interval_s: f32,
+    adapt_rate: f32,
+    bdnf_rate: f32,
+    mtor_rate: f32,
+    protein_rate: f32,
+    hill_k_pow: f32,
+    m_rest: f32,
+    mtor_gain: f32,
+    bdnf_gain: f32,
+    growth_per_h: f32,
+    threshold: f32,
+    max_density: f32,
+    loss_per_h: f32,
+    h_hours: f32,
+    _pad1: f32,
+    _pad2: f32,
+    pops: array<SlowPop, MAX_POP>,
 }
 
 struct IsiStat {
@@ -266,4 +301,10 @@ fn mul_hi_u32(a: u32, b: u32) -> u32 {
     let hi_hi = a_hi * b_hi;
     let cross = (lo_lo >> 16u) + (hi_lo & 0xffffu) + (lo_hi & 0xffffu);
     return hi_hi + (hi_lo >> 16u) + (lo_hi >> 16u) + (cross >> 16u);
+}
+
+// A non-negative quantity in fixed point (LSB 1/scale), rounded once; negative values
+// give 0 and values beyond u32 saturate. Twin: rng::fixed_u32.
+fn fixed_u32(x: f32, scale: f32) -> u32 {
+    return u32(min(max(x * scale, 0.0), FIXED_U32_MAX) + 0.5);
 }

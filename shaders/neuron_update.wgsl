@@ -6,6 +6,11 @@
 // V takes a forward-Euler step unless refractory; conductances decay by per-step
 // factors; each NMDA pool takes one exact split step of the C/O/B/T ketamine scheme
 // with this step's drive, the pre-step V and the free ketamine of this step.
+// Populations with slow signalling state (sig_on) accumulate the local AMPA input per
+// synapse (nS at healthy density) for the AMPA-activation signal
+// (shaders/signal_sum.wgsl) and scale their recurrent AMPA and NMDA input by the
+// neuron's synapse density. An AMPA block (NBQX) scales
+// every AMPA increment by 1 - ampa_block.
 
 struct Ctrl {
     step: u32,
@@ -37,6 +42,8 @@ struct Ctrl {
 @group(0) @binding(16) var<uniform> drug: DrugParams;
 @group(0) @binding(17) var<storage, read_write> glu_r: array<f32>;
 @group(0) @binding(18) var<storage, read_write> glu_release: array<atomic<u32>>;
+// Per neuron: (synapse density, accumulated local AMPA input in nS).
+@group(0) @binding(19) var<storage, read_write> sig_nrn: array<vec2<f32>>;
 
 // 64-bit add of a non-negative 32-bit value into a (lo, hi) pair of atomics.
 fn add64_u(idx: u32, a: u32) {
@@ -94,9 +101,22 @@ fn main(
     ring_ampa[idx] = 0;
     ring_gaba[idx] = 0;
     ring_nmda[idx] = 0;
-    var ga = g_ampa[i] + f32(in_a) * prm.sim.inv_scale.x;
+    let ampa_gain = 1.0 - drug.ampa_block;
+    var in_af = f32(in_a) * prm.sim.inv_scale.x;
+    var in_nf = f32(in_n) * prm.sim.inv_scale.z;
+    if (p.sig_on != 0u) {
+        // The activation signal is the input per synapse (before the density scaling).
+        var sg = sig_nrn[i];
+        if (in_a != 0) {
+            sg.y = sg.y + in_af * ampa_gain;
+            sig_nrn[i] = sg;
+        }
+        in_af = in_af * sg.x;
+        in_nf = in_nf * sg.x;
+    }
+    var ga = g_ampa[i] + in_af * ampa_gain;
     var gg = g_gaba[i] + f32(in_g) * prm.sim.inv_scale.y;
-    var x = x_nmda[i] + f32(in_n) * prm.sim.inv_scale.z;
+    var x = x_nmda[i] + in_nf;
     for (var d = 0u; d < p.n_drives; d++) {
         let dp = prm.drives[p.drive_start + d];
         let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
@@ -104,7 +124,7 @@ fn main(
         if (k > 0u) {
             let add = f32(k) * dp.weight;
             if (dp.receptor == 0u) {
-                ga += add;
+                ga += add * ampa_gain;
             } else if (dp.receptor == 1u) {
                 gg += add;
             } else {

@@ -1,7 +1,7 @@
 //! What every backend (CPU reference, wgpu/WGSL) provides to the runner.
 
 use crate::error::Result;
-use crate::model::layout::{DrugParams, IsiStat};
+use crate::model::layout::{DrugParams, IsiStat, SlowParams};
 use crate::model::limits::{MAX_NMDA_POOLS, STATS_PER_POP};
 use crate::model::NeuronState;
 
@@ -35,6 +35,10 @@ pub struct BatchOutput {
     /// Extracellular glutamate (µM) at the end of each step, `steps x n_pop`.
     pub glutamate_um: Vec<f32>,
 }
+
+/// Per-neuron slow signalling state: `[density, accumulated local AMPA input (nS)]`
+/// and `[reference, BDNF, mTOR, protein]`.
+pub type SlowState = (Vec<[f32; 2]>, Vec<[f32; 4]>);
 
 /// Which backend ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,4 +78,17 @@ pub trait Backend {
     /// `n` entries each): the multiscale bridge sets the block it advanced across a
     /// gap between windows. Never per step.
     fn set_nmda_pools(&mut self, pools: &[Vec<[f32; 4]>; MAX_NMDA_POOLS]) -> Result<()>;
+    /// Slow signalling (`shaders/signal_sum.wgsl`): per population
+    /// `SLOW_SUMS_PER_POP` sums (`n_pop` x that, row-major), of which `SLOW_SIGNAL`
+    /// holds the sum over its neurons of the accumulated local AMPA input times
+    /// `slow.inv_interval_s` (fixed point, `SIG_SCALE`); the accumulators are reset.
+    /// Once per readout, never per step.
+    fn signal_sum(&mut self, slow: &SlowParams) -> Result<Vec<u64>>;
+    /// Slow signalling (`shaders/slow_update.wgsl`): advance (or capture the baseline
+    /// of) the slow state; returns the sums as [`Backend::signal_sum`] does, with the
+    /// slow state's from `SLOW_STATE` on.
+    fn slow_update(&mut self, slow: &SlowParams) -> Result<Vec<u64>>;
+    /// The per-neuron slow state: `[density, accumulated AMPA input]` and
+    /// `[reference, BDNF, mTOR, protein]` (tests; never per step).
+    fn slow_state(&mut self) -> Result<SlowState>;
 }

@@ -168,6 +168,9 @@ pub struct PopWindow {
     pub gamma_power: f64,
     /// `gamma_power` / its mean over the baseline windows (NaN without a baseline).
     pub gamma_power_ratio: f64,
+    /// Slow signalling state at the end of the window (populations with
+    /// `[signalling]` only).
+    pub slow: Option<crate::signalling::SlowReadout>,
 }
 
 /// One row of `timecourse.csv`: a measured window.
@@ -225,6 +228,15 @@ pub fn window_spans(net: &Network) -> Vec<(u64, u64)> {
             })
             .collect(),
     }
+}
+
+/// The window whose end the slow signalling state takes its reference from (and the
+/// interventions act after by default): the last baseline window, else the first.
+pub fn reference_window(net: &Network, spans: &[(u64, u64)]) -> usize {
+    baseline_flags(net, spans)
+        .iter()
+        .rposition(|&b| b)
+        .unwrap_or(0)
 }
 
 /// Which windows form the pre-drug baseline: in continuous mode those inside
@@ -401,6 +413,7 @@ pub fn finish_windows(
                         synchrony: chi,
                         gamma_power: gamma_power(samples, p, t0, t1),
                         gamma_power_ratio: f64::NAN,
+                        slow: None,
                     }
                 })
                 .collect();
@@ -454,10 +467,34 @@ pub fn glutamate_peak(windows: &[Window], p: usize) -> Option<&Window> {
 }
 
 /// `timecourse.csv`: one row per window.
+/// Slow signalling columns of `timecourse.csv` (per signalling population; BDNF and
+/// mTOR relative to their resting level).
+pub const SLOW_COLUMNS: [&str; 6] = [
+    "ampa_activation",
+    "ampa_activation_rel",
+    "bdnf",
+    "mtor",
+    "protein",
+    "synapse_density",
+];
+
+/// `timecourse.csv`: one row per window. With slow signalling, `t_mid_h` and the
+/// [`SLOW_COLUMNS`] of each signalling population follow the other columns.
 pub fn timecourse_csv(windows: &[Window], pop_names: &[String]) -> String {
     let mut s = String::from(
         "t_start_min,t_end_min,t_mid_min,sim_start_ms,sim_end_ms,baseline,conc_um,gamma_power,gamma_power_ratio",
     );
+    // Populations with slow state (in any window: those before the reference window
+    // have none yet).
+    let slow_pops: Vec<usize> = windows
+        .iter()
+        .find(|w| w.pops.iter().any(|p| p.slow.is_some()))
+        .map(|w| {
+            (0..w.pops.len())
+                .filter(|&p| w.pops[p].slow.is_some())
+                .collect()
+        })
+        .unwrap_or_default();
     for n in pop_names {
         for c in [
             "rate_hz",
@@ -473,6 +510,14 @@ pub fn timecourse_csv(windows: &[Window], pop_names: &[String]) -> String {
             "synchrony",
         ] {
             s.push_str(&format!(",{c}_{n}"));
+        }
+    }
+    if !slow_pops.is_empty() {
+        s.push_str(",t_mid_h");
+        for &p in &slow_pops {
+            for c in SLOW_COLUMNS {
+                s.push_str(&format!(",{c}_{}", pop_names[p]));
+            }
         }
     }
     s.push('\n');
@@ -512,6 +557,28 @@ pub fn timecourse_csv(windows: &[Window], pop_names: &[String]) -> String {
             ] {
                 s.push(',');
                 s.push_str(&f(x));
+            }
+        }
+        if !slow_pops.is_empty() {
+            s.push(',');
+            s.push_str(&f(0.5 * (w.protocol_min.0 + w.protocol_min.1) / 60.0));
+            for &p in &slow_pops {
+                let r = w.pops[p].slow;
+                let vals = match r {
+                    Some(r) => [
+                        r.activation_ns_per_s,
+                        r.activation_rel,
+                        r.bdnf / r.m_rest,
+                        r.mtor / r.m_rest,
+                        r.protein,
+                        r.density,
+                    ],
+                    None => [f64::NAN; 6],
+                };
+                for x in vals {
+                    s.push(',');
+                    s.push_str(&f(x));
+                }
             }
         }
         s.push('\n');

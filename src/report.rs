@@ -36,9 +36,9 @@ fn panel(title: &str, y_label: &str, series: Vec<Series>) -> Panel {
     }
 }
 
-/// Write `timecourse.png`, `spectrum.png` and (with recorded spikes) `raster.png`
-/// (and `raster_peak.png` for the glutamate peak window) into `dir`. Returns the
-/// files written.
+/// Write `timecourse.png`, `spectrum.png`, with slow signalling `signalling.png`,
+/// and (with recorded spikes) `raster.png` (and `raster_peak.png` for the glutamate
+/// peak window) into `dir`. Returns the files written.
 pub fn write_figures(res: &RunResult, dir: &Path) -> Result<Vec<String>, FigureError> {
     let mut written = Vec::new();
     let names = &res.pop_names;
@@ -103,6 +103,10 @@ pub fn write_figures(res: &RunResult, dir: &Path) -> Result<Vec<String>, FigureE
         false,
     )?;
     written.push(path.display().to_string());
+
+    if let Some(path) = signalling_figure(res, dir)? {
+        written.push(path);
+    }
 
     // Spectrum: the baseline windows' and the peak window's (or the first and last).
     let base: Vec<&Window> = w.iter().filter(|x| x.baseline).collect();
@@ -183,4 +187,77 @@ pub fn write_figures(res: &RunResult, dir: &Path) -> Result<Vec<String>, FigureE
         }
     }
     Ok(written)
+}
+
+/// `signalling.png` (runs with `[signalling]`): the windows after protocol time 0
+/// (where the scenarios give the dose) on a logarithmic time axis in hours (the
+/// pre-drug baseline is the reference 1 / 100%), the free concentration, glutamate, the AMPA activation, BDNF and
+/// mTOR relative to baseline, and the synapse density of each signalling population.
+fn signalling_figure(res: &RunResult, dir: &Path) -> Result<Option<String>, FigureError> {
+    let w = &res.windows;
+    let slow_pops: Vec<usize> = (0..res.pop_names.len())
+        .filter(|&p| w.iter().any(|x| x.pops[p].slow.is_some()))
+        .collect();
+    if slow_pops.is_empty() {
+        return Ok(None);
+    }
+    // Time zero of the protocol clock (where the scenarios put the dose).
+    let t0 = 0.0;
+    let after: Vec<Window> = w
+        .iter()
+        .filter(|x| 0.5 * (x.protocol_min.0 + x.protocol_min.1) > t0)
+        .cloned()
+        .collect();
+    if after.len() < 2 {
+        return Ok(None);
+    }
+    let hours = |label: &str, y: &dyn Fn(&Window) -> f64| Series {
+        label: label.to_string(),
+        x: after
+            .iter()
+            .map(|x| (0.5 * (x.protocol_min.0 + x.protocol_min.1) - t0) / 60.0)
+            .collect(),
+        y: after.iter().map(y).collect(),
+    };
+    let mut panels = vec![panel(
+        "Free ketamine at the receptors",
+        "µM",
+        vec![hours("free effect-site", &|x| x.conc_um)],
+    )];
+    let glu: Vec<Series> = (0..res.pop_names.len())
+        .filter(|&p| res.glu_pops[p])
+        .map(|p| hours(&res.pop_names[p], &|x| x.pops[p].glutamate_pct_baseline))
+        .collect();
+    if !glu.is_empty() {
+        panels.push(panel("Extracellular glutamate", "% of baseline", glu));
+    }
+    let rel = |p: usize, f: fn(&crate::signalling::SlowReadout) -> f64| {
+        move |x: &Window| x.pops[p].slow.map_or(f64::NAN, |s| f(&s))
+    };
+    for &p in &slow_pops {
+        let n = &res.pop_names[p];
+        panels.push(panel(
+            &format!("AMPA activation, BDNF and mTOR of {n} (1 = baseline)"),
+            "relative",
+            vec![
+                hours("AMPA activation", &rel(p, |s| s.activation_rel)),
+                hours("BDNF", &rel(p, |s| s.bdnf / s.m_rest)),
+                hours("mTOR", &rel(p, |s| s.mtor / s.m_rest)),
+            ],
+        ));
+        panels.push(panel(
+            &format!("Synapse density of {n}"),
+            "relative to healthy",
+            vec![hours(n, &rel(p, |s| s.density))],
+        ));
+    }
+    let path = dir.join("signalling.png");
+    figures::stacked_panels(
+        &path,
+        &format!("{}: from surge to synapses", res.summary.scenario),
+        "hours after protocol time 0 (log)",
+        &panels,
+        true,
+    )?;
+    Ok(Some(path.display().to_string()))
 }

@@ -121,6 +121,20 @@ pub fn ln_f32(x: f32) -> f32 {
     r + LN2_HI * ef
 }
 
+/// Largest f32 below 2^32: where [`fixed_u32`] saturates.
+pub const FIXED_U32_MAX: f32 = 4_294_967_040.0;
+
+/// A non-negative quantity in fixed point (LSB `1/scale`), rounded once: negative
+/// values give 0, values beyond u32 saturate. Twin of `fixed_u32` in
+/// `shaders/common.wgsl` (same operations, same order).
+#[allow(
+    clippy::manual_clamp,
+    reason = "the shader's max-then-min, which maps NaN to 0 where clamp keeps it"
+)]
+pub fn fixed_u32(x: f32, scale: f32) -> u32 {
+    ((x * scale).max(0.0).min(FIXED_U32_MAX) + 0.5) as u32
+}
+
 /// e^x for x in [-87, 88] (clamped there; Cephes `expf`, error about 1 ulp).
 pub fn exp_f32(x: f32) -> f32 {
     let x = x.clamp(EXP_MIN, EXP_MAX);

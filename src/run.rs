@@ -15,6 +15,7 @@ use crate::model::memory;
 use crate::model::Network;
 use crate::protocol::{self, BridgeEntry, Window, WindowAcc};
 use crate::scenario::{ProtocolMode, Scenario};
+use crate::signalling::{SlowDriver, SlowReadout};
 
 /// Which backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -391,6 +392,13 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
     let mut win = 0usize;
     let mut bridges = Vec::new();
     let multiscale = scenario.protocol.mode == ProtocolMode::Multiscale;
+    // Slow signalling: readouts at every window's end (batches are cut there).
+    let mut slow = SlowDriver::new(&net);
+    let mut slow_rows: Vec<Vec<Option<SlowReadout>>> = vec![Vec::new(); spans.len()];
+    let mut slow_win = 0usize;
+    // Readouts start at the reference window (the last baseline one).
+    let slow_first = protocol::reference_window(&net, &spans);
+    let mut slow_last_end: Option<u64> = None;
     let bar = progress_bar(opts.progress, net.steps);
     let t1 = Instant::now();
     let mut done = 0u64;
@@ -406,7 +414,17 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
             backend.set_nmda_pools(&pools)?;
             bridges.push(report);
         }
-        let steps = net.batch_len(done, opts.batch_steps as u64);
+        let mut steps = net.batch_len(done, opts.batch_steps as u64);
+        if let Some(sd) = slow.as_mut() {
+            if let Some(&(a, b)) = spans.get(slow_win) {
+                // A readout interval starts empty unless the last one ended here.
+                if done == a && slow_last_end != Some(a) {
+                    sd.start_interval(backend.as_mut())?;
+                }
+                let next = if done < a { a } else { b };
+                steps = steps.min((next - done) as u32);
+            }
+        }
         let drug = net.drug_at(done, steps);
         backend.set_drug(drug)?;
         let out: BatchOutput = backend.run_batch(steps)?;
@@ -460,6 +478,21 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
         spikes.extend(out.spikes.iter().map(|&(st, i)| (st as f64 * dt, i)));
         dropped += out.spikes_dropped;
         done += steps as u64;
+        if let Some(sd) = slow.as_mut() {
+            if let Some(&(a, b)) = spans.get(slow_win) {
+                if done == b {
+                    if slow_win >= slow_first {
+                        let interval_s = (b - a) as f64 * dt * 1e-3;
+                        let t_end = net.protocol_min_at_step(b - 1) + dt / 60_000.0;
+                        let conc = |t: f64| net.conc_at_min(t);
+                        slow_rows[slow_win] =
+                            sd.finish_interval(backend.as_mut(), interval_s, t_end, &conc)?;
+                        slow_last_end = Some(b);
+                    }
+                    slow_win += 1;
+                }
+            }
+        }
         if let Some(b) = &bar {
             b.set_position(done);
         }
@@ -475,7 +508,12 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
     }
     let isi = backend.isi()?;
     let lfp_pop = net.pops().iter().position(|p| p.glu_on != 0).unwrap_or(0);
-    let windows = protocol::finish_windows(&net, &accs, &baseline, &samples, &spikes, lfp_pop);
+    let mut windows = protocol::finish_windows(&net, &accs, &baseline, &samples, &spikes, lfp_pop);
+    for (w, rows) in windows.iter_mut().zip(&slow_rows) {
+        for (pw, r) in w.pops.iter_mut().zip(rows) {
+            pw.slow = *r;
+        }
+    }
     let glutamate = glutamate_summaries(&net, &glu_steps, &bin_release, scenario);
     let duration_s = net.steps as f64 * dt * 1e-3;
     let mut populations = Vec::new();

@@ -512,6 +512,24 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         ]
         .map(String::from),
     );
+    // Slow signalling (docs/signalling.md): per signalling population of the base
+    // scenario, the mTOR peak (relative to baseline) and its time, and the synapse
+    // density at the last readout.
+    let slow_pops: Vec<(usize, String)> = base
+        .signalling
+        .as_ref()
+        .map(|s| {
+            s.populations
+                .iter()
+                .filter_map(|n| base.population_index(n).map(|i| (i, n.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (_, n) in &slow_pops {
+        for c in ["mtor_peak_rel", "mtor_peak_t_min", "synapse_density_last"] {
+            header.push(format!("{n}_{c}"));
+        }
+    }
     let opts = crate::run::RunOptions {
         backend: args.backend,
         ..crate::run::RunOptions::default()
@@ -557,7 +575,11 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             let copies = net.copies.clone();
             let res = crate::run::run_network(net, &opts, t0)?;
             for (&i, c) in idx.iter().zip(&copies) {
-                rows.push((runs[i].index, row_of(&runs[i], &res, c, idx.len())));
+                let mut row = row_of(&runs[i], &res, c, idx.len());
+                for (k, _) in &slow_pops {
+                    row.push_str(&slow_fields(&res, c.first_pop + k));
+                }
+                rows.push((runs[i].index, row));
             }
             simulations += 1;
             eprintln!(
@@ -631,6 +653,32 @@ fn row_of(
         .last()
         .and_then(|w| finite(w.pops[lfp].gamma_power_ratio))));
     row.join(",")
+}
+
+/// `,mtor_peak_rel,mtor_peak_t_min,synapse_density_last` of population `p` of the
+/// (possibly batched) run (empty fields where it carries no slow state).
+fn slow_fields(res: &crate::run::RunResult, p: usize) -> String {
+    let slow: Vec<(f64, crate::signalling::SlowReadout)> = res
+        .windows
+        .iter()
+        .filter_map(|w| {
+            w.pops
+                .get(p)
+                .and_then(|x| x.slow)
+                .map(|s| (w.protocol_min.0, s))
+        })
+        .collect();
+    let peak = slow.iter().map(|(t, s)| (*t, s.mtor / s.m_rest)).fold(
+        None::<(f64, f64)>,
+        |a, b| match a {
+            Some(a) if a.1 >= b.1 => Some(a),
+            _ => Some(b),
+        },
+    );
+    match (peak, slow.last()) {
+        (Some((t, m)), Some((_, last))) => format!(",{m:.6},{t:.6},{:.6}", last.density),
+        _ => ",,,".to_string(),
+    }
 }
 
 /// Join shard CSVs into one table sorted by run.

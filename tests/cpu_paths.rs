@@ -62,7 +62,7 @@ fn run_cpu(b: &mut CpuBackend, steps: u64, drug: bool) -> RunOutput {
                 conc0_um: 0.5 + done as f32 * 1e-3,
                 slope_um_per_step: 1e-3,
                 step0: done as u32,
-                _pad0: 0,
+                ampa_block: 0.0,
             })
             .expect("drug");
         }

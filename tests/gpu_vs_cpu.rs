@@ -197,7 +197,7 @@ fn ketamine_ramp_agrees_on_gpu_and_cpu() {
             },
             slope_um_per_step: if up { 0.02 } else { -0.02 },
             step0: step,
-            _pad0: 0,
+            ampa_block: 0.0,
         };
         cpu.set_drug(drug).expect("cpu drug");
         gpu.set_drug(drug).expect("gpu drug");

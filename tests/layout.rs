@@ -117,7 +117,7 @@ fn shared_structs_match_rust_layout() {
                 glu_um_per_vesicle,
                 glu_vmax_dt,
                 glu_km_um,
-                _pad1,
+                sig_on,
                 pools,
             ]
         );
@@ -135,7 +135,43 @@ fn shared_structs_match_rust_layout() {
                 _pad0,
             ]
         );
-        check_struct!(&m, DrugParams, [conc0_um, slope_um_per_step, step0, _pad0]);
+        check_struct!(
+            &m,
+            DrugParams,
+            [conc0_um, slope_um_per_step, step0, ampa_block]
+        );
+        check_struct!(
+            &m,
+            SlowPop,
+            [on, _pad0, _pad1, _pad2, a_start, a_end, s_set, _pad3]
+        );
+        check_struct!(
+            &m,
+            SlowParams,
+            [
+                mode,
+                n_sub,
+                hill_n,
+                _pad0,
+                inv_interval_s,
+                adapt_rate,
+                bdnf_rate,
+                mtor_rate,
+                protein_rate,
+                hill_k_pow,
+                m_rest,
+                mtor_gain,
+                bdnf_gain,
+                growth_per_h,
+                threshold,
+                max_density,
+                loss_per_h,
+                h_hours,
+                _pad1,
+                _pad2,
+                pops,
+            ]
+        );
         check_struct!(
             &m,
             ProjParams,

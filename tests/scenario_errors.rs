@@ -1009,3 +1009,129 @@ fn docs_examples_are_valid() {
     }
     assert!(checked >= 1, "no complete example found in {path}");
 }
+
+/// `[signalling]` and `[interventions]`: bad values through `--set` on the embedded
+/// stress scenarios (and `coba` for blockers without signalling) name the field and
+/// the fix.
+#[test]
+fn signalling_and_intervention_errors_name_the_field() {
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "stress_ketamine",
+            &["signalling.populations=[\"X\"]"],
+            &["signalling.populations", "`X`"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.populations=[]"],
+            &["signalling.populations", "at least one"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.populations=[\"E\",\"E\"]"],
+            &["signalling.populations", "twice"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.hill_n=0"],
+            &["signalling.hill_n", "1 to 8"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.tau_bdnf_min=-1.0"],
+            &["signalling.tau_bdnf_min", "> 0"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.stress_density=0.0"],
+            &["signalling.stress_density", "> 0"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.step_s=600.0"],
+            &["signalling.step_s", "fifth"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.max_density=0.5"],
+            &["signalling.max_density", "set point"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.baseline=\"depressed\""],
+            &["baseline", "healthy", "chronic_stress"],
+        ),
+        (
+            "stress_ketamine",
+            &["signalling.colour=1"],
+            &["unknown field `colour`"],
+        ),
+        (
+            "stress_ketamine",
+            &["interventions.mtor_block=1.5"],
+            &["interventions.mtor_block", "[0, 1]"],
+        ),
+        (
+            "stress_ketamine",
+            &["interventions.ampa_block=-0.1"],
+            &["interventions.ampa_block", "[0, 1]"],
+        ),
+        (
+            "stress_ketamine",
+            &["interventions.bdnf_block=\"all\""],
+            &["bdnf_block", "invalid type"],
+        ),
+        (
+            "stress_ketamine",
+            &["interventions.time_min=-20.0"],
+            &["interventions.time_min", "baseline"],
+        ),
+        (
+            "stress_ketamine",
+            &["protocol.mode=\"continuous\"", "duration_ms=4000.0"],
+            &["signalling", "baseline", "drug starts at 0 min"],
+        ),
+        (
+            "stress_ketamine",
+            &["protocol.window_times_min=[-10]"],
+            &["signalling", "two readouts"],
+        ),
+        (
+            "coba",
+            &["interventions.mtor_block=1.0"],
+            &["interventions", "[signalling]"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, sets, expect) in cases {
+        let src = Source::locate(Some(name)).expect("embedded scenario");
+        let v: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        match Scenario::load(&src, &v) {
+            Ok(_) => failures.push(format!("{name} --set {sets:?}: accepted")),
+            Err(e) => {
+                let msg = e.to_string();
+                let missing: Vec<&str> = expect
+                    .iter()
+                    .copied()
+                    .filter(|f| !msg.contains(f))
+                    .collect();
+                if !missing.is_empty() {
+                    failures.push(format!(
+                        "{name} --set {sets:?}: message lacks {missing:?}\n  actual: {msg}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // ampa_block alone works without [signalling], and each blocker is reachable by
+    // --set on the stress scenario.
+    let coba = Source::locate(Some("coba")).unwrap();
+    Scenario::load(&coba, &["interventions.ampa_block=0.5".to_string()])
+        .expect("ampa_block on coba");
+    let sk = Source::locate(Some("stress_ketamine")).unwrap();
+    for b in ["mtor_block", "ampa_block", "bdnf_block"] {
+        let s = Scenario::load(&sk, &[format!("interventions.{b}=1.0")]).expect(b);
+        assert!(s.interventions.any());
+    }
+}

@@ -6,6 +6,7 @@ mod neuron_update;
 mod propagate;
 mod reduce_stats;
 pub mod simd;
+pub mod slow;
 
 pub use neuron_update::{
     blocks, finish_spikes, for_each_block, has_nmda_pool, neuron_update, update_block,
@@ -20,7 +21,9 @@ use rayon::prelude::*;
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, DrugParams, IsiStat, ParamsBlock, GLU_SCALE, RULE_TABLE};
+use crate::model::layout::{
+    Ctrl, DrugParams, IsiStat, ParamsBlock, SlowParams, GLU_SCALE, RULE_TABLE, SLOW_SUMS_PER_POP,
+};
 use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
 
@@ -61,6 +64,10 @@ pub struct Buffers {
     pub glu_state: Vec<f32>,
     /// Extracellular glutamate per step and population (µM).
     pub glu_trace: Vec<f32>,
+    /// Slow signalling per neuron: `[synapse density, accumulated local AMPA (nS)]`.
+    pub sig_nrn: Vec<[f32; 2]>,
+    /// Slow signalling state per neuron: `[reference, BDNF, mTOR, protein]`.
+    pub slow_state: Vec<[f32; 4]>,
 }
 
 /// Most memory the CPU backend spends on caching procedural connectivity as tables
@@ -207,6 +214,8 @@ impl CpuBackend {
             glu_release: vec![0; (sim.count_capacity * sim.n_pop) as usize],
             glu_state: net.initial_glutamate(),
             glu_trace: vec![0.0; (sim.count_capacity * sim.n_pop) as usize],
+            sig_nrn: st.sig_nrn,
+            slow_state: vec![[0.0; 4]; n],
         };
         let pool = match threads {
             Some(k) => Some(Arc::new(
@@ -283,6 +292,7 @@ impl CpuBackend {
             recips: &self.recips,
             step,
             conc_um: self.drug.conc_at(step),
+            ampa_block: self.drug.ampa_block,
             sample,
         };
         let n_pop = sim.n_pop as usize;
@@ -352,6 +362,7 @@ impl CpuBackend {
                     &mut self.buf,
                     &mut self.ctrl,
                     conc,
+                    self.drug.ampa_block,
                 );
             }
         }
@@ -553,6 +564,7 @@ impl Backend for CpuBackend {
             pools: self.buf.pools.clone(),
             isi: self.buf.isi.clone(),
             glu_r: self.buf.glu_r.clone(),
+            sig_nrn: self.buf.sig_nrn.clone(),
         })
     }
 
@@ -568,5 +580,30 @@ impl Backend for CpuBackend {
             dst.copy_from_slice(src);
         }
         Ok(())
+    }
+
+    fn signal_sum(&mut self, slow: &SlowParams) -> Result<Vec<u64>> {
+        let mut sums = vec![0; self.params.sim.n_pop as usize * SLOW_SUMS_PER_POP];
+        let (prm, sig) = (&self.params, &mut self.buf.sig_nrn);
+        match &self.pool {
+            Some(pool) => pool.install(|| slow::signal_sum(prm, slow, sig, &mut sums)),
+            None => slow::signal_sum(prm, slow, sig, &mut sums),
+        }
+        Ok(sums)
+    }
+
+    fn slow_update(&mut self, slow: &SlowParams) -> Result<Vec<u64>> {
+        let mut sums = vec![0; self.params.sim.n_pop as usize * SLOW_SUMS_PER_POP];
+        let (prm, b) = (&self.params, &mut self.buf);
+        let (sig, st) = (&mut b.sig_nrn, &mut b.slow_state);
+        match &self.pool {
+            Some(pool) => pool.install(|| slow::slow_update(prm, slow, sig, st, &mut sums)),
+            None => slow::slow_update(prm, slow, sig, st, &mut sums),
+        }
+        Ok(sums)
+    }
+
+    fn slow_state(&mut self) -> Result<crate::backend::SlowState> {
+        Ok((self.buf.sig_nrn.clone(), self.buf.slow_state.clone()))
     }
 }

@@ -28,6 +28,10 @@ use crate::rng::{poisson_inversion, threefry2x32, uniform01};
 /// Poisson drive) are added before V is advanced; conductances then decay by their
 /// per-step factors and each NMDA pool's C/O/B/T fractions take one exact split step
 /// (`ketamine::pool_step`) with this step's drive x, the pre-step V and `conc_um`.
+/// In a signalling population the local AMPA input per synapse is accumulated and the
+/// recurrent AMPA and NMDA input scaled by the neuron's synapse density; every AMPA
+/// increment is scaled by `1 - ampa_block`.
+#[allow(clippy::too_many_arguments, reason = "the shader's bindings")]
 pub fn neuron_update(
     i: u32,
     pop: u32,
@@ -36,6 +40,7 @@ pub fn neuron_update(
     b: &mut Buffers,
     ctrl: &mut Ctrl,
     conc_um: f32,
+    ampa_block: f32,
 ) {
     let sim = &prm.sim;
     let p = &prm.pops[pop as usize];
@@ -49,9 +54,21 @@ pub fn neuron_update(
     b.ring[0][idx] = 0;
     b.ring[1][idx] = 0;
     b.ring[2][idx] = 0;
-    let mut ga = b.g_ampa[iu] + in_a as f32 * sim.inv_scale[0];
+    let ampa_gain = 1.0 - ampa_block;
+    let mut in_af = in_a as f32 * sim.inv_scale[0];
+    let mut in_nf = in_n as f32 * sim.inv_scale[2];
+    if p.sig_on != 0 {
+        // The activation signal is the input per synapse (before the density scaling).
+        let sg = &mut b.sig_nrn[iu];
+        if in_a != 0 {
+            sg[1] += in_af * ampa_gain;
+        }
+        in_af *= sg[0];
+        in_nf *= sg[0];
+    }
+    let mut ga = b.g_ampa[iu] + in_af * ampa_gain;
     let mut gg = b.g_gaba[iu] + in_g as f32 * sim.inv_scale[1];
-    let mut x = b.x_nmda[iu] + in_n as f32 * sim.inv_scale[2];
+    let mut x = b.x_nmda[iu] + in_nf;
     for d in 0..p.n_drives {
         let dp = &prm.drives[(p.drive_start + d) as usize];
         let r = threefry2x32(
@@ -62,7 +79,7 @@ pub fn neuron_update(
         if k > 0 {
             let add = k as f32 * dp.weight;
             if dp.receptor == 0 {
-                ga += add;
+                ga += add * ampa_gain;
             } else if dp.receptor == 1 {
                 gg += add;
             } else {
@@ -186,6 +203,7 @@ pub struct Block<'a> {
     g_gaba: &'a mut [f32],
     x_nmda: &'a mut [f32],
     pools: [&'a mut [[f32; 4]]; 2],
+    sig: &'a mut [[f32; 2]],
     ga: &'a mut [f32],
     gg: &'a mut [f32],
     x: &'a mut [f32],
@@ -231,6 +249,7 @@ impl<'a> Block<'a> {
             g_gaba: cut(&mut self.g_gaba, n),
             x_nmda: cut(&mut self.x_nmda, n),
             pools: [cut(p0, n), cut(p1, n)],
+            sig: cut(&mut self.sig, n),
             ga: cut(&mut self.ga, n),
             gg: cut(&mut self.gg, n),
             x: cut(&mut self.x, n),
@@ -291,6 +310,7 @@ pub fn for_each_block<'a>(
         g_gaba: &mut b.g_gaba[..],
         x_nmda: &mut b.x_nmda[..],
         pools: [&mut p0[..], &mut p1[..]],
+        sig: &mut b.sig_nrn[..],
         ga: &mut sc.ga[..],
         gg: &mut sc.gg[..],
         x: &mut sc.x[..],
@@ -338,6 +358,8 @@ pub struct StepInput<'a> {
     pub step: u32,
     /// Free ketamine at the receptors in this step (µM).
     pub conc_um: f32,
+    /// Fraction of AMPA conductance blocked in this step (`interventions.ampa_block`).
+    pub ampa_block: f32,
     /// Whether this step ends with a sample (the block then returns its sums).
     pub sample: bool,
 }
@@ -379,6 +401,7 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
         g_gaba,
         x_nmda,
         pools: [pool0, pool1],
+        sig,
         ga,
         gg,
         x,
@@ -387,24 +410,47 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
         fired,
         ..
     } = w;
+    let ampa_gain = 1.0 - si.ampa_block;
     {
         // Phase 1: arrivals.
         let (ra, rg, rn) = (&mut ra[..n], &mut rg[..n], &mut rn[..n]);
         let (sa, sg, sn) = (sim.inv_scale[0], sim.inv_scale[1], sim.inv_scale[2]);
         let (ga0, gg0, x0) = (&g_ampa[..n], &g_gaba[..n], &x_nmda[..n]);
         let (ga, gg, x) = (&mut ga[..n], &mut gg[..n], &mut x[..n]);
-        for j in 0..n {
-            ga[j] = ga0[j] + ra[j] as f32 * sa;
-            gg[j] = gg0[j] + rg[j] as f32 * sg;
-            ra[j] = 0;
-            rg[j] = 0;
-        }
-        // Without an NMDA pool nothing can target NMDA here (the scenario check
-        // forbids it), so the NMDA ring entries, x and s stay exactly 0: skip them.
-        if pool {
+        if p.sig_on != 0 {
+            // The local AMPA input per synapse is accumulated (adding 0.0 where
+            // nothing arrived leaves the sum's bits as the shader's skipped write
+            // does); synapse density scales the recurrent input.
+            let sig = &mut sig[..n];
             for j in 0..n {
-                x[j] = x0[j] + rn[j] as f32 * sn;
-                rn[j] = 0;
+                let raw = ra[j] as f32 * sa;
+                sig[j][1] += raw * ampa_gain;
+                let in_af = raw * sig[j][0];
+                ga[j] = ga0[j] + in_af * ampa_gain;
+                gg[j] = gg0[j] + rg[j] as f32 * sg;
+                ra[j] = 0;
+                rg[j] = 0;
+            }
+            if pool {
+                for j in 0..n {
+                    x[j] = x0[j] + rn[j] as f32 * sn * sig[j][0];
+                    rn[j] = 0;
+                }
+            }
+        } else {
+            for j in 0..n {
+                ga[j] = ga0[j] + ra[j] as f32 * sa * ampa_gain;
+                gg[j] = gg0[j] + rg[j] as f32 * sg;
+                ra[j] = 0;
+                rg[j] = 0;
+            }
+            // Without an NMDA pool nothing can target NMDA here (the scenario check
+            // forbids it), so the NMDA ring entries, x and s stay exactly 0: skip them.
+            if pool {
+                for j in 0..n {
+                    x[j] = x0[j] + rn[j] as f32 * sn;
+                    rn[j] = 0;
+                }
             }
         }
     }
@@ -432,14 +478,14 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
                 }
             }
         }
-        let target = match dp.receptor {
-            0 => &mut ga[..n],
-            1 => &mut gg[..n],
-            _ => &mut x[..n],
+        let (target, gain) = match dp.receptor {
+            0 => (&mut ga[..n], ampa_gain),
+            1 => (&mut gg[..n], 1.0),
+            _ => (&mut x[..n], 1.0),
         };
         let w = dp.weight;
         for (g, &c) in target.iter_mut().zip(cnt.iter()) {
-            *g = if c > 0 { *g + c as f32 * w } else { *g };
+            *g = if c > 0 { *g + c as f32 * w * gain } else { *g };
         }
     }
     // Phase 3: membrane and synapses.
@@ -484,6 +530,7 @@ pub fn update_population(
         recips,
         step: ctrl.step,
         conc_um,
+        ampa_block: 0.0,
         sample: false,
     };
     for_each_block(prm, b, sc, ctrl.step, SEQ_BLOCK, |blk| {

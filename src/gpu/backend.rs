@@ -4,13 +4,14 @@
 
 use std::sync::mpsc;
 
+use bytemuck::Zeroable;
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 use super::shaders::{self, Kernel};
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, DrugParams, IsiStat};
+use crate::model::layout::{Ctrl, DrugParams, IsiStat, SlowParams, SLOW_SUMS_PER_POP};
 use crate::model::limits::{
     MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
 };
@@ -41,6 +42,15 @@ struct Buffers {
     rec: wgpu::Buffer,
     table_rows: wgpu::Buffer,
     table_cols: wgpu::Buffer,
+    /// Slow signalling per neuron: (density, accumulated local AMPA input); 8 bytes
+    /// when the network has no signalling population.
+    sig_nrn: wgpu::Buffer,
+    /// Slow signalling state per neuron (reference, BDNF, mTOR, protein).
+    slow_state: wgpu::Buffer,
+    /// `SlowParams` of the current slow call.
+    slow_params: wgpu::Buffer,
+    /// Population sums of the slow kernels (u64 as lo/hi u32).
+    slow_sums: wgpu::Buffer,
     /// Read-back copies of pop_counts, samples, ctrl, glu_release and glu_trace,
     /// mapped once per batch.
     staging: [wgpu::Buffer; 5],
@@ -63,6 +73,8 @@ pub struct GpuBackend {
     reduce: Pipeline,
     prepare: Pipeline,
     propagate: Pipeline,
+    /// `signal_sum` and `slow_update`, when the network has signalling populations.
+    slow: Option<(Pipeline, Pipeline)>,
     grid: (u32, u32),
     timing: Option<KernelTiming>,
 }
@@ -266,6 +278,28 @@ impl GpuBackend {
             rec: zero_buffer(device, "spike_record", 8 * sim.rec_capacity as u64),
             table_rows: init_buffer(device, "table_rows", bytemuck::cast_slice(rows), STORAGE),
             table_cols: init_buffer(device, "table_cols", bytemuck::cast_slice(cols), STORAGE),
+            sig_nrn: if net.has_signalling() {
+                init_buffer(
+                    device,
+                    "sig_nrn",
+                    bytemuck::cast_slice(&st.sig_nrn),
+                    STORAGE,
+                )
+            } else {
+                zero_buffer(device, "sig_nrn", 8)
+            },
+            slow_state: zero_buffer(
+                device,
+                "slow_state",
+                if net.has_signalling() { 16 * n } else { 16 },
+            ),
+            slow_params: init_buffer(
+                device,
+                "slow_params",
+                bytemuck::bytes_of(&SlowParams::zeroed()),
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            ),
+            slow_sums: zero_buffer(device, "slow_sums", slow_sums_bytes(sim.n_pop)),
             staging: [
                 staging(
                     device,
@@ -314,8 +348,29 @@ impl GpuBackend {
                 &b.drug,
                 &b.glu_r,
                 &b.glu_release,
+                &b.sig_nrn,
             ],
         );
+        let slow = net.has_signalling().then(|| {
+            (
+                pipeline(
+                    device,
+                    &shaders::SIGNAL_SUM,
+                    &[&b.params, &b.slow_params, &b.sig_nrn, &b.slow_sums],
+                ),
+                pipeline(
+                    device,
+                    &shaders::SLOW_UPDATE,
+                    &[
+                        &b.params,
+                        &b.slow_params,
+                        &b.sig_nrn,
+                        &b.slow_state,
+                        &b.slow_sums,
+                    ],
+                ),
+            )
+        });
         let reduce = pipeline(
             device,
             &shaders::REDUCE_STATS,
@@ -380,6 +435,7 @@ impl GpuBackend {
             reduce,
             prepare,
             propagate,
+            slow,
             ctx,
             timing: None,
         })
@@ -508,6 +564,52 @@ impl GpuBackend {
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.ctx.queue.submit([enc.finish()]);
         map_read(device, &staging)
+    }
+}
+
+/// Bytes of the slow kernels' population sums.
+fn slow_sums_bytes(n_pop: u32) -> u64 {
+    8 * (n_pop as usize * SLOW_SUMS_PER_POP) as u64
+}
+
+impl GpuBackend {
+    /// Run one of the slow kernels (0 `signal_sum`, 1 `slow_update`) over every
+    /// neuron with `slow`, and read back the population sums it wrote.
+    fn run_slow(&mut self, which: usize, slow: &SlowParams) -> Result<Vec<u64>> {
+        let Some(pipes) = &self.slow else {
+            return Err(Error::Internal(
+                "the slow signalling kernels were called on a network without [signalling]".into(),
+            ));
+        };
+        let p = if which == 0 { &pipes.0 } else { &pipes.1 };
+        let device = &self.ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        self.ctx
+            .queue
+            .write_buffer(&self.buf.slow_params, 0, bytemuck::bytes_of(slow));
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("slow"),
+        });
+        enc.clear_buffer(&self.buf.slow_sums, 0, None);
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("slow"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&p.pipeline);
+            pass.set_bind_group(0, &p.bind_group, &[]);
+            pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        let bytes = self.read(&self.buf.slow_sums, slow_sums_bytes(self.n_pop))?;
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("slow signalling kernel failed: {e}")));
+        }
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(words
+            .chunks_exact(2)
+            .map(|w| w[0] as u64 | ((w[1] as u64) << 32))
+            .collect())
     }
 }
 
@@ -796,6 +898,11 @@ impl Backend for GpuBackend {
             ],
             isi: bytemuck::pod_collect_to_vec(&self.read(&self.buf.isi, 16 * self.net_n as u64)?),
             glu_r: f(&self.buf.glu_r)?,
+            sig_nrn: if self.slow.is_some() {
+                bytemuck::pod_collect_to_vec(&self.read(&self.buf.sig_nrn, 2 * n)?)
+            } else {
+                vec![[1.0, 0.0]; self.net_n as usize]
+            },
         })
     }
 
@@ -813,5 +920,25 @@ impl Backend for GpuBackend {
                 .write_buffer(buf, 0, bytemuck::cast_slice(src));
         }
         Ok(())
+    }
+
+    fn signal_sum(&mut self, slow: &SlowParams) -> Result<Vec<u64>> {
+        self.run_slow(0, slow)
+    }
+
+    fn slow_update(&mut self, slow: &SlowParams) -> Result<Vec<u64>> {
+        self.run_slow(1, slow)
+    }
+
+    fn slow_state(&mut self) -> Result<crate::backend::SlowState> {
+        if self.slow.is_none() {
+            let n = self.net_n as usize;
+            return Ok((vec![[1.0, 0.0]; n], vec![[0.0; 4]; n]));
+        }
+        let n = self.net_n as u64;
+        Ok((
+            bytemuck::pod_collect_to_vec(&self.read(&self.buf.sig_nrn, 8 * n)?),
+            bytemuck::pod_collect_to_vec(&self.read(&self.buf.slow_state, 16 * n)?),
+        ))
     }
 }

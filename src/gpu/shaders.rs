@@ -1,7 +1,10 @@
 //! WGSL sources: a header generated from the Rust constants (so nothing is typed
 //! twice), then `shaders/common.wgsl`, then one kernel file.
 
-use crate::model::layout::{RULE_OUTDEGREE, RULE_PROBABILITY, RULE_TABLE};
+use crate::model::layout::{
+    RULE_OUTDEGREE, RULE_PROBABILITY, RULE_TABLE, SIG_SCALE, SLOW_SCALE, SLOW_SIGNAL, SLOW_STATE,
+    SLOW_SUMS_PER_POP,
+};
 use crate::model::limits::*;
 use crate::model::MG_SLOPE_PER_MV;
 use crate::rng;
@@ -39,8 +42,29 @@ pub const PROPAGATE: Kernel = Kernel {
     body: include_str!("../../shaders/propagate.wgsl"),
 };
 
-/// Every kernel, in dispatch order.
-pub const KERNELS: [Kernel; 4] = [NEURON_UPDATE, REDUCE_STATS, PREPARE, PROPAGATE];
+/// AMPA-activation signal sums (`shaders/signal_sum.wgsl`), once per readout.
+pub const SIGNAL_SUM: Kernel = Kernel {
+    name: "signal_sum",
+    body: include_str!("../../shaders/signal_sum.wgsl"),
+};
+/// Slow signalling state (`shaders/slow_update.wgsl`), once per readout.
+pub const SLOW_UPDATE: Kernel = Kernel {
+    name: "slow_update",
+    body: include_str!("../../shaders/slow_update.wgsl"),
+};
+
+/// The per-step kernels, in dispatch order.
+pub const STEP_KERNELS: [Kernel; 4] = [NEURON_UPDATE, REDUCE_STATS, PREPARE, PROPAGATE];
+
+/// Every kernel: the per-step ones, then the slow signalling ones.
+pub const KERNELS: [Kernel; 6] = [
+    NEURON_UPDATE,
+    REDUCE_STATS,
+    PREPARE,
+    PROPAGATE,
+    SIGNAL_SUM,
+    SLOW_UPDATE,
+];
 
 /// An f32 as an exact WGSL hexadecimal float literal (`0x1.8p-3f`).
 pub fn hex_f32(x: f32) -> String {
@@ -93,6 +117,9 @@ pub fn header() -> String {
         ("STREAM_CONN", rng::STREAM_CONN),
         ("KS_PARITY", rng::KS_PARITY),
         ("POISSON_MAX_K", rng::POISSON_MAX_K),
+        ("SLOW_SUMS_PER_POP", SLOW_SUMS_PER_POP as u32),
+        ("SLOW_SIGNAL", SLOW_SIGNAL as u32),
+        ("SLOW_STATE", SLOW_STATE as u32),
     ] {
         h.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }
@@ -108,6 +135,9 @@ pub fn header() -> String {
         ("GLU_SCALE", crate::model::layout::GLU_SCALE),
         ("KD_REF_MV", crate::model::ketamine::KD_REF_MV),
         ("EXPM1_SERIES_MAX", rng::EXPM1_SERIES_MAX),
+        ("FIXED_U32_MAX", rng::FIXED_U32_MAX),
+        ("SIG_SCALE", SIG_SCALE),
+        ("SLOW_SCALE", SLOW_SCALE),
     ] {
         h.push_str(&format!("const {name}: f32 = {};\n", hex_f32(v)));
     }

@@ -22,7 +22,7 @@ pub fn shape_key(net: &Network) -> String {
         serde_json::to_string(v).unwrap_or_default()
     }
     format!(
-        "dt={:?};steps={};segments={:?};bin={};scales={:?};samples={}/{}/{};drug={};pk={};protocol={};record={}/{}/{}/{}",
+        "dt={:?};steps={};segments={:?};bin={};scales={:?};samples={}/{}/{};drug={};pk={};protocol={};record={}/{}/{}/{};signalling={};interventions={}",
         s.dt_ms,
         net.steps,
         net.segments,
@@ -38,6 +38,8 @@ pub fn shape_key(net: &Network) -> String {
         s.record.sample_interval_ms,
         s.record.baseline_ms,
         s.record.glutamate_window_ms,
+        json(&s.signalling),
+        json(&s.interventions),
     )
 }
 
@@ -177,6 +179,13 @@ impl Network {
                 .spikes
                 .extend(net.scenario.record.spikes.iter().map(|n| rename(n)));
             pop_names.extend(net.pop_names.iter().map(|n| rename(n)));
+            if let (Some(all), Some(own)) = (&mut scenario.signalling, &net.scenario.signalling) {
+                if k == 0 {
+                    all.populations.clear();
+                }
+                all.populations
+                    .extend(own.populations.iter().map(|n| rename(n)));
+            }
             projections.extend(net.projections.iter().map(|i| {
                 let mut i = i.clone();
                 i.label = format!("#{k}: {}", i.label);

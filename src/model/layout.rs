@@ -120,8 +120,10 @@ pub struct PopParams {
     pub glu_vmax_dt: f32,
     /// Michaelis-Menten uptake K_m (µM).
     pub glu_km_um: f32,
-    /// Padding.
-    pub _pad1: f32,
+    /// 1 if the population carries the slow signalling state (`[signalling]`): its
+    /// recurrent AMPA and NMDA input is scaled by each neuron's synapse density and
+    /// its local AMPA input is accumulated for the AMPA-activation signal.
+    pub sig_on: u32,
     /// NMDA receptor pools (the first `n_pools` are used).
     pub pools: [PoolParams; MAX_NMDA_POOLS],
 }
@@ -138,8 +140,10 @@ pub struct DrugParams {
     pub slope_um_per_step: f32,
     /// Step of `conc0_um`.
     pub step0: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// Fraction of every AMPA conductance removed (`interventions.ampa_block`, NBQX)
+    /// during the batch: synaptic and drive increments are scaled by `1 - ampa_block`.
+    /// 0 (the default) leaves the conductances bit for bit unchanged.
+    pub ampa_block: f32,
 }
 
 impl DrugParams {
@@ -234,6 +238,97 @@ pub struct ParamsBlock {
     pub drives: [DriveParams; MAX_DRIVES],
 }
 
+/// Fixed-point scale of the per-neuron local AMPA activation (LSB per nS/s) in the
+/// population sums of the signalling readout; each neuron's value is rounded once.
+pub const SIG_SCALE: f32 = 4096.0;
+/// Fixed-point scale of the slow signalling state (LSB per unit) in its population
+/// sums.
+pub const SLOW_SCALE: f32 = 1_048_576.0;
+/// Sums per population in the signalling read-back buffer (u64 each, as lo/hi u32):
+/// [`SLOW_SIGNAL`] (local AMPA activation, nS/s, scale [`SIG_SCALE`]) and the slow
+/// state (reference, BDNF, mTOR, protein, density; scale [`SLOW_SCALE`]).
+pub const SLOW_SUMS_PER_POP: usize = 8;
+/// Index of the local AMPA activation in a population's sums.
+pub const SLOW_SIGNAL: usize = 0;
+/// Index of the first slow-state sum (reference, BDNF, mTOR, protein, density follow).
+pub const SLOW_STATE: usize = 1;
+
+/// One population's entry in [`SlowParams`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct SlowPop {
+    /// 1 if the population carries the slow state.
+    pub on: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
+    /// Mean local AMPA activation per neuron at the start of the interval (nS/s).
+    pub a_start: f32,
+    /// Mean local AMPA activation per neuron at its end (nS/s); the drive is
+    /// interpolated linearly between the two, at each substep's midpoint.
+    pub a_end: f32,
+    /// Chronic set point of the synapse density (1 healthy; `stress_density` under
+    /// chronic stress).
+    pub s_set: f32,
+    /// Padding.
+    pub _pad3: f32,
+}
+
+/// Constants of one call of the slow signalling kernels (`shaders/slow_update.wgsl`,
+/// `shaders/signal_sum.wgsl`), derived on the host in f64 and rounded once.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct SlowParams {
+    /// 0: advance the state over `n_sub` substeps; 1: capture the baseline (the
+    /// reference becomes `a_end`, BDNF and mTOR their resting level, protein 1).
+    pub mode: u32,
+    /// Substeps.
+    pub n_sub: u32,
+    /// Hill coefficient n of the AMPA-activation drive.
+    pub hill_n: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// `signal_sum`: 1 / (interval over which the accumulators were filled, s).
+    pub inv_interval_s: f32,
+    /// 1 - exp(-h / tau_adapt): adaptation of the reference per substep.
+    pub adapt_rate: f32,
+    /// 1 - exp(-h / tau_bdnf).
+    pub bdnf_rate: f32,
+    /// 1 - exp(-h / tau_mtor).
+    pub mtor_rate: f32,
+    /// 1 - exp(-h / tau_protein).
+    pub protein_rate: f32,
+    /// K^n of the Hill drive.
+    pub hill_k_pow: f32,
+    /// Resting mTOR (and BDNF) level: D(1) = 1 / (1 + K^n).
+    pub m_rest: f32,
+    /// 1 - mtor_block (rapamycin) in this interval.
+    pub mtor_gain: f32,
+    /// 1 - bdnf_block in this interval.
+    pub bdnf_gain: f32,
+    /// Growth rate constant (per hour per unit of protein above threshold).
+    pub growth_per_h: f32,
+    /// Protein excess over basal (P - 1) below which no synapses form.
+    pub threshold: f32,
+    /// Highest synapse density growth approaches.
+    pub max_density: f32,
+    /// 1 / tau_loss (per hour): return of the density to its set point.
+    pub loss_per_h: f32,
+    /// Substep length (h).
+    pub h_hours: f32,
+    /// Padding.
+    pub _pad1: f32,
+    /// Padding.
+    pub _pad2: f32,
+    /// Per population.
+    pub pops: [SlowPop; MAX_POPULATIONS],
+}
+
+const _: () = assert!(std::mem::size_of::<SlowPop>() == 32);
+const _: () = assert!(std::mem::size_of::<SlowParams>().is_multiple_of(16));
 const _: () = assert!(std::mem::size_of::<SimParams>() == 64);
 const _: () = assert!(std::mem::size_of::<PopParams>() == 176);
 const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);

@@ -84,7 +84,10 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
     let n_pop = s.populations.len() as u64;
     let sample_interval = steps_of(s.record.sample_interval_ms, s.dt_ms).max(1) as u64;
     let batch = batch_steps.max(1) as u64;
-    let buffers = vec![
+    // The slow signalling state (docs/signalling.md) is allocated only when a
+    // population carries it: 8 + 16 bytes per neuron.
+    let sig_bytes = if s.signalling.is_some() { 24 } else { 0 };
+    let mut buffers = vec![
         BufferPlan {
             name: "v",
             bytes: 4 * n,
@@ -169,11 +172,21 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
             bytes: 8 * s.record.max_spikes_per_batch.max(1) as u64,
         },
     ];
+    if sig_bytes > 0 {
+        buffers.push(BufferPlan {
+            name: "sig_nrn",
+            bytes: 8 * n,
+        });
+        buffers.push(BufferPlan {
+            name: "slow_state",
+            bytes: 16 * n,
+        });
+    }
     let total_bytes = buffers.iter().map(|b| b.bytes).sum();
     MemoryPlan {
         buffers,
         total_bytes,
-        bytes_per_neuron: BYTES_PER_NEURON_STATE + 12 * slots,
+        bytes_per_neuron: BYTES_PER_NEURON_STATE + 12 * slots + sig_bytes,
         table_synapses: table_cols,
     }
 }

@@ -48,6 +48,9 @@ pub struct NeuronState {
     pub isi: Vec<IsiStat>,
     /// Releasable fraction R of each neuron right after its last spike (1 before any).
     pub glu_r: Vec<f32>,
+    /// Slow signalling, per neuron: `[synapse density, accumulated local AMPA input
+    /// (nS)]` (density 1 and nothing accumulated outside signalling populations).
+    pub sig_nrn: Vec<[f32; 2]>,
 }
 
 /// Explicit synapse tables (CSR by presynaptic neuron), for projections that need one.
@@ -190,6 +193,9 @@ impl Network {
                 pp.glu_um_per_vesicle = f32_of(g.um_per_vesicle / p.size as f64);
                 pp.glu_vmax_dt = f32_of(g.uptake_vmax_um_per_ms * dt);
                 pp.glu_km_um = f32_of(g.uptake_km_um);
+            }
+            if let Some(sig) = &scenario.signalling {
+                pp.sig_on = u32::from(sig.populations.contains(&p.name));
             }
             pp.decay_ampa = f32_of(decay(n.tau_ampa_ms));
             pp.decay_gaba = f32_of(decay(n.tau_gaba_ms));
@@ -459,6 +465,7 @@ impl Network {
             x_nmda: vec![0.0; n],
             pools: [vec![[0.0; 4]; n], vec![[0.0; 4]; n]],
             glu_r: vec![1.0; n],
+            sig_nrn: vec![[1.0, 0.0]; n],
             isi: vec![
                 IsiStat {
                     last_step: NO_SPIKE,
@@ -487,7 +494,18 @@ impl Network {
                 }
             }
         }
+        if let Some(sig) = &self.scenario.signalling {
+            let s0 = f32_of(sig.set_point());
+            for pp in self.pops().iter().filter(|p| p.sig_on != 0) {
+                st.sig_nrn[pp.offset as usize..(pp.offset + pp.size) as usize].fill([s0, 0.0]);
+            }
+        }
         st
+    }
+
+    /// Whether any population carries the slow signalling state.
+    pub fn has_signalling(&self) -> bool {
+        self.pops().iter().any(|p| p.sig_on != 0)
     }
 
     /// Free ketamine at the receptors at the start of `step` (µM): the constant
@@ -503,6 +521,23 @@ impl Network {
                     0.0
                 } else {
                     self.scenario.drug.conc_um
+                }
+            }
+        }
+    }
+
+    /// Free ketamine at the receptors at protocol time `t_min` (µM), also between the
+    /// windows of a multiscale run: the protocol's free effect-site level, or the
+    /// constant `drug.conc_um` from `drug.start_ms` on.
+    pub fn conc_at_min(&self, t_min: f64) -> f64 {
+        match &self.pk {
+            Some(p) => p.free_brain_conc_um(t_min).max(0.0),
+            None => {
+                let d = &self.scenario.drug;
+                if t_min >= d.protocol_time_min + d.start_ms / 60_000.0 {
+                    d.conc_um
+                } else {
+                    0.0
                 }
             }
         }
@@ -539,6 +574,11 @@ impl Network {
         if self.pk.is_none() && step < start {
             n = n.min(start - step);
         }
+        if let Some(iv) = self.intervention_step() {
+            if step < iv {
+                n = n.min(iv - step);
+            }
+        }
         n.max(1) as u32
     }
 
@@ -565,7 +605,43 @@ impl Network {
             conc0_um: f32_of(c0),
             slope_um_per_step: f32_of((c1 - c0) / steps.max(1) as f64),
             step0: step as u32,
-            _pad0: 0,
+            ampa_block: f32_of(self.ampa_block_at(step)),
+        }
+    }
+
+    /// First step at which the interventions act (`interventions.time_min`, by
+    /// default the end of the baseline readouts); `None` without any.
+    pub fn intervention_step(&self) -> Option<u64> {
+        let iv = &self.scenario.interventions;
+        if !iv.any() {
+            return None;
+        }
+        match iv.time_min {
+            None => {
+                let spans = crate::protocol::window_spans(self);
+                let k = crate::protocol::reference_window(self, &spans);
+                spans.get(k).map(|w| w.1)
+            }
+            Some(t) => {
+                // The first step whose protocol time is at or after t.
+                let k = self.segments.iter().position(|s| {
+                    s.protocol_min + s.steps as f64 * self.scenario.dt_ms / 60_000.0 > t
+                })?;
+                let seg = &self.segments[k];
+                let into = ((t - seg.protocol_min) * 60_000.0 / self.scenario.dt_ms)
+                    .ceil()
+                    .max(0.0) as u64;
+                Some(seg.first_step + into.min(seg.steps))
+            }
+        }
+    }
+
+    /// Fraction of AMPA conductance blocked at `step` (`interventions.ampa_block`
+    /// from [`Network::intervention_step`] on).
+    pub fn ampa_block_at(&self, step: u64) -> f64 {
+        match self.intervention_step() {
+            Some(s) if step >= s => self.scenario.interventions.ampa_block,
+            _ => 0.0,
         }
     }
 

@@ -8,6 +8,7 @@
 pub(crate) mod checks;
 mod overrides;
 mod protocol;
+mod signalling;
 mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 pub use overrides::apply_override;
 pub use protocol::{Protocol, ProtocolMode, Segment};
+pub use signalling::{Baseline, Interventions, Signalling};
 
 /// Scenarios compiled into the binary: (name, TOML text).
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -23,6 +25,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../assets/scenarios/pfc_ketamine.toml"),
     ),
     ("coba", include_str!("../../assets/scenarios/coba.toml")),
+    (
+        "stress_ketamine",
+        include_str!("../../assets/scenarios/stress_ketamine.toml"),
+    ),
+    (
+        "stress_saline",
+        include_str!("../../assets/scenarios/stress_saline.toml"),
+    ),
 ];
 
 /// The scenario `ketasim run` uses when no file is given: the prefrontal circuit
@@ -75,6 +85,13 @@ pub struct Scenario {
     /// Continuous or multiscale simulation of the protocol (SCIENCE.md section 8).
     #[serde(default)]
     pub protocol: Protocol,
+    /// Slow AMPA -> BDNF -> mTOR -> synapse-density state (SCIENCE.md section 7);
+    /// none by default.
+    #[serde(default)]
+    pub signalling: Option<Signalling>,
+    /// Blockers given before the drug (rapamycin, NBQX, BDNF block).
+    #[serde(default)]
+    pub interventions: Interventions,
 }
 
 fn default_seed() -> u64 {
@@ -744,6 +761,34 @@ impl Scenario {
     /// Index of the population called `name`.
     pub fn population_index(&self, name: &str) -> Option<usize> {
         self.populations.iter().position(|p| p.name == name)
+    }
+
+    /// Protocol time (min) at which the baseline readouts end: the last window that
+    /// ends before the first dose in multiscale mode, the last row inside
+    /// `record.baseline_ms` in continuous mode; the first readout when there is none.
+    /// The slow signalling state takes its reference there, and the interventions act
+    /// from there by default.
+    pub fn baseline_end_min(&self) -> f64 {
+        match self.protocol.mode {
+            ProtocolMode::Multiscale => {
+                let win_min = self.protocol.window_ms / 60_000.0;
+                let first_dose = self
+                    .pharmacokinetics
+                    .as_ref()
+                    .and_then(|pk| pk.doses.iter().map(|d| d.time_min).reduce(f64::min));
+                let times = &self.protocol.window_times_min;
+                let last = match first_dose {
+                    Some(d) => times.iter().rev().find(|&&t| t + win_min <= d + 1e-12),
+                    None => None,
+                };
+                last.or(times.first()).copied().unwrap_or(0.0) + win_min
+            }
+            ProtocolMode::Continuous => {
+                let row = self.protocol.timecourse_ms.min(self.duration_ms);
+                let rows = (self.record.baseline_ms / row + 1e-9).floor().max(1.0);
+                self.drug.protocol_time_min + rows * row / 60_000.0
+            }
+        }
     }
 
     /// Total number of neurons.

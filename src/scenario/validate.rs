@@ -416,6 +416,63 @@ impl Scenario {
                 r.max_spikes_per_batch
             ));
         }
+        self.validate_signalling()
+    }
+
+    /// `[signalling]` and `[interventions]`.
+    fn validate_signalling(&self) -> Check {
+        let base_end = self.baseline_end_min();
+        self.interventions
+            .validate(self.signalling.is_some(), base_end)?;
+        let Some(sig) = &self.signalling else {
+            return Ok(());
+        };
+        sig.validate()?;
+        for (i, name) in sig.populations.iter().enumerate() {
+            if sig.populations[..i].contains(name) {
+                return Err(format!("signalling.populations: `{name}` is listed twice"));
+            }
+            if self.population_index(name).is_none() {
+                let names: Vec<&str> = self.populations.iter().map(|p| p.name.as_str()).collect();
+                return Err(format!(
+                    "signalling.populations: no population named `{name}` (populations: {})",
+                    names.join(", ")
+                ));
+            }
+            if !self
+                .projections
+                .iter()
+                .any(|p| &p.post == name && p.receptor == Receptor::Ampa)
+            {
+                return Err(format!(
+                    "signalling.populations: `{name}` receives no AMPA projection, so it has no local AMPA activation to drive the slow state; add one (e.g. a recurrent E -> E AMPA projection) or remove `{name}`"
+                ));
+            }
+        }
+        // The baseline readouts are what the slow state is referred to: no drug.
+        let first_dose = match &self.pharmacokinetics {
+            Some(pk) => pk.doses.iter().map(|d| d.time_min).reduce(f64::min),
+            None if self.drug.conc_um > 0.0 => {
+                Some(self.drug.protocol_time_min + self.drug.start_ms / 60_000.0)
+            }
+            None => None,
+        };
+        if let Some(d) = first_dose {
+            if d < base_end - 1e-9 {
+                return Err(format!(
+                    "signalling: the baseline readouts (ending at {base_end} min) are the drug-free reference of the slow state, but the drug starts at {d} min; start the drug after them (drug.start_ms, the doses' time_min) or end the baseline earlier (record.baseline_ms, protocol.timecourse_ms / window_ms)"
+                ));
+            }
+        }
+        let spans = match self.protocol.mode {
+            ProtocolMode::Multiscale => self.protocol.window_times_min.len(),
+            ProtocolMode::Continuous => {
+                (self.duration_ms / self.protocol.timecourse_ms).ceil() as usize
+            }
+        };
+        if spans < 2 {
+            return Err("signalling: needs at least two readouts (the baseline and one after it); add window times or lengthen the run".into());
+        }
         Ok(())
     }
 }
