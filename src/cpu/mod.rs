@@ -22,7 +22,15 @@ use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
 use crate::model::layout::{Ctrl, DrugParams, IsiStat, ParamsBlock, GLU_SCALE, RULE_TABLE};
 use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
+use crate::model::connectivity::{has_random_synapses, synapse_draw};
 use crate::model::{Network, NeuronState};
+
+/// Whether any projection of `params` draws per-synapse weights or delays.
+fn params_draw(params: &ParamsBlock) -> bool {
+    params.projs[..params.sim.n_proj as usize]
+        .iter()
+        .any(has_random_synapses)
+}
 
 /// Host copies of the device buffers, same names and layout as the GPU backend's.
 #[derive(Debug, Clone)]
@@ -49,6 +57,12 @@ pub struct Buffers {
     pub table_rows: Vec<u32>,
     /// CSR postsynaptic indices.
     pub table_cols: Vec<u32>,
+    /// Per-synapse fixed-point weights beside `table_cols` (empty unless some
+    /// projection draws its weights or delays: `connectivity::synapse_draw`, drawn
+    /// once when the table is made instead of at every spike).
+    pub table_w: Vec<i32>,
+    /// Per-synapse delays (steps) beside `table_cols` (empty likewise).
+    pub table_d: Vec<u32>,
     /// Per-step population spike counts of the batch.
     pub pop_counts: Vec<u32>,
     /// Spike record: (step, neuron) pairs.
@@ -188,7 +202,32 @@ impl CpuBackend {
         let mut params = net.params;
         let mut table_rows = net.tables.rows.clone();
         let mut table_cols = net.tables.cols.clone();
-        cache_procedural(&mut params, net, &mut table_rows, &mut table_cols);
+        let mut table_w = Vec::new();
+        let mut table_d = Vec::new();
+        let projs = &params.projs[..sim.n_proj as usize];
+        if projs.iter().any(has_random_synapses) {
+            table_w = vec![0; table_cols.len()];
+            table_d = vec![0; table_cols.len()];
+            for pr in projs.iter().filter(|pr| pr.rule == RULE_TABLE) {
+                for pre in 0..pr.pre_size {
+                    let row = (pr.table_base + pre) as usize;
+                    let (start, end) = (table_rows[row] as usize, table_rows[row + 1] as usize);
+                    for idx in start..end {
+                        let (w, d) = synapse_draw(pr, pre, (idx - start) as u32, sim.ring_slots);
+                        table_w[idx] = w;
+                        table_d[idx] = d;
+                    }
+                }
+            }
+        }
+        cache_procedural(
+            &mut params,
+            net,
+            &mut table_rows,
+            &mut table_cols,
+            &mut table_w,
+            &mut table_d,
+        );
         let buf = Buffers {
             v: st.v,
             refrac: st.refrac,
@@ -201,6 +240,8 @@ impl CpuBackend {
             spikes: vec![0; n],
             table_rows,
             table_cols,
+            table_w,
+            table_d,
             pop_counts: vec![0; (sim.count_capacity * sim.n_pop) as usize],
             rec: vec![0; 2 * sim.rec_capacity as usize],
             glu_r: st.glu_r,
@@ -445,18 +486,28 @@ pub fn glutamate_step(prm: &ParamsBlock, b: &mut Buffers, step: u32) {
 /// `CONNECTIVITY_CACHE_BYTES`) and switch the CPU copy of their parameters to the
 /// table path. The synapses are exactly those the shader regenerates per spike, and
 /// integer accumulation makes their order irrelevant, so results stay identical.
+/// Where `w`/`d` are in use (some projection draws per-synapse weights or delays),
+/// each cached synapse's weight and delay are drawn here, keyed as the shader keys
+/// them.
 fn cache_procedural(
     params: &mut ParamsBlock,
     net: &Network,
     rows: &mut Vec<u32>,
     cols: &mut Vec<u32>,
+    w: &mut Vec<i32>,
+    d: &mut Vec<u32>,
 ) {
-    let mut budget = CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * (rows.len() + cols.len()));
+    let draws = params_draw(params);
+    let per_syn = if draws { 12 } else { 4 };
+    let mut budget =
+        CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * rows.len() + per_syn * cols.len());
+    let ring_slots = params.sim.ring_slots;
     for (pr, info) in params.projs[..params.sim.n_proj as usize]
         .iter_mut()
         .zip(&net.projections)
     {
-        let need = 4 * (info.synapses * 1.05 + pr.pre_size as f64 + 1.0) as usize;
+        let need = (per_syn as f64 * info.synapses * 1.05 + 4.0 * (pr.pre_size as f64 + 1.0))
+            as usize;
         if pr.rule == RULE_TABLE || need > budget {
             continue;
         }
@@ -465,7 +516,14 @@ fn cache_procedural(
         for pre in 0..pr.pre_size {
             rows.push(cols.len() as u32);
             for tid in 0..PROC_SPLIT {
-                crate::model::connectivity::for_each_target(pr, pre, tid, |t| cols.push(t));
+                crate::model::connectivity::for_each_synapse(pr, pre, tid, |t, id| {
+                    cols.push(t);
+                    if draws {
+                        let (wq, dq) = synapse_draw(pr, pre, id, ring_slots);
+                        w.push(wq);
+                        d.push(dq);
+                    }
+                });
             }
         }
         rows.push(cols.len() as u32);
