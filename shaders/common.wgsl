@@ -316,8 +316,8 @@ fn has_random_synapses(pr: ProjParams) -> bool {
 fn synapse_draw(pr: ProjParams, pre_local: u32, id: u32) -> vec2<u32> {
     var w = pr.weight_fixed;
     var d = pr.delay_steps;
-    var w_done = !(pr.w_sd_fixed > 0.0);
-    var d_done = !(pr.d_sd_steps > 0.0);
+    var w_done = pr.w_sd_fixed <= 0.0;
+    var d_done = pr.d_sd_steps <= 0.0;
     if (!w_done) {
         w = 0;
     }

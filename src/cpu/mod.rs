@@ -20,9 +20,9 @@ use rayon::prelude::*;
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
+use crate::model::connectivity::{has_random_synapses, synapse_draw};
 use crate::model::layout::{Ctrl, DrugParams, IsiStat, ParamsBlock, GLU_SCALE, RULE_TABLE};
 use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
-use crate::model::connectivity::{has_random_synapses, synapse_draw};
 use crate::model::{Network, NeuronState};
 
 /// Whether any projection of `params` draws per-synapse weights or delays.
@@ -499,15 +499,14 @@ fn cache_procedural(
 ) {
     let draws = params_draw(params);
     let per_syn = if draws { 12 } else { 4 };
-    let mut budget =
-        CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * rows.len() + per_syn * cols.len());
+    let mut budget = CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * rows.len() + per_syn * cols.len());
     let ring_slots = params.sim.ring_slots;
     for (pr, info) in params.projs[..params.sim.n_proj as usize]
         .iter_mut()
         .zip(&net.projections)
     {
-        let need = (per_syn as f64 * info.synapses * 1.05 + 4.0 * (pr.pre_size as f64 + 1.0))
-            as usize;
+        let need =
+            (per_syn as f64 * info.synapses * 1.05 + 4.0 * (pr.pre_size as f64 + 1.0)) as usize;
         if pr.rule == RULE_TABLE || need > budget {
             continue;
         }

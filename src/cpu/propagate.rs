@@ -134,7 +134,7 @@ fn propagate_atomic(
         let pre_local = pre - pr.pre_offset;
         let slot = (ctrl.prop_step + pr.delay_steps) % sim.ring_slots;
         let base = (slot * sim.n_total + pr.post_offset) as usize;
-        let full = &rings[pr.receptor as usize][..];
+        let full = rings[pr.receptor as usize];
         let ring = &full[base..];
         let w = pr.weight_fixed;
         let n_total = sim.n_total as usize;

@@ -68,8 +68,8 @@ pub fn has_random_synapses(proj: &ProjParams) -> bool {
 pub fn synapse_draw(proj: &ProjParams, pre_local: u32, id: u32, ring_slots: u32) -> (i32, u32) {
     let mut w = proj.weight_fixed;
     let mut d = proj.delay_steps;
-    let mut w_done = !(proj.w_sd_fixed > 0.0);
-    let mut d_done = !(proj.d_sd_steps > 0.0);
+    let mut w_done = proj.w_sd_fixed <= 0.0;
+    let mut d_done = proj.d_sd_steps <= 0.0;
     if !w_done {
         w = 0;
     }

@@ -227,7 +227,7 @@ impl Scenario {
                             positive(&format!("{f}.neuron.{name}"), t)?;
                         }
                     }
-                    if !(n.g_l_nS > 0.0) {
+                    if n.g_l_nS <= 0.0 {
                         return Err(format!(
                             "{f}.neuron.g_l_nS: current-based populations need a leak (tau_m = c_pF / g_l_nS), > 0 (got {})",
                             n.g_l_nS
