@@ -4,7 +4,7 @@
 //! published full-scale rates, on the CPU backend. docs/microcircuit.md has the
 //! full-scale measurement.
 
-use ketasim::bench::scale_scenario;
+use ketasim::bench::{scale_indegrees, scale_scenario};
 use ketasim::run::{run, BackendChoice, RunOptions};
 use ketasim::scenario::{Scenario, Source};
 
@@ -50,8 +50,15 @@ fn scenario_has_the_published_structure() {
 
 /// Downscaled to `n` neurons with the in-degrees kept, `duration_ms` of which the
 /// first `warmup_ms` are discarded; rates on the CPU backend.
-pub fn downscaled_rates(n: u64, duration_ms: f64, warmup_ms: f64, seed: u64) -> Vec<f64> {
-    let mut s = scale_scenario(&microcircuit(), n).expect("scales");
+pub fn downscaled_rates(
+    n: u64,
+    k_scaling: f64,
+    duration_ms: f64,
+    warmup_ms: f64,
+    seed: u64,
+) -> Vec<f64> {
+    let k = scale_indegrees(&microcircuit(), k_scaling, &PUBLISHED_HZ).expect("K-scales");
+    let mut s = scale_scenario(&k, n).expect("scales");
     s.duration_ms = duration_ms;
     s.seed = seed;
     s.record.sample_interval_ms = 10.0;
@@ -63,12 +70,56 @@ pub fn downscaled_rates(n: u64, duration_ms: f64, warmup_ms: f64, seed: u64) -> 
     rates_after(&res, s.dt_ms, warmup_ms)
 }
 
+/// Relative tolerance of each downscaled rate against the published full-scale one.
+/// The N = K = 0.1 network (the reference implementation's default laptop
+/// configuration) is not the full-scale one: it measures -6% to -16% in seven
+/// populations and -36% in L6E (0.70 vs 1.1 Hz); the full-scale network is within 20%
+/// everywhere (docs/microcircuit.md, measured with the release binary).
+const REL_TOL: f64 = 0.4;
+/// Tolerance of the mean relative deviation over the eight populations.
+const MEAN_REL_TOL: f64 = 0.2;
+
+/// The reference's default downscaling (N_scaling = K_scaling = 0.1: 7717 neurons,
+/// in-degrees x 0.1 with weights x sqrt(10) and the lost mean input as DC): 1.5 s,
+/// rates over the last 1 s (the reference's t_presim 500 ms, t_sim 1000 ms).
 #[test]
 fn downscaled_rates_match_published() {
     let n: u64 = std::env::var("KETASIM_MC_NEURONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7717);
-    let rates = downscaled_rates(n, 1500.0, 500.0, 55);
-    eprintln!("n = {n}: {rates:?}");
+    let k: f64 = std::env::var("KETASIM_MC_K")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.1);
+    let t0 = std::time::Instant::now();
+    let rates = downscaled_rates(n, k, 1500.0, 500.0, 55);
+    eprintln!("n = {n} k = {k}: {rates:?} in {:?}", t0.elapsed());
+    let mut mean_dev = 0.0;
+    for (i, (&r, &p)) in rates.iter().zip(&PUBLISHED_HZ).enumerate() {
+        let dev = (r - p).abs() / p;
+        mean_dev += dev / 8.0;
+        assert!(
+            dev <= REL_TOL,
+            "population {i}: {r:.3} Hz against the published {p} Hz ({:.0}%)",
+            100.0 * dev
+        );
+    }
+    assert!(
+        mean_dev <= MEAN_REL_TOL,
+        "mean deviation {:.0}% ({rates:?})",
+        100.0 * mean_dev
+    );
+    // The layer structure of PD14: L2/3E and L6E fire least (about 1 Hz), L5E most
+    // among the excitatory populations, every inhibitory population above its
+    // excitatory partner.
+    let [l23e, l23i, l4e, l4i, l5e, l5i, l6e, l6i] = rates[..] else {
+        panic!("eight populations")
+    };
+    assert!(l23e < 1.5 && l6e < 1.5, "{rates:?}");
+    assert!(l5e > l4e && l4e > l23e && l4e > l6e, "{rates:?}");
+    assert!(
+        l23i > l23e && l4i > l4e && l5i > l5e && l6i > l6e,
+        "{rates:?}"
+    );
 }
