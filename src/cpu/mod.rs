@@ -81,6 +81,27 @@ pub struct Buffers {
 /// (the same synapses, generated once instead of at every spike).
 pub const CONNECTIVITY_CACHE_BYTES: usize = 256 << 20;
 
+/// Environment variable that raises (or lowers) the connectivity cache from
+/// [`CONNECTIVITY_CACHE_BYTES`]: a whole number of MiB. The full-scale microcircuit
+/// (3e8 synapses with drawn weights and delays, 12 bytes each) needs about 3600.
+/// Results do not depend on it, only speed and memory.
+pub const CACHE_ENV: &str = "KETASIM_CACHE_MB";
+
+/// The connectivity cache budget: `KETASIM_CACHE_MB` MiB if set (an error naming the
+/// variable if it is not a whole number), else [`CONNECTIVITY_CACHE_BYTES`].
+pub fn cache_bytes_from_env() -> Result<usize> {
+    let Some(value) = std::env::var_os(CACHE_ENV) else {
+        return Ok(CONNECTIVITY_CACHE_BYTES);
+    };
+    match value.to_str().map(|v| v.trim().parse::<usize>()) {
+        Some(Ok(mb)) => Ok(mb.saturating_mul(1 << 20)),
+        _ => Err(Error::Capacity(format!(
+            "environment variable {CACHE_ENV}={value:?} is not a number of MiB: give a whole number, or unset it for {} MiB",
+            CONNECTIVITY_CACHE_BYTES >> 20
+        ))),
+    }
+}
+
 /// Environment variable that sets the CPU backend's thread count (a positive
 /// integer; unset: all cores, rayon's default). Read when a backend is created.
 pub const THREADS_ENV: &str = "KETASIM_THREADS";
@@ -221,6 +242,7 @@ impl CpuBackend {
             }
         }
         cache_procedural(
+            cache_bytes_from_env()?,
             &mut params,
             net,
             &mut table_rows,
@@ -483,13 +505,14 @@ pub fn glutamate_step(prm: &ParamsBlock, b: &mut Buffers, step: u32) {
 }
 
 /// Generate procedural projections once into CSR tables (as long as they fit
-/// `CONNECTIVITY_CACHE_BYTES`) and switch the CPU copy of their parameters to the
+/// `cache_bytes`, [`cache_bytes_from_env`]) and switch the CPU copy of their parameters to the
 /// table path. The synapses are exactly those the shader regenerates per spike, and
 /// integer accumulation makes their order irrelevant, so results stay identical.
 /// Where `w`/`d` are in use (some projection draws per-synapse weights or delays),
 /// each cached synapse's weight and delay are drawn here, keyed as the shader keys
 /// them.
 fn cache_procedural(
+    cache_bytes: usize,
     params: &mut ParamsBlock,
     net: &Network,
     rows: &mut Vec<u32>,
@@ -499,7 +522,7 @@ fn cache_procedural(
 ) {
     let draws = params_draw(params);
     let per_syn = if draws { 12 } else { 4 };
-    let mut budget = CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * rows.len() + per_syn * cols.len());
+    let mut budget = cache_bytes.saturating_sub(4 * rows.len() + per_syn * cols.len());
     let ring_slots = params.sim.ring_slots;
     for (pr, info) in params.projs[..params.sim.n_proj as usize]
         .iter_mut()
