@@ -354,6 +354,10 @@ pub fn scale_scenario(s: &Scenario, n: u64) -> Result<Scenario> {
     Ok(out)
 }
 
+/// Smallest scaled out-degree [`scale_indegrees`] keeps as a whole `fixed_outdegree`
+/// (rounding it changes the in-degree by at most 2.5%).
+pub const KSCALE_MIN_OUTDEGREE: f64 = 20.0;
+
 /// Scale the in-degrees of a scenario's current-based populations by `k_scaling`
 /// (in (0, 1]) the way the Potjans-Diesmann reference implementation does
 /// (`K_scaling`, `helpers.adjust_weights_and_input_to_synapse_scaling`, after van
@@ -364,10 +368,16 @@ pub fn scale_scenario(s: &Scenario, n: u64) -> Result<Scenario> {
 /// `i_ext_pA += (1 - sqrt K) sum_inputs w tau_syn K_in rate` (tau_syn_ex_ms for
 /// excitatory inputs, tau_syn_in_ms for inhibitory ones), with the presynaptic rates
 /// of the full network given in `full_rates_hz` (one per population, in order; the
-/// reference uses its `full_mean_rates`) and the drives at their own rates. A scaled
-/// projection becomes `fixed_probability` with `p = K_in K / N_pre` (the reference
-/// keeps fixed_total_number; small in-degrees such as 1.5 x K cannot be whole
-/// out-degrees). Projections onto conductance-based populations are not changed.
+/// reference uses its `full_mean_rates`) and the drives at their own rates. A
+/// `fixed_outdegree` projection keeps its rule with `k` x K rounded where that is at
+/// least [`KSCALE_MIN_OUTDEGREE`]; any other scaled projection becomes
+/// `fixed_probability` with `p = K_in K / N_pre` (small in-degrees such as 1.5 x K
+/// cannot be whole out-degrees; there p is small and the in-degree's binomial spread
+/// is close to the reference's). The reference keeps `fixed_total_number`, whose
+/// in-degrees spread like a Poisson count: `fixed_probability` would narrow that
+/// spread where p is large (0.47 for L5I -> L5E at N = K = 0.1) and lower those
+/// populations' rates. Projections onto conductance-based populations are not
+/// changed.
 /// Combine with [`scale_scenario`] (which keeps the in-degrees) for `N_scaling`.
 pub fn scale_indegrees(s: &Scenario, k_scaling: f64, full_rates_hz: &[f64]) -> Result<Scenario> {
     let err = |message: String| Error::Scenario {
@@ -422,16 +432,23 @@ pub fn scale_indegrees(s: &Scenario, k_scaling: f64, full_rates_hz: &[f64]) -> R
         };
         let w = pr.weight_pA.unwrap_or(0.0);
         dc[post] += (1.0 - sq) * w * tau(post, w) * 1e-3 * k_in * full_rates_hz[pre];
-        let p = k_in * k_scaling / n_pre;
-        if p > 1.0 {
-            return Err(err(format!(
-                "projections[{j}] ({} -> {}): in-degree {:.1} x K over {n_pre} presynaptic neurons needs p = {p:.3} > 1",
-                pr.pre, pr.post, k_in
-            )));
+        let k_out = k_in * n_post / n_pre * k_scaling;
+        if pr.rule == Rule::FixedOutdegree && k_out >= KSCALE_MIN_OUTDEGREE {
+            // Whole out-degrees (rounded by at most 2.5%) keep the in-degrees'
+            // Poisson-like spread of fixed_total_number.
+            pr.k = Some(k_out.round() as i64);
+        } else {
+            let p = k_in * k_scaling / n_pre;
+            if p > 1.0 {
+                return Err(err(format!(
+                    "projections[{j}] ({} -> {}): in-degree {:.1} x K over {n_pre} presynaptic neurons needs p = {p:.3} > 1",
+                    pr.pre, pr.post, k_in
+                )));
+            }
+            pr.rule = Rule::FixedProbability;
+            pr.k = None;
+            pr.p = Some(p);
         }
-        pr.rule = Rule::FixedProbability;
-        pr.k = None;
-        pr.p = Some(p);
         pr.weight_pA = Some(w / sq);
         pr.weight_sd_pA = pr.weight_sd_pA.map(|sd| sd / sq);
     }

@@ -72,12 +72,14 @@ pub fn downscaled_rates(
 
 /// Relative tolerance of each downscaled rate against the published full-scale one.
 /// The N = K = 0.1 network (the reference implementation's default laptop
-/// configuration) is not the full-scale one: it measures -6% to -16% in seven
-/// populations and -36% in L6E (0.70 vs 1.1 Hz); the full-scale network is within 20%
-/// everywhere (docs/microcircuit.md, measured with the release binary).
-const REL_TOL: f64 = 0.4;
-/// Tolerance of the mean relative deviation over the eight populations.
-const MEAN_REL_TOL: f64 = 0.2;
+/// configuration) is not the full-scale one: it measures -19% (L2/3E) to +4%
+/// (L5E), as the reference itself does at that size with NEST 3.10 (-24% to +10%
+/// over three seeds; docs/microcircuit.md); the full-scale network is within 18%
+/// everywhere (measured with the release binary).
+const REL_TOL: f64 = 0.25;
+/// Tolerance of the mean relative deviation over the eight populations (measured:
+/// 9%).
+const MEAN_REL_TOL: f64 = 0.12;
 
 /// The reference's default downscaling (N_scaling = K_scaling = 0.1: 7717 neurons,
 /// in-degrees x 0.1 with weights x sqrt(10) and the lost mean input as DC): 1.5 s,
@@ -92,9 +94,16 @@ fn downscaled_rates_match_published() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.1);
+    let seed: u64 = std::env::var("KETASIM_MC_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(55);
     let t0 = std::time::Instant::now();
-    let rates = downscaled_rates(n, k, 1500.0, 500.0, 55);
-    eprintln!("n = {n} k = {k}: {rates:?} in {:?}", t0.elapsed());
+    let rates = downscaled_rates(n, k, 1500.0, 500.0, seed);
+    eprintln!(
+        "n = {n} k = {k} seed = {seed}: {rates:?} in {:?}",
+        t0.elapsed()
+    );
     let mut mean_dev = 0.0;
     for (i, (&r, &p)) in rates.iter().zip(&PUBLISHED_HZ).enumerate() {
         let dev = (r - p).abs() / p;
