@@ -61,6 +61,14 @@ struct PopParams {
     glu_vmax_dt: f32,
     glu_km_um: f32,
     sig_on: u32,
+    syn_current: u32,
+    cur_p22: f32,
+    cur_p21ex: f32,
+    cur_p21in: f32,
+    cur_p20: f32,
+    _pad_cur0: f32,
+    _pad_cur1: f32,
+    _pad_cur2: f32,
     pools: array<PoolParams, MAX_NMDA_POOLS>,
 }
 
@@ -81,6 +89,10 @@ struct ProjParams {
     same_pop: u32,
     seed_lo: u32,
     seed_hi: u32,
+    w_mean_fixed: f32,
+    w_sd_fixed: f32,
+    d_mean_steps: f32,
+    d_sd_steps: f32,
 }
 
 struct DriveParams {
@@ -301,6 +313,74 @@ fn mul_hi_u32(a: u32, b: u32) -> u32 {
     let hi_hi = a_hi * b_hi;
     let cross = (lo_lo >> 16u) + (hi_lo & 0xffffu) + (lo_hi & 0xffffu);
     return hi_hi + (hi_lo >> 16u) + (lo_hi >> 16u) + (cross >> 16u);
+}
+
+// Standard normal deviate from one random word (twin of rng::normal_f32): Giles'
+// single-precision erfinv of 2u - 1, u = (k + 1/2) / 2^23 from the top 23 bits.
+fn normal_f32(x: u32) -> f32 {
+    let u = (f32(x >> 9u) + 0.5) * (1.0 / 8388608.0);
+    let t = 2.0 * u - 1.0;
+    var w = -ln_f32(4.0 * u * (1.0 - u));
+    var p: f32;
+    if (w < 5.0) {
+        w = w - 2.5;
+        p = ERFINV_CENTRAL[0];
+        for (var c = 1u; c < 9u; c++) {
+            p = p * w + ERFINV_CENTRAL[c];
+        }
+    } else {
+        w = exp_f32(0.5 * ln_f32(w)) - 3.0;
+        p = ERFINV_TAIL[0];
+        for (var c = 1u; c < 9u; c++) {
+            p = p * w + ERFINV_TAIL[c];
+        }
+    }
+    return SQRT_2 * (p * t);
+}
+
+// Whether a projection draws a weight or delay per synapse.
+fn has_random_synapses(pr: ProjParams) -> bool {
+    return pr.w_sd_fixed > 0.0 || pr.d_sd_steps > 0.0;
+}
+
+// Fixed-point weight (x) and delay in steps (y) of synapse `id` of presynaptic neuron
+// `pre_local` (twin of model::connectivity::synapse_draw): normal draws keyed by
+// (pre_local, id) on the projection's STREAM_SYN stream, attempt a on stream + a; a
+// weight whose sign differs from the mean's and a delay below one step are redrawn
+// (NEST's `redraw`), at most SYN_REDRAWS attempts (then 0 and 1 step).
+fn synapse_draw(pr: ProjParams, pre_local: u32, id: u32) -> vec2<u32> {
+    var w = pr.weight_fixed;
+    var d = pr.delay_steps;
+    var w_done = pr.w_sd_fixed <= 0.0;
+    var d_done = pr.d_sd_steps <= 0.0;
+    if (!w_done) {
+        w = 0;
+    }
+    if (!d_done) {
+        d = 1u;
+    }
+    let stream = (pr.stream & 0x0fffffffu) | STREAM_SYN;
+    for (var a = 0u; a < SYN_REDRAWS; a++) {
+        if (w_done && d_done) {
+            break;
+        }
+        let r = threefry2x32(vec2<u32>(pre_local, id), proj_key(pr, stream + a));
+        if (!w_done) {
+            let x = floor(pr.w_mean_fixed + pr.w_sd_fixed * normal_f32(r.x) + 0.5);
+            if ((pr.w_mean_fixed >= 0.0 && x >= 0.0) || (pr.w_mean_fixed < 0.0 && x <= 0.0)) {
+                w = i32(x);
+                w_done = true;
+            }
+        }
+        if (!d_done) {
+            let x = floor(pr.d_mean_steps + pr.d_sd_steps * normal_f32(r.y) + 0.5);
+            if (x >= 1.0) {
+                d = min(u32(x), prm.sim.ring_slots - 1u);
+                d_done = true;
+            }
+        }
+    }
+    return vec2<u32>(bitcast<u32>(w), d);
 }
 
 // A non-negative quantity in fixed point (LSB 1/scale), rounded once; negative values

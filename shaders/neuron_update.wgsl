@@ -1,4 +1,5 @@
 // Neuron update: one invocation per neuron and step. Twin: src/cpu/neuron_update.rs.
+// Populations with current-based synapses take current_update (end of file) instead.
 //
 // C dV/dt = g_L (E_L - V) + g_AMPA (E_AMPA - V) + g_GABA (E_GABA - V)
 //           + g_NMDA sum_k f_k O_k B_Mg,k(V) (E_NMDA - V) + I_ext   (SCIENCE.md 1, 3)
@@ -93,6 +94,12 @@ fn main(
     let pop = find_pop(i);
     let p = prm.pops[pop];
     let step = ctrl.step;
+    if (p.syn_current != 0u) {
+        if (current_update(i, p, step)) {
+            on_spike(i, pop, p, step);
+        }
+        return;
+    }
     let slot = step % prm.sim.ring_slots;
     let idx = slot * prm.sim.n_total + i;
     let in_a = ring_ampa[idx];
@@ -166,35 +173,92 @@ fn main(
     v_mv[i] = v;
     refrac[i] = rf;
     if (spiked) {
-        var st = isi[i];
-        if (p.glu_on != 0u) {
-            // Release p R per site; R recovered exponentially since the last spike
-            // (Tsodyks & Markram 1997). Twin: record_spike in src/cpu/neuron_update.rs.
-            var r = 1.0;
-            if (st.last_step != NO_SPIKE) {
-                r = 1.0 - (1.0 - glu_r[i]) * exp_f32(-p.glu_rec_rate * f32(step - st.last_step));
-            }
-            let rel = p.glu_p_release * r;
-            glu_r[i] = r - rel;
-            add64_u((step % prm.sim.count_capacity) * prm.sim.n_pop + pop, u32(rel * p.glu_sites * GLU_SCALE + 0.5));
-        }
+        on_spike(i, pop, p, step);
+    }
+}
+
+// A spike of neuron i (population pop) in this step: glutamate release, ISI
+// accumulators, the step's spike list, the population count and the spike record.
+// Twin: record_spike in src/cpu/neuron_update.rs.
+fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
+    var st = isi[i];
+    if (p.glu_on != 0u) {
+        // Release p R per site; R recovered exponentially since the last spike
+        // (Tsodyks & Markram 1997). Twin: record_spike in src/cpu/neuron_update.rs.
+        var r = 1.0;
         if (st.last_step != NO_SPIKE) {
-            let interval = step - st.last_step;
-            st.count += 1u;
-            st.sum_steps += interval;
-            st.sum_sq += f32(interval) * f32(interval);
+            r = 1.0 - (1.0 - glu_r[i]) * exp_f32(-p.glu_rec_rate * f32(step - st.last_step));
         }
-        st.last_step = step;
-        isi[i] = st;
-        let n = atomicAdd(&ctrl.n_spikes, 1u);
-        spikes[n] = i;
-        atomicAdd(&pop_counts[(step % prm.sim.count_capacity) * prm.sim.n_pop + pop], 1u);
-        if (p.record_spikes != 0u) {
-            let r = atomicAdd(&ctrl.n_rec, 1u);
-            if (r < prm.sim.rec_capacity) {
-                rec[2u * r] = step;
-                rec[2u * r + 1u] = i;
+        let rel = p.glu_p_release * r;
+        glu_r[i] = r - rel;
+        add64_u((step % prm.sim.count_capacity) * prm.sim.n_pop + pop, u32(rel * p.glu_sites * GLU_SCALE + 0.5));
+    }
+    if (st.last_step != NO_SPIKE) {
+        let interval = step - st.last_step;
+        st.count += 1u;
+        st.sum_steps += interval;
+        st.sum_sq += f32(interval) * f32(interval);
+    }
+    st.last_step = step;
+    isi[i] = st;
+    let n = atomicAdd(&ctrl.n_spikes, 1u);
+    spikes[n] = i;
+    atomicAdd(&pop_counts[(step % prm.sim.count_capacity) * prm.sim.n_pop + pop], 1u);
+    if (p.record_spikes != 0u) {
+        let r = atomicAdd(&ctrl.n_rec, 1u);
+        if (r < prm.sim.rec_capacity) {
+            rec[2u * r] = step;
+            rec[2u * r + 1u] = i;
+        }
+    }
+}
+
+// Current-based population (NEST's iaf_psc_exp; twin: current_update in
+// src/cpu/neuron_update.rs). g_ampa/g_gaba hold the excitatory and inhibitory
+// synaptic currents (pA). Exact integration in NEST's order: V takes the propagator
+// step with the currents at the step's start (unless refractory), the currents decay,
+// then this step's arrivals (ring slot, Poisson drive) are added, so that they act
+// on V from the next step on, as NEST's ring buffers do. Returns whether it fired.
+fn current_update(i: u32, p: PopParams, step: u32) -> bool {
+    let slot = step % prm.sim.ring_slots;
+    let idx = slot * prm.sim.n_total + i;
+    let in_e = ring_ampa[idx];
+    let in_i = ring_gaba[idx];
+    ring_ampa[idx] = 0;
+    ring_gaba[idx] = 0;
+    let ie0 = g_ampa[i];
+    let ii0 = g_gaba[i];
+    var v = v_mv[i];
+    var rf = refrac[i];
+    var spiked = false;
+    if (rf > 0u) {
+        rf -= 1u;
+    } else {
+        v = p.e_l + (v - p.e_l) * p.cur_p22 + ie0 * p.cur_p21ex + ii0 * p.cur_p21in + p.i_ext * p.cur_p20;
+        if (v >= p.v_th) {
+            v = p.v_reset;
+            rf = p.ref_steps;
+            spiked = true;
+        }
+    }
+    var ie = ie0 * p.decay_ampa + f32(in_e) * prm.sim.inv_scale.x;
+    var ii = ii0 * p.decay_gaba + f32(in_i) * prm.sim.inv_scale.y;
+    for (var d = 0u; d < p.n_drives; d++) {
+        let dp = prm.drives[p.drive_start + d];
+        let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
+        let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
+        if (k > 0u) {
+            let add = f32(k) * dp.weight;
+            if (dp.receptor == 0u) {
+                ie += add;
+            } else {
+                ii += add;
             }
         }
     }
+    g_ampa[i] = ie;
+    g_gaba[i] = ii;
+    v_mv[i] = v;
+    refrac[i] = rf;
+    return spiked;
 }

@@ -1,7 +1,8 @@
 // Spike propagation: one workgroup of PROC_SPLIT invocations per spike of the step;
 // invocation `tid` handles slice `tid` of each outgoing projection and adds the
 // fixed-point weight to the ring-buffer slot of the arrival step with an integer
-// atomic (order-independent sums). Procedural rules regenerate the targets from the
+// atomic (order-independent sums). Projections with normally distributed weights or
+// delays draw them per synapse from the seed (synapse_draw). Procedural rules regenerate the targets from the
 // seed. Twins: src/cpu/propagate.rs, src/model/connectivity.rs.
 
 struct Ctrl {
@@ -34,6 +35,13 @@ fn deliver(receptor: u32, idx: u32, w: i32) {
     }
 }
 
+// A synapse with its own normal weight and delay (synapse_draw in common.wgsl).
+fn deliver_drawn(pr: ProjParams, pre_local: u32, id: u32, t: u32) {
+    let sd = synapse_draw(pr, pre_local, id);
+    let slot = (ctrl.prop_step + sd.y) % prm.sim.ring_slots;
+    deliver(pr.receptor, slot * prm.sim.n_total + pr.post_offset + t, bitcast<i32>(sd.x));
+}
+
 // Balanced split of 0..size into PROC_SPLIT slices (twin of slice_bounds).
 fn slice_bounds(size: u32, tid: u32) -> vec2<u32> {
     let base = size / PROC_SPLIT;
@@ -61,11 +69,17 @@ fn main(
         let slot = (ctrl.prop_step + pr.delay_steps) % prm.sim.ring_slots;
         let base = slot * prm.sim.n_total + pr.post_offset;
         let exclude_self = pr.same_pop != 0u && pr.autapses == 0u;
+        let drawn = has_random_synapses(pr);
         if (pr.rule == RULE_TABLE) {
             let row = pr.table_base + pre_local;
+            let start = table_rows[row];
             let end = table_rows[row + 1u];
-            for (var idx = table_rows[row] + tid; idx < end; idx += PROC_SPLIT) {
-                deliver(pr.receptor, base + table_cols[idx], pr.weight_fixed);
+            for (var idx = start + tid; idx < end; idx += PROC_SPLIT) {
+                if (drawn) {
+                    deliver_drawn(pr, pre_local, idx - start, table_cols[idx]);
+                } else {
+                    deliver(pr.receptor, base + table_cols[idx], pr.weight_fixed);
+                }
             }
         } else if (pr.rule == RULE_PROBABILITY) {
             // Geometric skipping over this slice: gaps between targets are
@@ -87,7 +101,11 @@ fn main(
                     break;
                 }
                 if (!(exclude_self && j == pre_local)) {
-                    deliver(pr.receptor, base + j, pr.weight_fixed);
+                    if (drawn) {
+                        deliver_drawn(pr, pre_local, j, j);
+                    } else {
+                        deliver(pr.receptor, base + j, pr.weight_fixed);
+                    }
                 }
                 j += 1u;
                 if (j >= hi) {
@@ -98,7 +116,11 @@ fn main(
                     break;
                 }
                 if (!(exclude_self && j == pre_local)) {
-                    deliver(pr.receptor, base + j, pr.weight_fixed);
+                    if (drawn) {
+                        deliver_drawn(pr, pre_local, j, j);
+                    } else {
+                        deliver(pr.receptor, base + j, pr.weight_fixed);
+                    }
                 }
                 j += 1u;
             }
@@ -115,7 +137,11 @@ fn main(
                 if (exclude_self && t >= pre_local) {
                     t += 1u;
                 }
-                deliver(pr.receptor, base + t, pr.weight_fixed);
+                if (drawn) {
+                    deliver_drawn(pr, pre_local, m, t);
+                } else {
+                    deliver(pr.receptor, base + t, pr.weight_fixed);
+                }
             }
         }
     }

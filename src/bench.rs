@@ -354,6 +354,126 @@ pub fn scale_scenario(s: &Scenario, n: u64) -> Result<Scenario> {
     Ok(out)
 }
 
+/// Smallest scaled out-degree [`scale_indegrees`] keeps as a whole `fixed_outdegree`
+/// (rounding it changes the in-degree by at most 2.5%).
+pub const KSCALE_MIN_OUTDEGREE: f64 = 20.0;
+
+/// Scale the in-degrees of a scenario's current-based populations by `k_scaling`
+/// (in (0, 1]) the way the Potjans-Diesmann reference implementation does
+/// (`K_scaling`, `helpers.adjust_weights_and_input_to_synapse_scaling`, after van
+/// Albada, Helias & Diesmann 2015, PLoS Comput Biol 11:e1004490): in-degrees and
+/// background in-degrees times K, weights (`weight_pA`, `weight_sd_pA` and the
+/// drives' `weight_pA`) divided by sqrt(K), so the input's variance is kept, and a
+/// constant current added to every current-based population to keep the mean input,
+/// `i_ext_pA += (1 - sqrt K) sum_inputs w tau_syn K_in rate` (tau_syn_ex_ms for
+/// excitatory inputs, tau_syn_in_ms for inhibitory ones), with the presynaptic rates
+/// of the full network given in `full_rates_hz` (one per population, in order; the
+/// reference uses its `full_mean_rates`) and the drives at their own rates. A
+/// `fixed_outdegree` projection keeps its rule with `k` x K rounded where that is at
+/// least [`KSCALE_MIN_OUTDEGREE`]; any other scaled projection becomes
+/// `fixed_probability` with `p = K_in K / N_pre` (small in-degrees such as 1.5 x K
+/// cannot be whole out-degrees; there p is small and the in-degree's binomial spread
+/// is close to the reference's). The reference keeps `fixed_total_number`, whose
+/// in-degrees spread like a Poisson count: `fixed_probability` would narrow that
+/// spread where p is large (0.47 for L5I -> L5E at N = K = 0.1) and lower those
+/// populations' rates. Projections onto conductance-based populations are not
+/// changed.
+/// Combine with [`scale_scenario`] (which keeps the in-degrees) for `N_scaling`.
+pub fn scale_indegrees(s: &Scenario, k_scaling: f64, full_rates_hz: &[f64]) -> Result<Scenario> {
+    let err = |message: String| Error::Scenario {
+        file: format!("<K-scaled:{}>", s.name),
+        message,
+    };
+    if !(k_scaling > 0.0 && k_scaling <= 1.0) {
+        return Err(err(format!(
+            "k_scaling must be in (0, 1] (got {k_scaling})"
+        )));
+    }
+    if full_rates_hz.len() != s.populations.len() {
+        return Err(err(format!(
+            "full_rates_hz has {} rates for {} populations",
+            full_rates_hz.len(),
+            s.populations.len()
+        )));
+    }
+    let current = |name: &str| {
+        s.population_index(name)
+            .is_some_and(|i| s.populations[i].synapse == crate::scenario::SynapseKind::Current)
+    };
+    let sq = k_scaling.sqrt();
+    let tau = |post: usize, w: f64| {
+        let n = &s.populations[post].neuron;
+        let t = if w >= 0.0 {
+            n.tau_syn_ex_ms
+        } else {
+            n.tau_syn_in_ms
+        };
+        t.unwrap_or(crate::scenario::DEFAULT_TAU_SYN_MS)
+    };
+    let mut out = s.clone();
+    // Mean input current (pA) lost per population: (1 - sqrt K) w tau K_in rate.
+    let mut dc = vec![0.0f64; s.populations.len()];
+    for (j, pr) in out.projections.iter_mut().enumerate() {
+        if !current(&pr.post) {
+            continue;
+        }
+        let (Some(pre), Some(post)) = (s.population_index(&pr.pre), s.population_index(&pr.post))
+        else {
+            continue;
+        };
+        let (n_pre, n_post) = (
+            s.populations[pre].size as f64,
+            s.populations[post].size as f64,
+        );
+        let k_in = match pr.rule {
+            Rule::FixedProbability => pr.p.unwrap_or(0.0) * n_pre,
+            Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
+            Rule::FixedOutdegree => pr.k.unwrap_or(0) as f64 * n_pre / n_post,
+        };
+        let w = pr.weight_pA.unwrap_or(0.0);
+        dc[post] += (1.0 - sq) * w * tau(post, w) * 1e-3 * k_in * full_rates_hz[pre];
+        let k_out = k_in * n_post / n_pre * k_scaling;
+        if pr.rule == Rule::FixedOutdegree && k_out >= KSCALE_MIN_OUTDEGREE {
+            // Whole out-degrees (rounded by at most 2.5%) keep the in-degrees'
+            // Poisson-like spread of fixed_total_number.
+            pr.k = Some(k_out.round() as i64);
+        } else {
+            let p = k_in * k_scaling / n_pre;
+            if p > 1.0 {
+                return Err(err(format!(
+                    "projections[{j}] ({} -> {}): in-degree {:.1} x K over {n_pre} presynaptic neurons needs p = {p:.3} > 1",
+                    pr.pre, pr.post, k_in
+                )));
+            }
+            pr.rule = Rule::FixedProbability;
+            pr.k = None;
+            pr.p = Some(p);
+        }
+        pr.weight_pA = Some(w / sq);
+        pr.weight_sd_pA = pr.weight_sd_pA.map(|sd| sd / sq);
+    }
+    for d in out.drives.iter_mut() {
+        if !current(&d.population) {
+            continue;
+        }
+        let Some(post) = s.population_index(&d.population) else {
+            continue;
+        };
+        let w = d.weight_pA.unwrap_or(0.0);
+        dc[post] += (1.0 - sq) * w * tau(post, w) * 1e-3 * d.rate_hz;
+        d.rate_hz *= k_scaling;
+        d.weight_pA = Some(w / sq);
+    }
+    for (p, add) in out.populations.iter_mut().zip(&dc) {
+        p.neuron.i_ext_pA += add;
+    }
+    if k_scaling != 1.0 {
+        out.name = format!("{}-k{k_scaling}", s.name);
+    }
+    out.validate().map_err(err)?;
+    Ok(out)
+}
+
 /// Peak memory bandwidth (GB/s, vendor data sheets) of the GPUs ketasim knows, by
 /// the exact adapter name their drivers report. Any other adapter: unknown.
 pub const PEAK_BANDWIDTH_GB_PER_S: &[(&str, f64)] = &[

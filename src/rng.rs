@@ -48,6 +48,10 @@ pub const STREAM_POISSON: u32 = 2 << 28;
 /// Procedural connectivity; low bits are `projection * PROC_SPLIT + slice`.
 pub const STREAM_CONN: u32 = 3 << 28;
 
+/// Per-synapse random weights and delays; low bits are `projection * PROC_SPLIT`
+/// (the projection's connectivity stream with this tag instead of `STREAM_CONN`).
+pub const STREAM_SYN: u32 = 4 << 28;
+
 /// The key for a (seed, stream) pair. Streams never collide: the stream tag is xor-ed
 /// into the high seed word, whose top 4 bits must be zero (checked by the scenario).
 pub fn key(seed: u64, stream: u32) -> UVec2 {
@@ -150,6 +154,63 @@ pub fn exp_f32(x: f32) -> f32 {
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     y * scale
 }
+
+/// Giles' single-precision erfinv (M. Giles 2012, "Approximating the erfinv
+/// function", GPU Computing Gems Jade ed., ch. 10): polynomial in `w - 2.5` for
+/// `w = -ln(1 - x^2) < 5`, Horner order (highest power first).
+pub const ERFINV_CENTRAL: [f32; 9] = [
+    2.810_226_36e-8,
+    3.432_739_39e-7,
+    -3.523_387_7e-6,
+    -4.391_506_54e-6,
+    2.185_808_7e-4,
+    -1.253_725_03e-3,
+    -4.177_681_64e-3,
+    2.466_407_27e-1,
+    1.501_409_41,
+];
+/// Giles' erfinv tail polynomial in `sqrt(w) - 3` for `w >= 5`.
+pub const ERFINV_TAIL: [f32; 9] = [
+    -2.002_142_57e-4,
+    1.009_505_58e-4,
+    1.349_343_22e-3,
+    -3.673_428_44e-3,
+    5.739_507_73e-3,
+    -7.622_461_3e-3,
+    9.438_870_47e-3,
+    1.001_674_06,
+    2.832_976_82,
+];
+
+/// A standard normal deviate from one random word: `sqrt(2) erfinv(2u - 1)` with
+/// `u = (k + 1/2) / 2^23`, `k` the word's top 23 bits (so `u`, `1 - u` and `2u - 1`
+/// are exact and |z| <= 5.30), Giles' erfinv, and the square root as
+/// `exp_f32(ln_f32(w) / 2)`. `+`, `*`, `ln_f32` and `exp_f32` only, like the WGSL twin
+/// `normal_f32` (relative error of the inverse normal CDF about 1e-7).
+pub fn normal_f32(x: u32) -> f32 {
+    let u = ((x >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0);
+    let t = 2.0 * u - 1.0;
+    let w = -ln_f32(4.0 * u * (1.0 - u));
+    let p = if w < 5.0 {
+        let w = w - 2.5;
+        let mut p = ERFINV_CENTRAL[0];
+        for c in &ERFINV_CENTRAL[1..] {
+            p = p * w + c;
+        }
+        p
+    } else {
+        let w = exp_f32(0.5 * ln_f32(w)) - 3.0;
+        let mut p = ERFINV_TAIL[0];
+        for c in &ERFINV_TAIL[1..] {
+            p = p * w + c;
+        }
+        p
+    };
+    std::f32::consts::SQRT_2 * (p * t)
+}
+
+/// Largest |z| that [`normal_f32`] returns (about 5.2947, rounded up).
+pub const NORMAL_F32_MAX: f64 = 5.3;
 
 /// Below this argument `one_minus_exp_neg` uses its series (no cancellation).
 pub const EXPM1_SERIES_MAX: f32 = 0.125;

@@ -11,7 +11,12 @@ use ketasim::scenario::Scenario;
 
 #[test]
 fn fast_path_equals_reference_path() {
-    for (name, text) in [("mixed", common::MIXED), ("coba", ketasim::bench::COBA)] {
+    let mc = common::microcircuit_small(600);
+    for (name, text) in [
+        ("mixed", common::MIXED),
+        ("coba", ketasim::bench::COBA),
+        ("microcircuit", mc.as_str()),
+    ] {
         let mut s = Scenario::from_toml(name, text).expect("scenario");
         s.duration_ms = 60.0;
         s.record.spikes = s.populations.iter().map(|p| p.name.clone()).collect();

@@ -167,6 +167,25 @@ fn coba_is_identical_on_gpu_and_cpu() {
     check_identical(&s, 500, "coba_is_identical_on_gpu_and_cpu");
 }
 
+/// Current-based synapses with per-synapse normal weights and delays (the
+/// microcircuit, scaled down): identical spikes and per-synapse draws (the drawn
+/// integer weights and delays decide every arrival), state within the `Close`
+/// tolerances (the exact-integration step `I P11 + arrivals` and the propagator sum
+/// are multiply-adds a GPU compiler may fuse; lavapipe does, by an ulp).
+#[test]
+fn microcircuit_agrees_on_gpu_and_cpu() {
+    let text = common::microcircuit_small(800);
+    let mut s = Scenario::from_toml("microcircuit", &text).expect("scenario");
+    s.duration_ms = 60.0;
+    s.record.spikes = s.populations.iter().map(|p| p.name.clone()).collect();
+    check(
+        &s,
+        250,
+        "microcircuit_agrees_on_gpu_and_cpu",
+        Agreement::Close,
+    );
+}
+
 /// A long run (3000 steps) with a concentration that ramps up and down across
 /// batches (0 -> 30 µM -> 0): receptor states agree within 1e-3 (absolute, fractions)
 /// and population spike counts per 25 ms batch within 5% + 3 spikes, although

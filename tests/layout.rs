@@ -118,6 +118,14 @@ fn shared_structs_match_rust_layout() {
                 glu_vmax_dt,
                 glu_km_um,
                 sig_on,
+                syn_current,
+                cur_p22,
+                cur_p21ex,
+                cur_p21in,
+                cur_p20,
+                _pad_cur0,
+                _pad_cur1,
+                _pad_cur2,
                 pools,
             ]
         );
@@ -192,6 +200,10 @@ fn shared_structs_match_rust_layout() {
                 same_pop,
                 seed_lo,
                 seed_hi,
+                w_mean_fixed,
+                w_sd_fixed,
+                d_mean_steps,
+                d_sd_steps,
             ]
         );
         check_struct!(

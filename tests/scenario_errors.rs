@@ -1010,6 +1010,226 @@ fn docs_examples_are_valid() {
     assert!(checked >= 1, "no complete example found in {path}");
 }
 
+/// A valid scenario with current-based synapses (the microcircuit's kind), for the
+/// keys that come with them.
+const CURRENT_BASE: &str = r#"# @top
+dt_ms = 0.1
+duration_ms = 10.0
+
+[[populations]] # @popE
+name = "E"
+size = 8
+synapse = "current"
+[populations.neuron] # @neuronE
+c_pF = 250.0
+g_l_nS = 25.0
+tau_syn_ex_ms = 0.5
+tau_syn_in_ms = 0.5
+
+[[populations]] # @popC
+name = "C"
+size = 4
+
+[[projections]] # @projE
+pre = "E"
+post = "E"
+rule = "fixed_outdegree"
+k = 3
+weight_pA = 87.8
+weight_sd_pA = 8.78
+delay_ms = 1.5
+delay_sd_ms = 0.75
+
+[[projections]] # @projC
+pre = "E"
+post = "C"
+receptor = "ampa"
+rule = "fixed_outdegree"
+k = 2
+weight_nS = 1.0
+delay_ms = 0.5
+delay_sd_ms = 0.2
+
+[[drives]] # @driveE
+population = "E"
+rate_hz = 1000.0
+weight_pA = -50.0
+"#;
+
+const CURRENT_CASES: &[Case] = &[
+    case(
+        "unknown synapse kind",
+        "@popE",
+        "synapse = \"current\"",
+        "synapse = \"currents\"",
+        &["synapse", "conductance", "current"],
+    ),
+    case(
+        "receptor on a current-based target",
+        "@projE",
+        "rule =",
+        "receptor = \"ampa\"\nrule =",
+        &["projections[0] (E -> E).receptor", "sign of weight_pA"],
+    ),
+    case(
+        "weight_nS on a current-based target",
+        "@projE",
+        "weight_pA = 87.8",
+        "weight_nS = 87.8",
+        &["projections[0] (E -> E).weight_nS", "give weight_pA"],
+    ),
+    case(
+        "missing weight_pA",
+        "@projE",
+        "weight_pA = 87.8\n",
+        "",
+        &["projections[0] (E -> E).weight_pA", "missing"],
+    ),
+    case(
+        "weight_pA on a conductance-based target",
+        "@projC",
+        "weight_nS = 1.0",
+        "weight_pA = 1.0",
+        &[
+            "projections[1] (E -> C).weight_pA",
+            "conductance-based",
+            "synapse = \"current\"",
+        ],
+    ),
+    case(
+        "weight_sd_pA on a conductance-based target",
+        "@projC",
+        "delay_ms = 0.5",
+        "delay_ms = 0.5\nweight_sd_pA = 1.0",
+        &["projections[1] (E -> C).weight_sd_pA", "current-based"],
+    ),
+    case(
+        "missing receptor on a conductance-based target",
+        "@projC",
+        "receptor = \"ampa\"\n",
+        "",
+        &["projections[1] (E -> C).receptor", "missing", "gaba_a"],
+    ),
+    case(
+        "negative weight_sd_pA",
+        "@projE",
+        "weight_sd_pA = 8.78",
+        "weight_sd_pA = -1.0",
+        &["projections[0] (E -> E).weight_sd_pA", ">= 0"],
+    ),
+    case(
+        "negative delay_sd_ms",
+        "@projE",
+        "delay_sd_ms = 0.75",
+        "delay_sd_ms = -0.5",
+        &["projections[0] (E -> E).delay_sd_ms", ">= 0"],
+    ),
+    case(
+        "delay_sd_ms beyond the longest delay",
+        "@projE",
+        "delay_sd_ms = 0.75",
+        "delay_sd_ms = 100.0",
+        &["projections[0] (E -> E).delay_sd_ms", "at most 4096 steps"],
+    ),
+    case(
+        "tau_syn_ex_ms on a conductance-based population",
+        "@popC",
+        "size = 4",
+        "size = 4\n[populations.neuron]\ntau_syn_ex_ms = 0.5",
+        &[
+            "populations[1] (\"C\").neuron.tau_syn_ex_ms",
+            "synapse = \"current\"",
+        ],
+    ),
+    case(
+        "non-positive tau_syn_in_ms",
+        "@neuronE",
+        "tau_syn_in_ms = 0.5",
+        "tau_syn_in_ms = 0.0",
+        &["populations[0] (\"E\").neuron.tau_syn_in_ms"],
+    ),
+    case(
+        "current-based population without leak",
+        "@neuronE",
+        "g_l_nS = 25.0",
+        "g_l_nS = 0.0",
+        &["populations[0] (\"E\").neuron.g_l_nS", "tau_m"],
+    ),
+    case(
+        "NMDA on a current-based population",
+        "@neuronE",
+        "tau_syn_in_ms = 0.5",
+        "tau_syn_in_ms = 0.5\n[populations.nmda]\ng_max_nS = 1.0",
+        &["populations[0] (\"E\").nmda", "no NMDA receptors"],
+    ),
+    case(
+        "initial conductance on a current-based population",
+        "@neuronE",
+        "tau_syn_in_ms = 0.5",
+        "tau_syn_in_ms = 0.5\n[populations.init]\ng_ampa_mean_nS = 1.0",
+        &[
+            "populations[0] (\"E\").init.g_ampa_mean_nS",
+            "zero synaptic currents",
+        ],
+    ),
+    case(
+        "receptor on a drive of a current-based population",
+        "@driveE",
+        "weight_pA = -50.0",
+        "weight_pA = -50.0\nreceptor = \"gaba_a\"",
+        &["drives[0] (E).receptor", "remove receptor"],
+    ),
+    case(
+        "weight_nS on a drive of a current-based population",
+        "@driveE",
+        "weight_pA = -50.0",
+        "weight_nS = 50.0",
+        &["drives[0] (E).weight_nS", "give weight_pA"],
+    ),
+    case(
+        "infinite weight_pA",
+        "@driveE",
+        "weight_pA = -50.0",
+        "weight_pA = -inf",
+        &["drives[0] (E).weight_pA"],
+    ),
+];
+
+#[test]
+fn current_based_base_scenario_is_valid() {
+    let s = Scenario::from_toml(FILE, CURRENT_BASE).unwrap_or_else(|e| panic!("{e}"));
+    let net = ketasim::model::Network::build(&s, 10).expect("builds");
+    assert_eq!(net.pops()[0].syn_current, 1);
+    assert_eq!(net.pops()[1].syn_current, 0);
+    // The drive's negative weight selects the inhibitory current.
+    assert_eq!(net.params.drives[0].receptor, 1);
+}
+
+#[test]
+fn current_based_mutations_are_rejected_naming_file_and_field() {
+    let mut failures = Vec::new();
+    for c in CURRENT_CASES {
+        let text = edit(CURRENT_BASE, c.anchor, c.from, c.to);
+        match Scenario::from_toml(FILE, &text) {
+            Ok(_) => failures.push(format!("[{}] was accepted\n--- text ---\n{text}", c.what)),
+            Err(e) => {
+                let msg = e.to_string();
+                let missing: Vec<&str> = c
+                    .expect
+                    .iter()
+                    .copied()
+                    .chain([FILE])
+                    .filter(|f| !msg.contains(f))
+                    .collect();
+                if !missing.is_empty() {
+                    failures.push(format!("[{}] message lacks {missing:?}: {msg}", c.what));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 /// `[signalling]` and `[interventions]`: bad values through `--set` on the embedded
 /// stress scenarios (and `coba` for blockers without signalling) name the field and
 /// the fix.
@@ -1100,6 +1320,11 @@ fn signalling_and_intervention_errors_name_the_field() {
             "coba",
             &["interventions.mtor_block=1.0"],
             &["interventions", "[signalling]"],
+        ),
+        (
+            "microcircuit",
+            &["interventions.ampa_block=0.5"],
+            &["interventions.ampa_block", "current-based"],
         ),
     ];
     let mut failures = Vec::new();

@@ -21,11 +21,19 @@ use rayon::prelude::*;
 
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
+use crate::model::connectivity::{has_random_synapses, synapse_draw};
 use crate::model::layout::{
     Ctrl, DrugParams, IsiStat, ParamsBlock, SlowParams, GLU_SCALE, RULE_TABLE, SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
+
+/// Whether any projection of `params` draws per-synapse weights or delays.
+fn params_draw(params: &ParamsBlock) -> bool {
+    params.projs[..params.sim.n_proj as usize]
+        .iter()
+        .any(has_random_synapses)
+}
 
 /// Host copies of the device buffers, same names and layout as the GPU backend's.
 #[derive(Debug, Clone)]
@@ -52,6 +60,12 @@ pub struct Buffers {
     pub table_rows: Vec<u32>,
     /// CSR postsynaptic indices.
     pub table_cols: Vec<u32>,
+    /// Per-synapse fixed-point weights beside `table_cols` (empty unless some
+    /// projection draws its weights or delays: `connectivity::synapse_draw`, drawn
+    /// once when the table is made instead of at every spike).
+    pub table_w: Vec<i32>,
+    /// Per-synapse delays (steps) beside `table_cols` (empty likewise).
+    pub table_d: Vec<u32>,
     /// Per-step population spike counts of the batch.
     pub pop_counts: Vec<u32>,
     /// Spike record: (step, neuron) pairs.
@@ -73,6 +87,27 @@ pub struct Buffers {
 /// Most memory the CPU backend spends on caching procedural connectivity as tables
 /// (the same synapses, generated once instead of at every spike).
 pub const CONNECTIVITY_CACHE_BYTES: usize = 256 << 20;
+
+/// Environment variable that raises (or lowers) the connectivity cache from
+/// [`CONNECTIVITY_CACHE_BYTES`]: a whole number of MiB. The full-scale microcircuit
+/// (3e8 synapses with drawn weights and delays, 12 bytes each) needs about 3600.
+/// Results do not depend on it, only speed and memory.
+pub const CACHE_ENV: &str = "KETASIM_CACHE_MB";
+
+/// The connectivity cache budget: `KETASIM_CACHE_MB` MiB if set (an error naming the
+/// variable if it is not a whole number), else [`CONNECTIVITY_CACHE_BYTES`].
+pub fn cache_bytes_from_env() -> Result<usize> {
+    let Some(value) = std::env::var_os(CACHE_ENV) else {
+        return Ok(CONNECTIVITY_CACHE_BYTES);
+    };
+    match value.to_str().map(|v| v.trim().parse::<usize>()) {
+        Some(Ok(mb)) => Ok(mb.saturating_mul(1 << 20)),
+        _ => Err(Error::Capacity(format!(
+            "environment variable {CACHE_ENV}={value:?} is not a number of MiB: give a whole number, or unset it for {} MiB",
+            CONNECTIVITY_CACHE_BYTES >> 20
+        ))),
+    }
+}
 
 /// Environment variable that sets the CPU backend's thread count (a positive
 /// integer; unset: all cores, rayon's default). Read when a backend is created.
@@ -195,7 +230,33 @@ impl CpuBackend {
         let mut params = net.params;
         let mut table_rows = net.tables.rows.clone();
         let mut table_cols = net.tables.cols.clone();
-        cache_procedural(&mut params, net, &mut table_rows, &mut table_cols);
+        let mut table_w = Vec::new();
+        let mut table_d = Vec::new();
+        let projs = &params.projs[..sim.n_proj as usize];
+        if projs.iter().any(has_random_synapses) {
+            table_w = vec![0; table_cols.len()];
+            table_d = vec![0; table_cols.len()];
+            for pr in projs.iter().filter(|pr| pr.rule == RULE_TABLE) {
+                for pre in 0..pr.pre_size {
+                    let row = (pr.table_base + pre) as usize;
+                    let (start, end) = (table_rows[row] as usize, table_rows[row + 1] as usize);
+                    for idx in start..end {
+                        let (w, d) = synapse_draw(pr, pre, (idx - start) as u32, sim.ring_slots);
+                        table_w[idx] = w;
+                        table_d[idx] = d;
+                    }
+                }
+            }
+        }
+        cache_procedural(
+            cache_bytes_from_env()?,
+            &mut params,
+            net,
+            &mut table_rows,
+            &mut table_cols,
+            &mut table_w,
+            &mut table_d,
+        );
         let buf = Buffers {
             v: st.v,
             refrac: st.refrac,
@@ -208,6 +269,8 @@ impl CpuBackend {
             spikes: vec![0; n],
             table_rows,
             table_cols,
+            table_w,
+            table_d,
             pop_counts: vec![0; (sim.count_capacity * sim.n_pop) as usize],
             rec: vec![0; 2 * sim.rec_capacity as usize],
             glu_r: st.glu_r,
@@ -453,21 +516,31 @@ pub fn glutamate_step(prm: &ParamsBlock, b: &mut Buffers, step: u32) {
 }
 
 /// Generate procedural projections once into CSR tables (as long as they fit
-/// `CONNECTIVITY_CACHE_BYTES`) and switch the CPU copy of their parameters to the
+/// `cache_bytes`, [`cache_bytes_from_env`]) and switch the CPU copy of their parameters to the
 /// table path. The synapses are exactly those the shader regenerates per spike, and
 /// integer accumulation makes their order irrelevant, so results stay identical.
+/// Where `w`/`d` are in use (some projection draws per-synapse weights or delays),
+/// each cached synapse's weight and delay are drawn here, keyed as the shader keys
+/// them.
 fn cache_procedural(
+    cache_bytes: usize,
     params: &mut ParamsBlock,
     net: &Network,
     rows: &mut Vec<u32>,
     cols: &mut Vec<u32>,
+    w: &mut Vec<i32>,
+    d: &mut Vec<u32>,
 ) {
-    let mut budget = CONNECTIVITY_CACHE_BYTES.saturating_sub(4 * (rows.len() + cols.len()));
+    let draws = params_draw(params);
+    let per_syn = if draws { 12 } else { 4 };
+    let mut budget = cache_bytes.saturating_sub(4 * rows.len() + per_syn * cols.len());
+    let ring_slots = params.sim.ring_slots;
     for (pr, info) in params.projs[..params.sim.n_proj as usize]
         .iter_mut()
         .zip(&net.projections)
     {
-        let need = 4 * (info.synapses * 1.05 + pr.pre_size as f64 + 1.0) as usize;
+        let need =
+            (per_syn as f64 * info.synapses * 1.05 + 4.0 * (pr.pre_size as f64 + 1.0)) as usize;
         if pr.rule == RULE_TABLE || need > budget {
             continue;
         }
@@ -476,7 +549,14 @@ fn cache_procedural(
         for pre in 0..pr.pre_size {
             rows.push(cols.len() as u32);
             for tid in 0..PROC_SPLIT {
-                crate::model::connectivity::for_each_target(pr, pre, tid, |t| cols.push(t));
+                crate::model::connectivity::for_each_synapse(pr, pre, tid, |t, id| {
+                    cols.push(t);
+                    if draws {
+                        let (wq, dq) = synapse_draw(pr, pre, id, ring_slots);
+                        w.push(wq);
+                        d.push(dq);
+                    }
+                });
             }
         }
         rows.push(cols.len() as u32);

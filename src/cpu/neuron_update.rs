@@ -46,6 +46,12 @@ pub fn neuron_update(
     let p = &prm.pops[pop as usize];
     let iu = i as usize;
     let step = ctrl.step;
+    if p.syn_current != 0 {
+        if current_update(i, p, prm, recips, b, step) {
+            record_spike(i, pop, prm, b, ctrl);
+        }
+        return;
+    }
     let slot = step % sim.ring_slots;
     let idx = (slot * sim.n_total + i) as usize;
     let in_a = b.ring[0][idx];
@@ -131,6 +137,72 @@ pub fn neuron_update(
     if spiked {
         record_spike(i, pop, prm, b, ctrl);
     }
+}
+
+/// Neuron `i` of a current-based population `p` (NEST's `iaf_psc_exp`) over one
+/// step; the shader's `current_update`. `g_ampa`/`g_gaba` hold the excitatory and
+/// inhibitory synaptic currents (pA). Exact integration in NEST's order:
+/// `V <- E_L + (V - E_L) P22 + I_ex P21ex + I_in P21in + I_ext P20` with the currents
+/// at the step's start (unless refractory), then `I <- I exp(-dt/tau_syn)`, then this
+/// step's arrivals (ring slot, Poisson drive) are added, acting on V from the next
+/// step on. Returns whether the neuron fired.
+fn current_update(
+    i: u32,
+    p: &PopParams,
+    prm: &ParamsBlock,
+    recips: &[f32],
+    b: &mut Buffers,
+    step: u32,
+) -> bool {
+    let sim = &prm.sim;
+    let iu = i as usize;
+    let idx = ((step % sim.ring_slots) * sim.n_total + i) as usize;
+    let in_e = b.ring[0][idx];
+    let in_i = b.ring[1][idx];
+    b.ring[0][idx] = 0;
+    b.ring[1][idx] = 0;
+    let ie0 = b.g_ampa[iu];
+    let ii0 = b.g_gaba[iu];
+    let mut v = b.v[iu];
+    let mut rf = b.refrac[iu];
+    let mut spiked = false;
+    if rf > 0 {
+        rf -= 1;
+    } else {
+        v = p.e_l
+            + (v - p.e_l) * p.cur_p22
+            + ie0 * p.cur_p21ex
+            + ii0 * p.cur_p21in
+            + p.i_ext * p.cur_p20;
+        if v >= p.v_th {
+            v = p.v_reset;
+            rf = p.ref_steps;
+            spiked = true;
+        }
+    }
+    let mut ie = ie0 * p.decay_ampa + in_e as f32 * sim.inv_scale[0];
+    let mut ii = ii0 * p.decay_gaba + in_i as f32 * sim.inv_scale[1];
+    for d in 0..p.n_drives {
+        let dp = &prm.drives[(p.drive_start + d) as usize];
+        let r = threefry2x32(
+            UVec2::new(i - dp.neuron_base, step),
+            UVec2::new(dp.key_lo, dp.key_hi),
+        );
+        let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean, recips);
+        if k > 0 {
+            let add = k as f32 * dp.weight;
+            if dp.receptor == 0 {
+                ie += add;
+            } else {
+                ii += add;
+            }
+        }
+    }
+    b.g_ampa[iu] = ie;
+    b.g_gaba[iu] = ii;
+    b.v[iu] = v;
+    b.refrac[iu] = rf;
+    spiked
 }
 
 /// A spike of neuron `i` (population `pop`) in the current step: ISI accumulators,
@@ -389,6 +461,9 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
     let prm = si.prm;
     let sim = &prm.sim;
     let p = &prm.pops[w.pop as usize];
+    if p.syn_current != 0 {
+        return update_block_current(si, w);
+    }
     let n = w.len();
     let step = si.step;
     let pool = has_nmda_pool(p);
@@ -502,6 +577,105 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
     }
     if si.sample {
         super::reduce_stats::range_sums_inline(p, v, g_ampa, g_gaba, [&*pool0, &*pool1])
+    } else {
+        [0; STATS_PER_POP]
+    }
+}
+
+/// [`update_block_impl`] for a current-based population: the operations of
+/// [`current_update`] in vectorisable phases: (1) the decayed currents plus this
+/// step's ring-buffer arrivals into scratch, (2) the Poisson drive into scratch, drive
+/// by drive, (3) the membrane from the currents at the step's start (still in the
+/// state arrays), then the scratch currents stored.
+#[inline(always)]
+fn update_block_current(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+    let prm = si.prm;
+    let sim = &prm.sim;
+    let p = prm.pops[w.pop as usize];
+    let n = w.len();
+    let step = si.step;
+    let Block {
+        lo,
+        ring: [ra, rg, _],
+        v,
+        rf,
+        g_ampa,
+        g_gaba,
+        pools: [pool0, pool1],
+        ga,
+        gg,
+        u,
+        cnt,
+        fired,
+        ..
+    } = w;
+    {
+        let (ra, rg) = (&mut ra[..n], &mut rg[..n]);
+        let (sa, sg) = (sim.inv_scale[0], sim.inv_scale[1]);
+        let (ie0, ii0) = (&g_ampa[..n], &g_gaba[..n]);
+        let (ga, gg) = (&mut ga[..n], &mut gg[..n]);
+        for j in 0..n {
+            ga[j] = ie0[j] * p.decay_ampa + ra[j] as f32 * sa;
+            gg[j] = ii0[j] * p.decay_gaba + rg[j] as f32 * sg;
+            ra[j] = 0;
+            rg[j] = 0;
+        }
+    }
+    let u_max = uniform01(u32::MAX);
+    for d in 0..p.n_drives {
+        let dp = &prm.drives[(p.drive_start + d) as usize];
+        let first = lo - dp.neuron_base;
+        let (u, cnt) = (&mut u[..n], &mut cnt[..n]);
+        for (j, uj) in u.iter_mut().enumerate() {
+            *uj = uniform01(threefry_x0(first + j as u32, step, dp.key_lo, dp.key_hi));
+        }
+        let cdf = poisson_cdf(dp.mean, dp.exp_neg_mean, si.recips);
+        for (c, &uj) in cnt.iter_mut().zip(u.iter()) {
+            *c = poisson_count_head(uj, &cdf);
+        }
+        if cdf[CDF_HEAD - 1] <= u_max {
+            for (c, &uj) in cnt.iter_mut().zip(u.iter()) {
+                if *c as usize == CDF_HEAD {
+                    *c = poisson_count_from(uj, &cdf, CDF_HEAD);
+                }
+            }
+        }
+        let target = if dp.receptor == 0 {
+            &mut ga[..n]
+        } else {
+            &mut gg[..n]
+        };
+        let wt = dp.weight;
+        for (g, &c) in target.iter_mut().zip(cnt.iter()) {
+            *g = if c > 0 { *g + c as f32 * wt } else { *g };
+        }
+    }
+    {
+        let (rf, ie, ii) = (&mut rf[..n], &mut g_ampa[..n], &mut g_gaba[..n]);
+        let (ga, gg, fired) = (&ga[..n], &gg[..n], &mut fired[..n]);
+        for j in 0..n {
+            let (v0, r0) = (v[j], rf[j]);
+            let v1 = p.e_l
+                + (v0 - p.e_l) * p.cur_p22
+                + ie[j] * p.cur_p21ex
+                + ii[j] * p.cur_p21in
+                + p.i_ext * p.cur_p20;
+            let active = r0 == 0;
+            let fire = active & (v1 >= p.v_th);
+            // As in `membrane`: a refractory neuron's V is V_reset.
+            v[j] = if fire | !active { p.v_reset } else { v1 };
+            rf[j] = if fire {
+                p.ref_steps
+            } else {
+                r0.saturating_sub(1)
+            };
+            fired[j] = fire as u32;
+            ie[j] = ga[j];
+            ii[j] = gg[j];
+        }
+    }
+    if si.sample {
+        super::reduce_stats::range_sums_inline(&p, v, g_ampa, g_gaba, [&*pool0, &*pool1])
     } else {
         [0; STATS_PER_POP]
     }

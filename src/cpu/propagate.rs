@@ -1,9 +1,10 @@
 //! CPU twin of `shaders/propagate.wgsl`: each spike of the step is delivered, by each
-//! of `PROC_SPLIT` slices, to the ring-buffer slot of its arrival step. Wrapping i32
+//! of `PROC_SPLIT` slices, to the ring-buffer slot of its arrival step (per synapse
+//! where a projection draws its weights or delays). Wrapping i32
 //! adds are the integer atomics of the shader: the sums do not depend on order.
 
 use super::Buffers;
-use crate::model::connectivity::for_each_target;
+use crate::model::connectivity::{for_each_synapse, has_random_synapses, synapse_draw};
 use crate::model::layout::{Ctrl, ParamsBlock, RULE_TABLE};
 use crate::model::limits::PROC_SPLIT;
 use rayon::prelude::*;
@@ -25,17 +26,36 @@ pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
         let base = (slot * sim.n_total + pr.post_offset) as usize;
         let ring = &mut b.ring[pr.receptor as usize];
         let w = pr.weight_fixed;
+        let n_total = sim.n_total as usize;
+        let post = pr.post_offset as usize;
+        let slot_of = |d: u32| ((ctrl.prop_step + d) % sim.ring_slots) as usize * n_total + post;
         if pr.rule == RULE_TABLE {
             let row = (pr.table_base + pre_local) as usize;
             let (start, end) = (b.table_rows[row] as usize, b.table_rows[row + 1] as usize);
-            let ring = &mut ring[base..];
-            for &c in &b.table_cols[start..end] {
-                let t = &mut ring[c as usize];
-                *t = t.wrapping_add(w);
+            if has_random_synapses(pr) {
+                // Per-synapse weights and delays, drawn once when the table was made.
+                for idx in start..end {
+                    let t = &mut ring[slot_of(b.table_d[idx]) + b.table_cols[idx] as usize];
+                    *t = t.wrapping_add(b.table_w[idx]);
+                }
+            } else {
+                let ring = &mut ring[base..];
+                for &c in &b.table_cols[start..end] {
+                    let t = &mut ring[c as usize];
+                    *t = t.wrapping_add(w);
+                }
+            }
+        } else if has_random_synapses(pr) {
+            for tid in 0..PROC_SPLIT {
+                for_each_synapse(pr, pre_local, tid, |j, id| {
+                    let (w, d) = synapse_draw(pr, pre_local, id, sim.ring_slots);
+                    let t = slot_of(d) + j as usize;
+                    ring[t] = ring[t].wrapping_add(w);
+                });
             }
         } else {
             for tid in 0..PROC_SPLIT {
-                for_each_target(pr, pre_local, tid, |j| {
+                for_each_synapse(pr, pre_local, tid, |j, _| {
                     let t = base + j as usize;
                     ring[t] = ring[t].wrapping_add(w);
                 });
@@ -54,14 +74,22 @@ pub fn propagate_parallel(prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
         spikes,
         table_rows,
         table_cols,
+        table_w,
+        table_d,
         ..
     } = b;
     let rings = ring.each_mut().map(|r| as_atomic(r.as_mut_slice()));
-    let (spikes, rows, cols) = (&spikes[..], &table_rows[..], &table_cols[..]);
+    let spikes = &spikes[..];
+    let t = Tables {
+        rows: table_rows,
+        cols: table_cols,
+        w: table_w,
+        d: table_d,
+    };
     (0..ctrl.prop_n)
         .into_par_iter()
         .with_min_len(4)
-        .for_each(|s| propagate_atomic(s, prm, spikes, rows, cols, &rings, ctrl));
+        .for_each(|s| propagate_atomic(s, prm, spikes, &t, &rings, ctrl));
 }
 
 const _: () = assert!(
@@ -77,16 +105,25 @@ fn as_atomic(s: &mut [i32]) -> &[AtomicI32] {
     unsafe { &*(s as *mut [i32] as *const [AtomicI32]) }
 }
 
+/// The CPU backend's synapse tables: CSR rows and columns, and per-synapse weights
+/// and delays (empty unless a projection draws them).
+struct Tables<'a> {
+    rows: &'a [u32],
+    cols: &'a [u32],
+    w: &'a [i32],
+    d: &'a [u32],
+}
+
 /// [`propagate`] of spike `s` into atomic ring buffers.
 fn propagate_atomic(
     s: u32,
     prm: &ParamsBlock,
     spikes: &[u32],
-    rows: &[u32],
-    cols: &[u32],
+    tb: &Tables,
     rings: &[&[AtomicI32]; 3],
     ctrl: &Ctrl,
 ) {
+    let (rows, cols) = (tb.rows, tb.cols);
     let sim = &prm.sim;
     let pre = spikes[s as usize];
     for pj in 0..sim.n_proj {
@@ -97,17 +134,35 @@ fn propagate_atomic(
         let pre_local = pre - pr.pre_offset;
         let slot = (ctrl.prop_step + pr.delay_steps) % sim.ring_slots;
         let base = (slot * sim.n_total + pr.post_offset) as usize;
-        let ring = &rings[pr.receptor as usize][base..];
+        let full = rings[pr.receptor as usize];
+        let ring = &full[base..];
         let w = pr.weight_fixed;
+        let n_total = sim.n_total as usize;
+        let post = pr.post_offset as usize;
+        let slot_of = |d: u32| ((ctrl.prop_step + d) % sim.ring_slots) as usize * n_total + post;
         if pr.rule == RULE_TABLE {
             let row = (pr.table_base + pre_local) as usize;
             let (start, end) = (rows[row] as usize, rows[row + 1] as usize);
-            for &c in &cols[start..end] {
-                ring[c as usize].fetch_add(w, Ordering::Relaxed);
+            if has_random_synapses(pr) {
+                for idx in start..end {
+                    full[slot_of(tb.d[idx]) + cols[idx] as usize]
+                        .fetch_add(tb.w[idx], Ordering::Relaxed);
+                }
+            } else {
+                for &c in &cols[start..end] {
+                    ring[c as usize].fetch_add(w, Ordering::Relaxed);
+                }
+            }
+        } else if has_random_synapses(pr) {
+            for tid in 0..PROC_SPLIT {
+                for_each_synapse(pr, pre_local, tid, |j, id| {
+                    let (w, d) = synapse_draw(pr, pre_local, id, sim.ring_slots);
+                    full[slot_of(d) + j as usize].fetch_add(w, Ordering::Relaxed);
+                });
             }
         } else {
             for tid in 0..PROC_SPLIT {
-                for_each_target(pr, pre_local, tid, |j| {
+                for_each_synapse(pr, pre_local, tid, |j, _| {
                     ring[j as usize].fetch_add(w, Ordering::Relaxed);
                 });
             }

@@ -115,11 +115,13 @@ pub fn header() -> String {
         ("STREAM_INIT", rng::STREAM_INIT),
         ("STREAM_POISSON", rng::STREAM_POISSON),
         ("STREAM_CONN", rng::STREAM_CONN),
+        ("STREAM_SYN", rng::STREAM_SYN),
         ("KS_PARITY", rng::KS_PARITY),
         ("POISSON_MAX_K", rng::POISSON_MAX_K),
         ("SLOW_SUMS_PER_POP", SLOW_SUMS_PER_POP as u32),
         ("SLOW_SIGNAL", SLOW_SIGNAL as u32),
         ("SLOW_STATE", SLOW_STATE as u32),
+        ("SYN_REDRAWS", SYN_REDRAWS),
     ] {
         h.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }
@@ -138,12 +140,15 @@ pub fn header() -> String {
         ("FIXED_U32_MAX", rng::FIXED_U32_MAX),
         ("SIG_SCALE", SIG_SCALE),
         ("SLOW_SCALE", SLOW_SCALE),
+        ("SQRT_2", std::f32::consts::SQRT_2),
     ] {
         h.push_str(&format!("const {name}: f32 = {};\n", hex_f32(v)));
     }
     h.push_str(&f32_array("LN_POLY", &rng::LN_POLY));
     h.push_str(&f32_array("EXP_POLY", &rng::EXP_POLY));
     h.push_str(&f32_array("STAT_SCALES", &STAT_SCALES));
+    h.push_str(&f32_array("ERFINV_CENTRAL", &rng::ERFINV_CENTRAL));
+    h.push_str(&f32_array("ERFINV_TAIL", &rng::ERFINV_TAIL));
     h.push_str(&f32_array("POISSON_RECIPS", &rng::poisson_recips()));
     h
 }

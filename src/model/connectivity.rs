@@ -10,8 +10,8 @@
 use glam::UVec2;
 
 use super::layout::{ProjParams, RULE_OUTDEGREE, RULE_PROBABILITY};
-use super::limits::PROC_SPLIT;
-use crate::rng::{ln_f32, threefry2x32, uniform_open0};
+use super::limits::{PROC_SPLIT, SYN_REDRAWS};
+use crate::rng::{ln_f32, normal_f32, threefry2x32, uniform_open0, STREAM_SYN};
 
 /// High 32 bits of the 64-bit product `a * b`, from 16-bit halves (WGSL has no 64-bit
 /// integers). Used to map a random word onto `0..b` without modulo bias of float
@@ -46,6 +46,70 @@ pub fn proj_key(proj: &ProjParams, stream: u32) -> UVec2 {
 /// Calls `deliver(post_local)` for every target of presynaptic neuron `pre_local`
 /// handled by slice `tid` of a procedural projection.
 pub fn for_each_target(proj: &ProjParams, pre_local: u32, tid: u32, mut deliver: impl FnMut(u32)) {
+    for_each_synapse(proj, pre_local, tid, |t, _| deliver(t));
+}
+
+/// Whether a projection draws a weight or a delay per synapse ([`synapse_draw`]).
+pub fn has_random_synapses(proj: &ProjParams) -> bool {
+    proj.w_sd_fixed > 0.0 || proj.d_sd_steps > 0.0
+}
+
+/// Fixed-point weight and delay (steps) of synapse `id` of presynaptic neuron
+/// `pre_local` (`id`: the target index for fixed probability, the draw number `m`
+/// for fixed out-degree, the position in the row for tables). Normal draws
+/// ([`normal_f32`]) keyed by `(pre_local, id)` on the projection's `STREAM_SYN`
+/// stream (attempt `a` on stream + a): `floor(mean + sd z + 1/2)` in fixed-point
+/// units or steps; a weight whose sign differs from the mean's and a delay below one
+/// step are redrawn, as NEST's `redraw` (PD14's reference implementation), at most
+/// [`SYN_REDRAWS`] attempts, then 0 and 1 step. Delays are capped at
+/// `ring_slots - 1` (never reached: the network sizes its ring for mean + 5.3 SD,
+/// the largest deviate `normal_f32` returns). Without SDs: `weight_fixed` and
+/// `delay_steps`. Twin: `synapse_draw` in `shaders/common.wgsl`.
+pub fn synapse_draw(proj: &ProjParams, pre_local: u32, id: u32, ring_slots: u32) -> (i32, u32) {
+    let mut w = proj.weight_fixed;
+    let mut d = proj.delay_steps;
+    let mut w_done = proj.w_sd_fixed <= 0.0;
+    let mut d_done = proj.d_sd_steps <= 0.0;
+    if !w_done {
+        w = 0;
+    }
+    if !d_done {
+        d = 1;
+    }
+    let stream = (proj.stream & 0x0fff_ffff) | STREAM_SYN;
+    for a in 0..SYN_REDRAWS {
+        if w_done && d_done {
+            break;
+        }
+        let r = threefry2x32(UVec2::new(pre_local, id), proj_key(proj, stream + a));
+        if !w_done {
+            let x = (proj.w_mean_fixed + proj.w_sd_fixed * normal_f32(r.x) + 0.5).floor();
+            if (proj.w_mean_fixed >= 0.0 && x >= 0.0) || (proj.w_mean_fixed < 0.0 && x <= 0.0) {
+                w = x as i32;
+                w_done = true;
+            }
+        }
+        if !d_done {
+            let x = (proj.d_mean_steps + proj.d_sd_steps * normal_f32(r.y) + 0.5).floor();
+            if x >= 1.0 {
+                d = (x as u32).min(ring_slots - 1);
+                d_done = true;
+            }
+        }
+    }
+    (w, d)
+}
+
+/// Calls `deliver(post_local, id)` for every synapse of presynaptic neuron
+/// `pre_local` handled by slice `tid` of a procedural projection, with the synapse's
+/// identity for [`synapse_draw`]: the target for fixed probability (no multapses),
+/// the draw number for fixed out-degree.
+pub fn for_each_synapse(
+    proj: &ProjParams,
+    pre_local: u32,
+    tid: u32,
+    mut deliver: impl FnMut(u32, u32),
+) {
     let exclude_self = proj.same_pop != 0 && proj.autapses == 0;
     if proj.rule == RULE_PROBABILITY {
         let (lo, hi) = slice_bounds(proj.post_size, tid);
@@ -65,7 +129,7 @@ pub fn for_each_target(proj: &ProjParams, pre_local: u32, tid: u32, mut deliver:
                     break;
                 }
                 if !(exclude_self && j == pre_local) {
-                    deliver(j);
+                    deliver(j, j);
                 }
                 j += 1;
                 if j >= hi {
@@ -87,7 +151,7 @@ pub fn for_each_target(proj: &ProjParams, pre_local: u32, tid: u32, mut deliver:
             if exclude_self && t >= pre_local {
                 t += 1;
             }
-            deliver(t);
+            deliver(t, m);
             m += PROC_SPLIT;
         }
     }

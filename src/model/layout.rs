@@ -124,6 +124,27 @@ pub struct PopParams {
     /// recurrent AMPA and NMDA input is scaled by each neuron's synapse density and
     /// its local AMPA input is accumulated for the AMPA-activation signal.
     pub sig_on: u32,
+    /// 1 if the population has current-based exponential synapses and exact
+    /// integration (NEST's `iaf_psc_exp`): `g_ampa`/`g_gaba` then hold the excitatory
+    /// and inhibitory synaptic currents (pA), `decay_ampa`/`decay_gaba` are
+    /// `exp(-dt/tau_syn_ex)`/`exp(-dt/tau_syn_in)`, and V takes the propagator step
+    /// below instead of forward Euler.
+    pub syn_current: u32,
+    /// Current-based: `exp(-dt/tau_m)`, the membrane's propagator.
+    pub cur_p22: f32,
+    /// Current-based: V change per pA of excitatory current at the step's start,
+    /// `tau_s tau_m / (C (tau_s - tau_m)) (exp(-dt/tau_s) - exp(-dt/tau_m))` (mV/pA).
+    pub cur_p21ex: f32,
+    /// Current-based: the same for the inhibitory current (mV/pA).
+    pub cur_p21in: f32,
+    /// Current-based: V change per pA of constant current, `tau_m/C (1 - exp(-dt/tau_m))`.
+    pub cur_p20: f32,
+    /// Padding.
+    pub _pad_cur0: f32,
+    /// Padding.
+    pub _pad_cur1: f32,
+    /// Padding.
+    pub _pad_cur2: f32,
     /// NMDA receptor pools (the first `n_pools` are used).
     pub pools: [PoolParams; MAX_NMDA_POOLS],
 }
@@ -198,6 +219,15 @@ pub struct ProjParams {
     pub seed_lo: u32,
     /// High word of the seed.
     pub seed_hi: u32,
+    /// Mean weight in fixed-point units (LSB) for per-synapse normal weights.
+    pub w_mean_fixed: f32,
+    /// Standard deviation of the weight in fixed-point units; 0: every synapse has
+    /// `weight_fixed`.
+    pub w_sd_fixed: f32,
+    /// Mean delay in steps for per-synapse normal delays.
+    pub d_mean_steps: f32,
+    /// Standard deviation of the delay in steps; 0: every synapse has `delay_steps`.
+    pub d_sd_steps: f32,
 }
 
 /// Per-drive constants (Poisson background).
@@ -330,9 +360,9 @@ pub struct SlowParams {
 const _: () = assert!(std::mem::size_of::<SlowPop>() == 32);
 const _: () = assert!(std::mem::size_of::<SlowParams>().is_multiple_of(16));
 const _: () = assert!(std::mem::size_of::<SimParams>() == 64);
-const _: () = assert!(std::mem::size_of::<PopParams>() == 176);
+const _: () = assert!(std::mem::size_of::<PopParams>() == 208);
 const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
-const _: () = assert!(std::mem::size_of::<ProjParams>() == 64);
+const _: () = assert!(std::mem::size_of::<ProjParams>() == 80);
 const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ParamsBlock>().is_multiple_of(16));
 // WebGPU guarantees uniform bindings of 64 KiB: the limits in `limits.rs` must keep the

@@ -10,6 +10,10 @@ pub const MAX_PROJECTIONS: usize = 256;
 pub const MAX_DRIVES: usize = 256;
 /// Longest synaptic delay in steps (ring-buffer slots = longest delay + 1).
 pub const MAX_DELAY_STEPS: u32 = 4096;
+/// Attempts of a per-synapse normal weight or delay draw before it is clamped
+/// (`connectivity::synapse_draw`; a delay of mean 1.5 ms and SD 0.75 ms falls below
+/// half a step 2.7% of the time, so 8 attempts all fail with probability 3e-13).
+pub const SYN_REDRAWS: u32 = 8;
 /// Threads per workgroup of the per-neuron kernels.
 pub const WORKGROUP_SIZE: u32 = 64;
 /// Threads that share one presynaptic spike in the propagation kernel; procedural

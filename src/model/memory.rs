@@ -38,11 +38,18 @@ impl MemoryPlan {
     }
 }
 
-/// Longest delay in steps (ring slots - 1).
+/// Longest delay in steps (ring slots - 1). A projection with `delay_sd_ms` draws
+/// delays up to mean + 5.3 SD (`rng::NORMAL_F32_MAX`, the largest deviate drawn).
 pub fn max_delay_steps(s: &Scenario) -> u32 {
     s.projections
         .iter()
-        .map(|p| steps_of(p.delay_ms, s.dt_ms).clamp(1, MAX_DELAY_STEPS))
+        .map(|p| {
+            let sd = p.delay_sd_ms.unwrap_or(0.0);
+            let drawn = ((p.delay_ms + crate::rng::NORMAL_F32_MAX * sd) / s.dt_ms + 0.5).floor();
+            steps_of(p.delay_ms, s.dt_ms)
+                .max(drawn.clamp(0.0, u32::MAX as f64) as u32)
+                .clamp(1, MAX_DELAY_STEPS)
+        })
         .max()
         .unwrap_or(1)
 }

@@ -15,7 +15,9 @@ use glam::UVec2;
 
 use crate::error::{Error, Result};
 use crate::rng::{self, key, threefry2x32, STREAM_CONN, STREAM_INIT, STREAM_POISSON};
-use crate::scenario::{steps_of, DecayMethod, Rule, Scenario, Storage};
+use crate::scenario::{
+    steps_of, DecayMethod, Rule, Scenario, Storage, SynapseKind, DEFAULT_TAU_SYN_MS,
+};
 use layout::*;
 use limits::*;
 
@@ -26,6 +28,57 @@ pub const MG_SLOPE_PER_MV: f32 = 0.062;
 /// 1990), with `mg_over_k0 = [Mg]/K0`. Kernels use exactly this expression.
 pub fn mg_block(v_mv: f32, mg_over_k0: f32) -> f32 {
     1.0 / (1.0 + mg_over_k0 * rng::exp_f32(-MG_SLOPE_PER_MV * v_mv))
+}
+
+/// Propagators of a current-based LIF neuron with exponential synaptic currents over
+/// one step (exact integration, Rotter & Diesmann 1999, Biol Cybern 81:381; NEST's
+/// `iaf_psc_exp`), computed in f64.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurrentPropagators {
+    /// `exp(-dt/tau_m)`.
+    pub p22: f64,
+    /// `exp(-dt/tau_syn_ex)`.
+    pub p11ex: f64,
+    /// `exp(-dt/tau_syn_in)`.
+    pub p11in: f64,
+    /// V change (mV) per pA of excitatory current at the step's start.
+    pub p21ex: f64,
+    /// The same for the inhibitory current.
+    pub p21in: f64,
+    /// V change (mV) per pA of constant current, `tau_m/C (1 - exp(-dt/tau_m))`.
+    pub p20: f64,
+}
+
+/// [`CurrentPropagators`] for step `dt_ms`, capacitance `c_pf`, membrane time
+/// constant `tau_m_ms` and synaptic time constants. The current's effect on V is
+/// `tau_s tau_m / (C (tau_m - tau_s)) (exp(-dt/tau_m) - exp(-dt/tau_s))`; where
+/// `tau_s` is (numerically) `tau_m` it is its limit `dt/C exp(-dt/tau_m)`, as NEST's
+/// `propagator_32` does.
+#[allow(non_snake_case)]
+pub fn current_propagators(
+    dt_ms: f64,
+    c_pf: f64,
+    tau_m_ms: f64,
+    tau_ex_ms: f64,
+    tau_in_ms: f64,
+) -> CurrentPropagators {
+    let p22 = (-dt_ms / tau_m_ms).exp();
+    let p21 = |tau_s: f64| {
+        let d = tau_m_ms - tau_s;
+        if d.abs() < 1e-9 * tau_m_ms {
+            dt_ms / c_pf * p22
+        } else {
+            tau_s * tau_m_ms / (c_pf * d) * (p22 - (-dt_ms / tau_s).exp())
+        }
+    };
+    CurrentPropagators {
+        p22,
+        p11ex: (-dt_ms / tau_ex_ms).exp(),
+        p11in: (-dt_ms / tau_in_ms).exp(),
+        p21ex: p21(tau_ex_ms),
+        p21in: p21(tau_in_ms),
+        p20: tau_m_ms / c_pf * (1.0 - p22),
+    }
 }
 
 /// State of every neuron, one array per variable (the device layout).
@@ -199,6 +252,22 @@ impl Network {
             }
             pp.decay_ampa = f32_of(decay(n.tau_ampa_ms));
             pp.decay_gaba = f32_of(decay(n.tau_gaba_ms));
+            if p.synapse == SynapseKind::Current {
+                let cur = current_propagators(
+                    dt,
+                    n.c_pF,
+                    n.c_pF / n.g_l_nS,
+                    n.tau_syn_ex_ms.unwrap_or(DEFAULT_TAU_SYN_MS),
+                    n.tau_syn_in_ms.unwrap_or(DEFAULT_TAU_SYN_MS),
+                );
+                pp.syn_current = 1;
+                pp.decay_ampa = f32_of(cur.p11ex);
+                pp.decay_gaba = f32_of(cur.p11in);
+                pp.cur_p22 = f32_of(cur.p22);
+                pp.cur_p21ex = f32_of(cur.p21ex);
+                pp.cur_p21in = f32_of(cur.p21in);
+                pp.cur_p20 = f32_of(cur.p20);
+            }
             if let Some(m) = &p.nmda {
                 pp.g_nmda_max = f32_of(m.g_max_nS);
                 pp.decay_nmda_rise = f32_of(decay(m.tau_rise_ms));
@@ -239,7 +308,7 @@ impl Network {
                 }
                 let mean = d.rate_hz * dt * 1e-3;
                 let dp = &mut params.drives[d_index];
-                dp.receptor = d.receptor.index();
+                dp.receptor = d.channel();
                 dp.index = di as u32;
                 let k = key(scenario.seed, STREAM_POISSON | di as u32);
                 dp.key_lo = k.x;
@@ -247,7 +316,7 @@ impl Network {
                 dp.neuron_base = 0;
                 dp.mean = f32_of(mean);
                 dp.exp_neg_mean = f32_of((-mean).exp());
-                dp.weight = f32_of(d.weight_nS.or(d.drive).unwrap_or(0.0));
+                dp.weight = f32_of(d.jump());
                 d_index += 1;
             }
             params.pops[pi].n_drives = d_index as u32 - params.pops[pi].drive_start;
@@ -269,8 +338,9 @@ impl Network {
                     (lam + 10.0 * lam.sqrt() + 10.0).min(pre * pr.k.unwrap_or(0) as f64)
                 }
             };
-            let w = pr.weight_nS.or(pr.drive).unwrap_or(0.0);
-            bound[post_i][pr.receptor.index() as usize] += arrivals * w;
+            // The largest jump a synapse can have (drawn weights reach mean + 5.3 SD).
+            let w = pr.jump().abs() + rng::NORMAL_F32_MAX * pr.weight_sd_pA.unwrap_or(0.0);
+            bound[post_i][pr.channel() as usize] += arrivals * w;
         }
         let mut scales = [1.0f64; 3];
         for r in 0..3 {
@@ -295,13 +365,14 @@ impl Network {
             let post_i = scenario.population_index(&pr.post).unwrap_or(0);
             let pre_size = scenario.populations[pre_i].size as u32;
             let post_size = scenario.populations[post_i].size as u32;
-            let w = pr.weight_nS.or(pr.drive).unwrap_or(0.0);
-            let scale = scales[pr.receptor.index() as usize];
+            let w = pr.jump();
+            let channel = pr.channel() as usize;
+            let scale = scales[channel];
             let wq = (w * scale).round();
-            if w > 0.0 && ((wq / scale) - w).abs() > 1e-3 * w {
+            if w != 0.0 && ((wq / scale) - w).abs() > 1e-3 * w.abs() {
                 return Err(Error::Capacity(format!(
                     "projections[{i}] ({} -> {}): weight {w} cannot be accumulated in 32-bit fixed point next to the largest possible input onto `{}` ({:.3e}); lower the other weights or the population sizes",
-                    pr.pre, pr.post, pr.post, bound[post_i][pr.receptor.index() as usize]
+                    pr.pre, pr.post, pr.post, bound[post_i][channel]
                 )));
             }
             let use_table = match pr.storage {
@@ -314,9 +385,18 @@ impl Network {
             pp.pre_size = pre_size;
             pp.post_offset = pop_offsets[post_i];
             pp.post_size = post_size;
-            pp.receptor = pr.receptor.index();
+            pp.receptor = channel as u32;
             pp.delay_steps = steps_of(pr.delay_ms, dt);
             pp.weight_fixed = wq as i32;
+            // Per-synapse normal weights and delays (connectivity::synapse_draw).
+            if let Some(sd) = pr.weight_sd_pA.filter(|&sd| sd > 0.0) {
+                pp.w_mean_fixed = f32_of(w * scale);
+                pp.w_sd_fixed = f32_of(sd * scale);
+            }
+            if let Some(sd) = pr.delay_sd_ms.filter(|&sd| sd > 0.0) {
+                pp.d_mean_steps = f32_of(pr.delay_ms / dt);
+                pp.d_sd_steps = f32_of(sd / dt);
+            }
             pp.stream = STREAM_CONN | (i as u32 * PROC_SPLIT);
             pp.autapses = u32::from(pr.autapses);
             pp.same_pop = u32::from(pre_i == post_i);
@@ -338,7 +418,11 @@ impl Network {
                 }
                 Rule::FixedIndegree => pp.rule = RULE_TABLE,
             }
-            let label = format!("{} -> {} ({:?})", pr.pre, pr.post, pr.receptor);
+            let label = match pr.receptor {
+                Some(r) => format!("{} -> {} ({r:?})", pr.pre, pr.post),
+                None if channel == 0 => format!("{} -> {} (excitatory current)", pr.pre, pr.post),
+                None => format!("{} -> {} (inhibitory current)", pr.pre, pr.post),
+            };
             if use_table {
                 let proc_copy = *pp;
                 pp.rule = RULE_TABLE;
@@ -373,11 +457,9 @@ impl Network {
                 });
             }
         }
-        let max_delay = params.projs[..scenario.projections.len()]
-            .iter()
-            .map(|p| p.delay_steps)
-            .max()
-            .unwrap_or(1);
+        // Drawn delays reach mean + 5.3 SD (the largest deviate of rng::normal_f32);
+        // the memory plan sizes the ring the same way.
+        let max_delay = memory::max_delay_steps(scenario);
 
         let sample_interval = steps_of(scenario.record.sample_interval_ms, dt).max(1);
         let batch = batch_steps.max(1);

@@ -33,6 +33,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "stress_saline",
         include_str!("../../assets/scenarios/stress_saline.toml"),
     ),
+    (
+        "microcircuit",
+        include_str!("../../assets/scenarios/microcircuit.toml"),
+    ),
 ];
 
 /// The scenario `ketasim run` uses when no file is given: the prefrontal circuit
@@ -118,6 +122,10 @@ pub struct Population {
     pub name: String,
     /// Number of neurons (at least 1).
     pub size: i64,
+    /// Conductance-based synapses (default) or current-based exponential ones with
+    /// exact integration (NEST's `iaf_psc_exp`).
+    #[serde(default)]
+    pub synapse: SynapseKind,
     /// Membrane and synaptic parameters.
     #[serde(default)]
     pub neuron: NeuronParams,
@@ -134,6 +142,31 @@ pub struct Population {
     /// Citation for the parameters.
     #[serde(default)]
     pub source: String,
+}
+
+/// How synaptic input acts on a population's neurons.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynapseKind {
+    /// Conductances (nS) with reversal potentials, forward-Euler membrane
+    /// (SCIENCE.md section 1).
+    #[default]
+    Conductance,
+    /// Exponentially decaying currents (pA), `tau_syn_ex_ms`/`tau_syn_in_ms`, and the
+    /// membrane integrated exactly (Rotter & Diesmann 1999), as NEST's `iaf_psc_exp`
+    /// used by Potjans & Diesmann 2014. The sign of a projection's `weight_pA` picks
+    /// the excitatory (> 0) or inhibitory (< 0) current.
+    Current,
+}
+
+impl SynapseKind {
+    /// The scenario spelling.
+    pub fn label(self) -> &'static str {
+        match self {
+            SynapseKind::Conductance => "conductance",
+            SynapseKind::Current => "current",
+        }
+    }
 }
 
 /// Conductance-based LIF parameters (SCIENCE.md section 1):
@@ -180,7 +213,18 @@ pub struct NeuronParams {
     /// GABA_A conductance decay (ms). Brunel & Wang 2001: 5 ms.
     #[serde(default = "d_tau_gaba")]
     pub tau_gaba_ms: f64,
+    /// Current-based populations only: decay of the excitatory synaptic current
+    /// (ms); default 2 ms, NEST's `iaf_psc_exp` default.
+    #[serde(default)]
+    pub tau_syn_ex_ms: Option<f64>,
+    /// Current-based populations only: decay of the inhibitory synaptic current
+    /// (ms); default 2 ms, NEST's `iaf_psc_exp` default.
+    #[serde(default)]
+    pub tau_syn_in_ms: Option<f64>,
 }
+
+/// NEST's `iaf_psc_exp` default synaptic time constant (ms).
+pub const DEFAULT_TAU_SYN_MS: f64 = 2.0;
 
 fn d_c() -> f64 {
     500.0
@@ -225,6 +269,8 @@ impl Default for NeuronParams {
             e_gaba_mV: d_egaba(),
             tau_ampa_ms: d_tau_ampa(),
             tau_gaba_ms: d_tau_gaba(),
+            tau_syn_ex_ms: None,
+            tau_syn_in_ms: None,
         }
     }
 }
@@ -555,8 +601,10 @@ pub struct Projection {
     pub pre: String,
     /// Postsynaptic population name.
     pub post: String,
-    /// Receptor the synapses act on.
-    pub receptor: Receptor,
+    /// Receptor the synapses act on (conductance-based `post`; absent for a
+    /// current-based one, where the sign of `weight_pA` picks the current).
+    #[serde(default)]
+    pub receptor: Option<Receptor>,
     /// Connectivity rule.
     pub rule: Rule,
     /// Connection probability (fixed_probability), in (0, 1].
@@ -571,8 +619,21 @@ pub struct Projection {
     /// Drive jump per spike (dimensionless), for NMDA.
     #[serde(default)]
     pub drive: Option<f64>,
-    /// Axonal + synaptic delay (ms), at least one step; rounded to whole steps.
+    /// Current jump per spike (pA), for a current-based `post`: > 0 excitatory,
+    /// < 0 inhibitory.
+    #[serde(default)]
+    pub weight_pA: Option<f64>,
+    /// Standard deviation of a normally distributed `weight_pA`, drawn per synapse
+    /// (a draw of the wrong sign is redrawn, as NEST's `redraw`).
+    #[serde(default)]
+    pub weight_sd_pA: Option<f64>,
+    /// Axonal + synaptic delay (ms), at least one step; rounded to whole steps. With
+    /// `delay_sd_ms`, the mean of a normal distribution drawn per synapse.
     pub delay_ms: f64,
+    /// Standard deviation of a normally distributed delay, drawn per synapse (draws
+    /// that round to less than one step are redrawn, as NEST's `redraw`).
+    #[serde(default)]
+    pub delay_sd_ms: Option<f64>,
     /// Whether a neuron may connect to itself when pre == post.
     #[serde(default = "d_true")]
     pub autapses: bool,
@@ -597,17 +658,66 @@ pub struct Drive {
     pub population: String,
     /// Total event rate per neuron (Hz): number of sources times rate per source.
     pub rate_hz: f64,
-    /// Receptor the events act on.
-    pub receptor: Receptor,
+    /// Receptor the events act on (conductance-based population; absent for a
+    /// current-based one, where the sign of `weight_pA` picks the current).
+    #[serde(default)]
+    pub receptor: Option<Receptor>,
     /// Conductance jump per event (nS), for AMPA and GABA_A.
     #[serde(default)]
     pub weight_nS: Option<f64>,
     /// Drive jump per event (dimensionless), for NMDA.
     #[serde(default)]
     pub drive: Option<f64>,
+    /// Current jump per event (pA), for a current-based population: > 0 excitatory,
+    /// < 0 inhibitory.
+    #[serde(default)]
+    pub weight_pA: Option<f64>,
     /// Citation.
     #[serde(default)]
     pub source: String,
+}
+
+/// The channel (ring buffer and state variable) a projection or drive feeds: the
+/// receptor's (0 AMPA, 1 GABA_A, 2 NMDA) for conductance-based targets; for
+/// current-based ones 0 (excitatory current) when `weight_pA >= 0`, else 1
+/// (inhibitory current).
+fn channel_of(receptor: Option<Receptor>, weight_pa: Option<f64>) -> u32 {
+    match (receptor, weight_pa) {
+        (Some(r), _) => r.index(),
+        (None, Some(w)) if w < 0.0 => 1,
+        _ => 0,
+    }
+}
+
+impl Projection {
+    /// The channel the synapses feed (see `channel_of`).
+    pub fn channel(&self) -> u32 {
+        channel_of(self.receptor, self.weight_pA)
+    }
+
+    /// The mean jump per spike in the channel's unit: `weight_nS`, `drive` or
+    /// `weight_pA`.
+    pub fn jump(&self) -> f64 {
+        self.weight_nS
+            .or(self.drive)
+            .or(self.weight_pA)
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drive {
+    /// The channel the events feed (see `channel_of`).
+    pub fn channel(&self) -> u32 {
+        channel_of(self.receptor, self.weight_pA)
+    }
+
+    /// The jump per event in the channel's unit.
+    pub fn jump(&self) -> f64 {
+        self.weight_nS
+            .or(self.drive)
+            .or(self.weight_pA)
+            .unwrap_or(0.0)
+    }
 }
 
 /// Recording options.

@@ -1,11 +1,11 @@
 //! Scenario checks: each failure names the field (as a dotted path) and what is
 //! allowed, so that `ketasim run` can print it and exit non-zero.
 
-use super::{ProtocolMode, Receptor, Rule, Scenario, Storage};
+use super::{ProtocolMode, Receptor, Rule, Scenario, Storage, SynapseKind};
 use crate::model::limits::{
     MAX_DELAY_STEPS, MAX_DRIVES, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS,
 };
-use crate::rng::POISSON_MAX_MEAN;
+use crate::rng::{NORMAL_F32_MAX, POISSON_MAX_MEAN};
 
 use super::checks::{finite, non_negative, positive, Check};
 
@@ -42,6 +42,70 @@ fn weight(field: &str, receptor: Receptor, weight_ns: Option<f64>, drive: Option
                     "{field}.drive: missing; NMDA needs a drive jump per spike (dimensionless, >= 0)"
                 )),
             }
+        }
+    }
+}
+
+/// The synaptic fields of a projection or drive `field` onto population `post`
+/// (named `post_name`) of kind `kind`: conductance-based targets take `receptor` and
+/// `weight_nS`/`drive` (checked by [`weight`]); current-based ones take `weight_pA`
+/// only, whose sign picks the current.
+#[allow(clippy::too_many_arguments)]
+fn synapse_fields(
+    field: &str,
+    post_name: &str,
+    kind: SynapseKind,
+    receptor: Option<Receptor>,
+    weight_ns: Option<f64>,
+    drive: Option<f64>,
+    weight_pa: Option<f64>,
+    weight_sd_pa: Option<f64>,
+) -> Check {
+    match kind {
+        SynapseKind::Conductance => {
+            if weight_pa.is_some() {
+                return Err(format!(
+                    "{field}.weight_pA: population `{post_name}` has conductance-based synapses; give weight_nS (or drive for NMDA), or set synapse = \"current\" on `{post_name}`"
+                ));
+            }
+            if weight_sd_pa.is_some() {
+                return Err(format!(
+                    "{field}.weight_sd_pA: only for current-based targets (weight_pA); population `{post_name}` has conductance-based synapses"
+                ));
+            }
+            let Some(r) = receptor else {
+                return Err(format!(
+                    "{field}.receptor: missing; population `{post_name}` has conductance-based synapses: give \"ampa\", \"gaba_a\" or \"nmda\""
+                ));
+            };
+            weight(field, r, weight_ns, drive)
+        }
+        SynapseKind::Current => {
+            if let Some(r) = receptor {
+                return Err(format!(
+                    "{field}.receptor: population `{post_name}` has current-based synapses (synapse = \"current\"), where the sign of weight_pA picks the excitatory or inhibitory current; remove receptor = \"{}\"",
+                    r.label()
+                ));
+            }
+            for (name, v) in [("weight_nS", weight_ns), ("drive", drive)] {
+                if v.is_some() {
+                    return Err(format!(
+                        "{field}.{name}: population `{post_name}` has current-based synapses (synapse = \"current\"); give weight_pA (pA; > 0 excitatory, < 0 inhibitory)"
+                    ));
+                }
+            }
+            match weight_pa {
+                Some(w) => finite(&format!("{field}.weight_pA"), w)?,
+                None => {
+                    return Err(format!(
+                        "{field}.weight_pA: missing; population `{post_name}` has current-based synapses: give the current jump per spike in pA (> 0 excitatory, < 0 inhibitory)"
+                    ))
+                }
+            }
+            if let Some(sd) = weight_sd_pa {
+                non_negative(&format!("{field}.weight_sd_pA"), sd)?;
+            }
+            Ok(())
         }
     }
 }
@@ -141,6 +205,54 @@ impl Scenario {
             non_negative(&format!("{f}.neuron.t_ref_ms"), n.t_ref_ms)?;
             positive(&format!("{f}.neuron.tau_ampa_ms"), n.tau_ampa_ms)?;
             positive(&format!("{f}.neuron.tau_gaba_ms"), n.tau_gaba_ms)?;
+            match p.synapse {
+                SynapseKind::Conductance => {
+                    for (name, v) in [
+                        ("tau_syn_ex_ms", n.tau_syn_ex_ms),
+                        ("tau_syn_in_ms", n.tau_syn_in_ms),
+                    ] {
+                        if v.is_some() {
+                            return Err(format!(
+                                "{f}.neuron.{name}: only for current-based synapses; set synapse = \"current\" on the population, or use tau_ampa_ms/tau_gaba_ms"
+                            ));
+                        }
+                    }
+                }
+                SynapseKind::Current => {
+                    for (name, v) in [
+                        ("tau_syn_ex_ms", n.tau_syn_ex_ms),
+                        ("tau_syn_in_ms", n.tau_syn_in_ms),
+                    ] {
+                        if let Some(t) = v {
+                            positive(&format!("{f}.neuron.{name}"), t)?;
+                        }
+                    }
+                    if n.g_l_nS <= 0.0 {
+                        return Err(format!(
+                            "{f}.neuron.g_l_nS: current-based populations need a leak (tau_m = c_pF / g_l_nS), > 0 (got {})",
+                            n.g_l_nS
+                        ));
+                    }
+                    if p.nmda.is_some() {
+                        return Err(format!(
+                            "{f}.nmda: current-based populations (synapse = \"current\") have no NMDA receptors; remove [populations.nmda] or set synapse = \"conductance\""
+                        ));
+                    }
+                    let init = &p.init;
+                    for (name, v) in [
+                        ("g_ampa_mean_nS", init.g_ampa_mean_nS),
+                        ("g_ampa_sd_nS", init.g_ampa_sd_nS),
+                        ("g_gaba_mean_nS", init.g_gaba_mean_nS),
+                        ("g_gaba_sd_nS", init.g_gaba_sd_nS),
+                    ] {
+                        if v != 0.0 {
+                            return Err(format!(
+                                "{f}.init.{name}: current-based populations start with zero synaptic currents; remove it"
+                            ));
+                        }
+                    }
+                }
+            }
             if let Some(m) = &p.nmda {
                 non_negative(&format!("{f}.nmda.g_max_nS"), m.g_max_nS)?;
                 positive(&format!("{f}.nmda.tau_rise_ms"), m.tau_rise_ms)?;
@@ -305,8 +417,17 @@ impl Scenario {
                     pr.rule.label()
                 ));
             }
-            weight(&f, pr.receptor, pr.weight_nS, pr.drive)?;
-            if pr.receptor == Receptor::Nmda && self.populations[post].nmda.is_none() {
+            synapse_fields(
+                &f,
+                &pr.post,
+                self.populations[post].synapse,
+                pr.receptor,
+                pr.weight_nS,
+                pr.drive,
+                pr.weight_pA,
+                pr.weight_sd_pA,
+            )?;
+            if pr.receptor == Some(Receptor::Nmda) && self.populations[post].nmda.is_none() {
                 return Err(format!(
                     "{f}.receptor: population `{}` has no NMDA receptors; add a [populations.nmda] table to it",
                     pr.post
@@ -325,6 +446,16 @@ impl Scenario {
                     "{f}.delay_ms: {} ms is {d} steps; at most {MAX_DELAY_STEPS} steps are supported",
                     pr.delay_ms
                 ));
+            }
+            if let Some(sd) = pr.delay_sd_ms {
+                non_negative(&format!("{f}.delay_sd_ms"), sd)?;
+                let longest = (pr.delay_ms + NORMAL_F32_MAX * sd) / self.dt_ms;
+                if longest > MAX_DELAY_STEPS as f64 {
+                    return Err(format!(
+                        "{f}.delay_sd_ms: delays are drawn up to delay_ms + {NORMAL_F32_MAX} x delay_sd_ms = {:.1} steps; at most {MAX_DELAY_STEPS} steps are supported",
+                        longest
+                    ));
+                }
             }
         }
         if self.drives.len() > MAX_DRIVES {
@@ -349,8 +480,17 @@ impl Scenario {
                     d.rate_hz, self.dt_ms
                 ));
             }
-            weight(&f, d.receptor, d.weight_nS, d.drive)?;
-            if d.receptor == Receptor::Nmda && self.populations[pi].nmda.is_none() {
+            synapse_fields(
+                &f,
+                &d.population,
+                self.populations[pi].synapse,
+                d.receptor,
+                d.weight_nS,
+                d.drive,
+                d.weight_pA,
+                None,
+            )?;
+            if d.receptor == Some(Receptor::Nmda) && self.populations[pi].nmda.is_none() {
                 return Err(format!(
                     "{f}.receptor: population `{}` has no NMDA receptors; add a [populations.nmda] table to it",
                     d.population
@@ -424,6 +564,18 @@ impl Scenario {
         let base_end = self.baseline_end_min();
         self.interventions
             .validate(self.signalling.is_some(), base_end)?;
+        if self.interventions.ampa_block > 0.0 {
+            if let Some(p) = self
+                .populations
+                .iter()
+                .find(|p| p.synapse == SynapseKind::Current)
+            {
+                return Err(format!(
+                    "interventions.ampa_block: acts on conductance-based AMPA synapses, but population `{}` has current-based synapses (synapse = \"current\"); remove the block or use conductance-based populations",
+                    p.name
+                ));
+            }
+        }
         let Some(sig) = &self.signalling else {
             return Ok(());
         };
@@ -439,10 +591,19 @@ impl Scenario {
                     names.join(", ")
                 ));
             }
+            if self
+                .populations
+                .iter()
+                .any(|p| &p.name == name && p.synapse == SynapseKind::Current)
+            {
+                return Err(format!(
+                    "signalling.populations: `{name}` has current-based synapses (synapse = \"current\"); the slow state scales conductance-based AMPA and NMDA input, so name a conductance-based population"
+                ));
+            }
             if !self
                 .projections
                 .iter()
-                .any(|p| &p.post == name && p.receptor == Receptor::Ampa)
+                .any(|p| &p.post == name && p.receptor == Some(Receptor::Ampa))
             {
                 return Err(format!(
                     "signalling.populations: `{name}` receives no AMPA projection, so it has no local AMPA activation to drive the slow state; add one (e.g. a recurrent E -> E AMPA projection) or remove `{name}`"

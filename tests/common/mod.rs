@@ -210,3 +210,13 @@ rate_bin_ms = 1.0
 [drug]
 conc_um = 0.8
 "#;
+
+/// The embedded Potjans-Diesmann microcircuit scaled to `n` neurons (in-degrees
+/// kept), as TOML text.
+#[allow(dead_code)]
+pub fn microcircuit_small(n: u64) -> String {
+    let src = ketasim::scenario::Source::locate(Some("microcircuit")).expect("embedded");
+    let s = ketasim::scenario::Scenario::load(&src, &[]).expect("valid");
+    let s = ketasim::bench::scale_scenario(&s, n).expect("scales");
+    toml::to_string(&s).expect("serialises")
+}
