@@ -31,20 +31,23 @@ fn close(a: f64, b: f64, rel: f64, abs: f64) -> bool {
     (a - b).abs() <= abs + rel * a.abs().max(b.abs())
 }
 
+/// Overrides that resize the stress circuit to `e` pyramidal and `i` PV cells with
+/// connection probability `p` on all six projections, without spike recording.
+fn resized(e: u32, i: u32, p: f64) -> Vec<String> {
+    let mut v = vec![
+        format!("populations.E.size={e}"),
+        format!("populations.I.size={i}"),
+        "record.spikes=[]".to_string(),
+    ];
+    v.extend((0..6).map(|k| format!("projections.{k}.p={p}")));
+    v
+}
+
 /// A small copy of the stress circuit: 200 E, 50 I (in-degree kept by p = 0.4).
 fn small(extra: &[&str]) -> Scenario {
-    let mut v = vec![
-        "populations.E.size=200",
-        "populations.I.size=50",
-        "projections.0.p=0.4",
-        "projections.1.p=0.4",
-        "projections.2.p=0.4",
-        "projections.3.p=0.4",
-        "projections.4.p=0.4",
-        "projections.5.p=0.4",
-        "record.spikes=[]",
-    ];
-    v.extend_from_slice(extra);
+    let mut v = resized(200, 50, 0.4);
+    v.extend(extra.iter().map(|s| s.to_string()));
+    let v: Vec<&str> = v.iter().map(String::as_str).collect();
     stress(&v)
 }
 
@@ -190,16 +193,9 @@ fn density_and_ampa_block_match_cpu_twin() {
 /// interpolated across the 1 s gaps). Gaps are a third of the fastest slow time
 /// constant, as in the default scenario's first two hours (5 min against 15 min).
 fn compressed(mode_args: &[&str]) -> RunResult {
-    let mut v = vec![
-        "populations.E.size=480",
-        "populations.I.size=120",
-        "projections.0.p=0.6667",
-        "projections.1.p=0.6667",
-        "projections.2.p=0.6667",
-        "projections.3.p=0.6667",
-        "projections.4.p=0.6667",
-        "projections.5.p=0.6667",
-        "record.spikes=[]",
+    let sized = resized(480, 120, 0.6667);
+    let mut v: Vec<&str> = sized.iter().map(String::as_str).collect();
+    v.extend([
         // Seconds instead of minutes and hours (1 min of the default time constants
         // becomes 0.4 s): BDNF and mTOR 6 s, adaptation and protein 24 s, loss 600 s,
         // growth 150x faster.
@@ -211,7 +207,7 @@ fn compressed(mode_args: &[&str]) -> RunResult {
         "signalling.growth_per_h=525.0",
         "signalling.step_s=0.1",
         "pharmacokinetics={conc_table=[[0.0,0.0],[0.2,0.0],[0.2001,1.0],[10.0,1.0]]}",
-    ];
+    ]);
     v.extend_from_slice(mode_args);
     run(
         &stress(&v),
