@@ -185,30 +185,16 @@ fn real_main() -> anyhow::Result<()> {
                 .iter()
                 .any(|w| w.pops.iter().any(|p| p.slow.is_some()));
             if slow {
-                // The slow state at the last readout.
+                // The mTOR peak and the slow state at the last readout.
                 for (p, n) in res.pop_names.iter().enumerate() {
-                    if let Some((w, s)) = res
-                        .windows
-                        .iter()
-                        .rev()
-                        .find_map(|w| w.pops[p].slow.map(|s| (w, s)))
-                    {
-                        let peak = res
-                            .windows
-                            .iter()
-                            .filter_map(|w| w.pops[p].slow.map(|s| (w, s.mtor / s.m_rest)))
-                            .fold(None::<(&ketasim::protocol::Window, f64)>, |a, b| match a {
-                                Some(a) if a.1 >= b.1 => Some(a),
-                                _ => Some(b),
-                            });
-                        if let Some((pw, pm)) = peak {
-                            eprintln!(
-                                "  slow state of {n}: mTOR peak x{pm:.2} of baseline at {:.1} min; synapse density {:.3} at {:.1} h",
-                                pw.protocol_min.0,
-                                s.density,
-                                w.protocol_min.1 / 60.0
-                            );
-                        }
+                    if let Some(b) = ketasim::signalling::slow_brief(&res.windows, p) {
+                        eprintln!(
+                            "  slow state of {n}: mTOR peak x{:.2} of baseline at {:.1} min; synapse density {:.3} at {:.1} h",
+                            b.peak_mtor_rel,
+                            b.peak.protocol_min.0,
+                            b.last_readout.density,
+                            b.last.protocol_min.1 / 60.0
+                        );
                     }
                 }
             }

@@ -40,6 +40,41 @@ pub struct SlowReadout {
     pub m_rest: f64,
 }
 
+/// The slow state of one population over a run's windows in brief ([`slow_brief`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SlowBrief<'a> {
+    /// The window with the highest mTOR (the first of equal ones).
+    pub peak: &'a crate::protocol::Window,
+    /// That mTOR, relative to its resting level.
+    pub peak_mtor_rel: f64,
+    /// The last window with a readout.
+    pub last: &'a crate::protocol::Window,
+    /// Its readout.
+    pub last_readout: SlowReadout,
+}
+
+/// [`SlowBrief`] of population `p`; None where it carries no slow state.
+pub fn slow_brief(windows: &[crate::protocol::Window], p: usize) -> Option<SlowBrief<'_>> {
+    let mut with = windows
+        .iter()
+        .filter_map(|w| w.pops.get(p).and_then(|x| x.slow).map(|s| (w, s)));
+    let (w0, s0) = with.next()?;
+    let mut b = SlowBrief {
+        peak: w0,
+        peak_mtor_rel: s0.mtor / s0.m_rest,
+        last: w0,
+        last_readout: s0,
+    };
+    for (w, s) in with {
+        let m = s.mtor / s.m_rest;
+        if m > b.peak_mtor_rel {
+            (b.peak, b.peak_mtor_rel) = (w, m);
+        }
+        (b.last, b.last_readout) = (w, s);
+    }
+    Some(b)
+}
+
 /// Drives the slow state of one network through a run.
 pub struct SlowDriver {
     cfg: Signalling,

@@ -658,26 +658,12 @@ fn row_of(
 /// `,mtor_peak_rel,mtor_peak_t_min,synapse_density_last` of population `p` of the
 /// (possibly batched) run (empty fields where it carries no slow state).
 fn slow_fields(res: &crate::run::RunResult, p: usize) -> String {
-    let slow: Vec<(f64, crate::signalling::SlowReadout)> = res
-        .windows
-        .iter()
-        .filter_map(|w| {
-            w.pops
-                .get(p)
-                .and_then(|x| x.slow)
-                .map(|s| (w.protocol_min.0, s))
-        })
-        .collect();
-    let peak = slow.iter().map(|(t, s)| (*t, s.mtor / s.m_rest)).fold(
-        None::<(f64, f64)>,
-        |a, b| match a {
-            Some(a) if a.1 >= b.1 => Some(a),
-            _ => Some(b),
-        },
-    );
-    match (peak, slow.last()) {
-        (Some((t, m)), Some((_, last))) => format!(",{m:.6},{t:.6},{:.6}", last.density),
-        _ => ",,,".to_string(),
+    match crate::signalling::slow_brief(&res.windows, p) {
+        Some(b) => format!(
+            ",{:.6},{:.6},{:.6}",
+            b.peak_mtor_rel, b.peak.protocol_min.0, b.last_readout.density
+        ),
+        None => ",,,".to_string(),
     }
 }
 
