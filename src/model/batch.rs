@@ -224,6 +224,9 @@ impl Network {
             pk: first.pk.clone(),
             segments: first.segments.clone(),
             copies,
+            // The same for every network of a batch: interventions, protocol and
+            // segments are part of the shape key.
+            intervention_at: first.intervention_at,
         })
     }
 }

@@ -159,6 +159,9 @@ pub struct Network {
     /// The independent networks simulated side by side (one, unless several were
     /// joined by [`Network::merge`] for a batched sweep).
     pub copies: Vec<Copy>,
+    /// First step at which the interventions act ([`Network::intervention_step`]),
+    /// found once when the network is built.
+    pub intervention_at: Option<u64>,
 }
 
 /// One of the independent networks in a (possibly batched) simulation.
@@ -482,7 +485,7 @@ impl Network {
         let segments = scenario
             .protocol
             .segments(dt, total_steps, scenario.drug.protocol_time_min);
-        Ok(Network {
+        let mut net = Network {
             scenario: scenario.clone(),
             params,
             pop_names: scenario
@@ -512,7 +515,10 @@ impl Network {
                 })?),
                 None => None,
             },
-        })
+            intervention_at: None,
+        };
+        net.intervention_at = net.find_intervention_step();
+        Ok(net)
     }
 
     /// Populations in use.
@@ -694,6 +700,11 @@ impl Network {
     /// First step at which the interventions act (`interventions.time_min`, by
     /// default the end of the baseline readouts); `None` without any.
     pub fn intervention_step(&self) -> Option<u64> {
+        self.intervention_at
+    }
+
+    /// [`Network::intervention_step`] from the scenario, the segments and the windows.
+    fn find_intervention_step(&self) -> Option<u64> {
         let iv = &self.scenario.interventions;
         if !iv.any() {
             return None;
