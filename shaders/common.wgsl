@@ -1,6 +1,5 @@
 // Shared definitions for every ketasim kernel. The host prepends a generated header
-// (src/gpu/shaders.rs) with the constants that Rust and WGSL share: MAX_POP,
-// MAX_PROJ, MAX_DRIVES, WG_SIZE, PROC_SPLIT, MAX_WG_DIM, STREAM_*, RULE_*, NO_SPIKE,
+// (src/gpu/shaders.rs) with the constants that Rust and WGSL share: WG_SIZE, PROC_SPLIT, MAX_WG_DIM, STREAM_*, RULE_*, NO_SPIKE,
 // the Cephes coefficients and the Poisson reciprocals (as exact hex floats).
 //
 // The structs mirror src/model/layout.rs; tests/layout.rs checks every member offset.
@@ -66,8 +65,8 @@ struct PopParams {
     cur_p21ex: f32,
     cur_p21in: f32,
     cur_p20: f32,
-    _pad_cur0: f32,
-    _pad_cur1: f32,
+    proj_first: u32,
+    proj_count: u32,
     _pad_cur2: f32,
     pools: array<PoolParams, MAX_NMDA_POOLS>,
 }
@@ -104,13 +103,6 @@ struct DriveParams {
     exp_neg_mean: f32,
     weight: f32,
     neuron_base: u32,
-}
-
-struct Params {
-    sim: SimParams,
-    pops: array<PopParams, MAX_POP>,
-    projs: array<ProjParams, MAX_PROJ>,
-    drives: array<DriveParams, MAX_DRIVES>,
 }
 
 struct DrugParams {
@@ -152,7 +144,6 @@ struct SlowParams {
     h_hours: f32,
     _pad1: f32,
     _pad2: f32,
-    pops: array<SlowPop, MAX_POP>,
 }
 
 struct IsiStat {
@@ -162,15 +153,27 @@ struct IsiStat {
     sum_sq: f32,
 }
 
-// Population of neuron i (populations are contiguous and ordered).
+// Every kernel binds the simulation constants (a uniform block) and the populations
+// (a storage array, as large as the simulation needs: thousands of small networks side
+// by side fit); kernels number their own bindings from 2.
+@group(0) @binding(0) var<uniform> sim: SimParams;
+@group(0) @binding(1) var<storage, read> pops: array<PopParams>;
+
+// Population of neuron i: the last population whose first neuron is at or before i,
+// by binary search (populations are contiguous and ordered; twin of
+// ParamsBlock::find_pop).
 fn find_pop(i: u32) -> u32 {
-    var pop = 0u;
-    for (var p = 1u; p < prm.sim.n_pop; p++) {
-        if (i >= prm.pops[p].offset) {
-            pop = p;
+    var lo = 0u;
+    var hi = sim.n_pop;
+    while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (i >= pops[mid].offset) {
+            lo = mid;
+        } else {
+            hi = mid;
         }
     }
-    return pop;
+    return lo;
 }
 
 // Linear index of this invocation in a 2-D grid of 1-D workgroups (more than 65535
@@ -375,7 +378,7 @@ fn synapse_draw(pr: ProjParams, pre_local: u32, id: u32) -> vec2<u32> {
         if (!d_done) {
             let x = floor(pr.d_mean_steps + pr.d_sd_steps * normal_f32(r.y) + 0.5);
             if (x >= 1.0) {
-                d = min(u32(x), prm.sim.ring_slots - 1u);
+                d = min(u32(x), sim.ring_slots - 1u);
                 d_done = true;
             }
         }

@@ -24,27 +24,28 @@ struct Ctrl {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read_write> v_mv: array<f32>;
-@group(0) @binding(2) var<storage, read_write> refrac: array<u32>;
-@group(0) @binding(3) var<storage, read_write> g_ampa: array<f32>;
-@group(0) @binding(4) var<storage, read_write> g_gaba: array<f32>;
-@group(0) @binding(5) var<storage, read_write> x_nmda: array<f32>;
-@group(0) @binding(6) var<storage, read_write> nmda_pool0: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> nmda_pool1: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> isi: array<IsiStat>;
-@group(0) @binding(9) var<storage, read_write> ring_ampa: array<i32>;
-@group(0) @binding(10) var<storage, read_write> ring_gaba: array<i32>;
-@group(0) @binding(11) var<storage, read_write> ring_nmda: array<i32>;
-@group(0) @binding(12) var<storage, read_write> spikes: array<u32>;
-@group(0) @binding(13) var<storage, read_write> ctrl: Ctrl;
-@group(0) @binding(14) var<storage, read_write> pop_counts: array<atomic<u32>>;
-@group(0) @binding(15) var<storage, read_write> rec: array<u32>;
-@group(0) @binding(16) var<uniform> drug: DrugParams;
-@group(0) @binding(17) var<storage, read_write> glu_r: array<f32>;
-@group(0) @binding(18) var<storage, read_write> glu_release: array<atomic<u32>>;
+@group(0) @binding(2) var<storage, read_write> v_mv: array<f32>;
+@group(0) @binding(3) var<storage, read_write> refrac: array<u32>;
+@group(0) @binding(4) var<storage, read_write> g_ampa: array<f32>;
+@group(0) @binding(5) var<storage, read_write> g_gaba: array<f32>;
+@group(0) @binding(6) var<storage, read_write> x_nmda: array<f32>;
+@group(0) @binding(7) var<storage, read_write> nmda_pool0: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> nmda_pool1: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> isi: array<IsiStat>;
+@group(0) @binding(10) var<storage, read_write> ring_ampa: array<i32>;
+@group(0) @binding(11) var<storage, read_write> ring_gaba: array<i32>;
+@group(0) @binding(12) var<storage, read_write> ring_nmda: array<i32>;
+@group(0) @binding(13) var<storage, read_write> spikes: array<u32>;
+@group(0) @binding(14) var<storage, read_write> ctrl: Ctrl;
+@group(0) @binding(15) var<storage, read_write> pop_counts: array<atomic<u32>>;
+@group(0) @binding(16) var<storage, read_write> rec: array<u32>;
+@group(0) @binding(17) var<uniform> drug: DrugParams;
+@group(0) @binding(18) var<storage, read_write> glu_r: array<f32>;
+@group(0) @binding(19) var<storage, read_write> glu_release: array<atomic<u32>>;
 // Per neuron: (synapse density, accumulated local AMPA input in nS).
-@group(0) @binding(19) var<storage, read_write> sig_nrn: array<vec2<f32>>;
+@group(0) @binding(20) var<storage, read_write> sig_nrn: array<vec2<f32>>;
+// Poisson drives, grouped by population (drive_start, n_drives).
+@group(0) @binding(21) var<storage, read> drives: array<DriveParams>;
 
 // 64-bit add of a non-negative 32-bit value into a (lo, hi) pair of atomics.
 fn add64_u(idx: u32, a: u32) {
@@ -88,11 +89,11 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = linear_id(wid, nwg, lid, WG_SIZE);
-    if (i >= prm.sim.n_total) {
+    if (i >= sim.n_total) {
         return;
     }
     let pop = find_pop(i);
-    let p = prm.pops[pop];
+    let p = pops[pop];
     let step = ctrl.step;
     if (p.syn_current != 0u) {
         if (current_update(i, p, step)) {
@@ -100,8 +101,8 @@ fn main(
         }
         return;
     }
-    let slot = step % prm.sim.ring_slots;
-    let idx = slot * prm.sim.n_total + i;
+    let slot = step % sim.ring_slots;
+    let idx = slot * sim.n_total + i;
     let in_a = ring_ampa[idx];
     let in_g = ring_gaba[idx];
     let in_n = ring_nmda[idx];
@@ -109,8 +110,8 @@ fn main(
     ring_gaba[idx] = 0;
     ring_nmda[idx] = 0;
     let ampa_gain = 1.0 - drug.ampa_block;
-    var in_af = f32(in_a) * prm.sim.inv_scale.x;
-    var in_nf = f32(in_n) * prm.sim.inv_scale.z;
+    var in_af = f32(in_a) * sim.inv_scale.x;
+    var in_nf = f32(in_n) * sim.inv_scale.z;
     if (p.sig_on != 0u) {
         // The activation signal is the input per synapse (before the density scaling).
         var sg = sig_nrn[i];
@@ -122,10 +123,10 @@ fn main(
         in_nf = in_nf * sg.x;
     }
     var ga = g_ampa[i] + in_af * ampa_gain;
-    var gg = g_gaba[i] + f32(in_g) * prm.sim.inv_scale.y;
+    var gg = g_gaba[i] + f32(in_g) * sim.inv_scale.y;
     var x = x_nmda[i] + in_nf;
     for (var d = 0u; d < p.n_drives; d++) {
-        let dp = prm.drives[p.drive_start + d];
+        let dp = drives[p.drive_start + d];
         let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
         let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
         if (k > 0u) {
@@ -191,7 +192,7 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
         }
         let rel = p.glu_p_release * r;
         glu_r[i] = r - rel;
-        add64_u((step % prm.sim.count_capacity) * prm.sim.n_pop + pop, u32(rel * p.glu_sites * GLU_SCALE + 0.5));
+        add64_u((step % sim.count_capacity) * sim.n_pop + pop, u32(rel * p.glu_sites * GLU_SCALE + 0.5));
     }
     if (st.last_step != NO_SPIKE) {
         let interval = step - st.last_step;
@@ -203,10 +204,10 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
     isi[i] = st;
     let n = atomicAdd(&ctrl.n_spikes, 1u);
     spikes[n] = i;
-    atomicAdd(&pop_counts[(step % prm.sim.count_capacity) * prm.sim.n_pop + pop], 1u);
+    atomicAdd(&pop_counts[(step % sim.count_capacity) * sim.n_pop + pop], 1u);
     if (p.record_spikes != 0u) {
         let r = atomicAdd(&ctrl.n_rec, 1u);
-        if (r < prm.sim.rec_capacity) {
+        if (r < sim.rec_capacity) {
             rec[2u * r] = step;
             rec[2u * r + 1u] = i;
         }
@@ -220,8 +221,8 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
 // then this step's arrivals (ring slot, Poisson drive) are added, so that they act
 // on V from the next step on, as NEST's ring buffers do. Returns whether it fired.
 fn current_update(i: u32, p: PopParams, step: u32) -> bool {
-    let slot = step % prm.sim.ring_slots;
-    let idx = slot * prm.sim.n_total + i;
+    let slot = step % sim.ring_slots;
+    let idx = slot * sim.n_total + i;
     let in_e = ring_ampa[idx];
     let in_i = ring_gaba[idx];
     ring_ampa[idx] = 0;
@@ -241,10 +242,10 @@ fn current_update(i: u32, p: PopParams, step: u32) -> bool {
             spiked = true;
         }
     }
-    var ie = ie0 * p.decay_ampa + f32(in_e) * prm.sim.inv_scale.x;
-    var ii = ii0 * p.decay_gaba + f32(in_i) * prm.sim.inv_scale.y;
+    var ie = ie0 * p.decay_ampa + f32(in_e) * sim.inv_scale.x;
+    var ii = ii0 * p.decay_gaba + f32(in_i) * sim.inv_scale.y;
     for (var d = 0u; d < p.n_drives; d++) {
-        let dp = prm.drives[p.drive_start + d];
+        let dp = drives[p.drive_start + d];
         let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
         let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
         if (k > 0u) {

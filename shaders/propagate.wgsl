@@ -16,14 +16,14 @@ struct Ctrl {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> spikes: array<u32>;
-@group(0) @binding(2) var<storage, read> ctrl: Ctrl;
-@group(0) @binding(3) var<storage, read_write> ring_ampa: array<atomic<i32>>;
-@group(0) @binding(4) var<storage, read_write> ring_gaba: array<atomic<i32>>;
-@group(0) @binding(5) var<storage, read_write> ring_nmda: array<atomic<i32>>;
-@group(0) @binding(6) var<storage, read> table_rows: array<u32>;
-@group(0) @binding(7) var<storage, read> table_cols: array<u32>;
+@group(0) @binding(2) var<storage, read> spikes: array<u32>;
+@group(0) @binding(3) var<storage, read> ctrl: Ctrl;
+@group(0) @binding(4) var<storage, read_write> ring_ampa: array<atomic<i32>>;
+@group(0) @binding(5) var<storage, read_write> ring_gaba: array<atomic<i32>>;
+@group(0) @binding(6) var<storage, read_write> ring_nmda: array<atomic<i32>>;
+@group(0) @binding(7) var<storage, read> table_rows: array<u32>;
+@group(0) @binding(8) var<storage, read> table_cols: array<u32>;
+@group(0) @binding(9) var<storage, read> projs: array<ProjParams>;
 
 fn deliver(receptor: u32, idx: u32, w: i32) {
     if (receptor == 0u) {
@@ -38,8 +38,8 @@ fn deliver(receptor: u32, idx: u32, w: i32) {
 // A synapse with its own normal weight and delay (synapse_draw in common.wgsl).
 fn deliver_drawn(pr: ProjParams, pre_local: u32, id: u32, t: u32) {
     let sd = synapse_draw(pr, pre_local, id);
-    let slot = (ctrl.prop_step + sd.y) % prm.sim.ring_slots;
-    deliver(pr.receptor, slot * prm.sim.n_total + pr.post_offset + t, bitcast<i32>(sd.x));
+    let slot = (ctrl.prop_step + sd.y) % sim.ring_slots;
+    deliver(pr.receptor, slot * sim.n_total + pr.post_offset + t, bitcast<i32>(sd.x));
 }
 
 // Balanced split of 0..size into PROC_SPLIT slices (twin of slice_bounds).
@@ -60,14 +60,17 @@ fn main(
         return;
     }
     let pre = spikes[s];
-    for (var pj = 0u; pj < prm.sim.n_proj; pj++) {
-        let pr = prm.projs[pj];
+    // Only the spike's own network's projections can carry it (a batch holds many
+    // networks side by side).
+    let pp = pops[find_pop(pre)];
+    for (var pj = pp.proj_first; pj < pp.proj_first + pp.proj_count; pj++) {
+        let pr = projs[pj];
         if (pre < pr.pre_offset || pre >= pr.pre_offset + pr.pre_size) {
             continue;
         }
         let pre_local = pre - pr.pre_offset;
-        let slot = (ctrl.prop_step + pr.delay_steps) % prm.sim.ring_slots;
-        let base = slot * prm.sim.n_total + pr.post_offset;
+        let slot = (ctrl.prop_step + pr.delay_steps) % sim.ring_slots;
+        let base = slot * sim.n_total + pr.post_offset;
         let exclude_self = pr.same_pop != 0u && pr.autapses == 0u;
         let drawn = has_random_synapses(pr);
         if (pr.rule == RULE_TABLE) {

@@ -1,7 +1,11 @@
 // Population means on sample steps: each neuron's V, g_AMPA, g_GABA, NMDA open and
-// blocked fractions, and NMDA, AMPA and GABA_A currents are quantised once (STAT_SCALES), summed per population in workgroup memory with integer
-// atomics, and added to 64-bit sums (lo/hi word pairs with carry) in global memory.
-// Integer sums are exact, so the result does not depend on order.
+// blocked fractions, and NMDA, AMPA and GABA_A currents are quantised once
+// (STAT_SCALES), summed per population in workgroup memory with integer atomics, and
+// added to 64-bit sums (lo/hi word pairs with carry) in global memory. A workgroup's
+// WG_SIZE neurons span at most WG_SIZE populations (none is empty), counted from the
+// population of its first neuron, so the workgroup accumulator has WG_SIZE slots
+// however many populations the simulation holds. Integer sums are exact, so the
+// result does not depend on order.
 // Twin: src/cpu/reduce_stats.rs and the sampling block of CpuBackend::step.
 
 struct Ctrl {
@@ -15,14 +19,13 @@ struct Ctrl {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> v_mv: array<f32>;
-@group(0) @binding(2) var<storage, read> g_ampa: array<f32>;
-@group(0) @binding(3) var<storage, read> g_gaba: array<f32>;
-@group(0) @binding(4) var<storage, read> nmda_pool0: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> nmda_pool1: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> ctrl: Ctrl;
-@group(0) @binding(7) var<storage, read_write> samples: array<atomic<u32>>;
+@group(0) @binding(2) var<storage, read> v_mv: array<f32>;
+@group(0) @binding(3) var<storage, read> g_ampa: array<f32>;
+@group(0) @binding(4) var<storage, read> g_gaba: array<f32>;
+@group(0) @binding(5) var<storage, read> nmda_pool0: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> nmda_pool1: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> ctrl: Ctrl;
+@group(0) @binding(8) var<storage, read_write> samples: array<atomic<u32>>;
 
 fn pool_get(k: u32, i: u32) -> vec4<f32> {
     if (k == 0u) {
@@ -31,7 +34,7 @@ fn pool_get(k: u32, i: u32) -> vec4<f32> {
     return nmda_pool1[i];
 }
 
-var<workgroup> acc: array<atomic<i32>, MAX_POP * STATS_PER_POP>;
+var<workgroup> acc: array<atomic<i32>, WG_SIZE * STATS_PER_POP>;
 
 fn quantise(x: f32, scale: f32) -> i32 {
     return i32(clamp(floor(x * scale + 0.5), -STAT_CLAMP, STAT_CLAMP));
@@ -51,14 +54,16 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    for (var k = lid; k < prm.sim.n_pop * STATS_PER_POP; k += WG_SIZE) {
+    for (var k = lid; k < WG_SIZE * STATS_PER_POP; k += WG_SIZE) {
         atomicStore(&acc[k], 0);
     }
     workgroupBarrier();
+    // Population of the workgroup's first neuron (the same in every invocation).
+    let pop0 = find_pop(min(linear_id(wid, nwg, 0u, WG_SIZE), sim.n_total - 1u));
     let i = linear_id(wid, nwg, lid, WG_SIZE);
-    if (i < prm.sim.n_total) {
+    if (i < sim.n_total) {
         let pop = find_pop(i);
-        let p = prm.pops[pop];
+        let p = pops[pop];
         let v = v_mv[i];
         var open = 0.0;
         var blocked = 0.0;
@@ -82,15 +87,15 @@ fn main(
             ga * (p.e_ampa - v),
             gg * (p.e_gaba - v),
         );
-        let base = pop * STATS_PER_POP;
+        let base = (pop - pop0) * STATS_PER_POP;
         for (var k = 0u; k < STATS_PER_POP; k++) {
             atomicAdd(&acc[base + k], quantise(x[k], STAT_SCALES[k]));
         }
     }
     workgroupBarrier();
-    let slot = (ctrl.step / prm.sim.sample_interval) % prm.sim.sample_capacity;
-    let out_base = slot * MAX_POP * STATS_PER_POP;
-    for (var k = lid; k < prm.sim.n_pop * STATS_PER_POP; k += WG_SIZE) {
+    let slot = (ctrl.step / sim.sample_interval) % sim.sample_capacity;
+    let out_base = (slot * sim.n_pop + pop0) * STATS_PER_POP;
+    for (var k = lid; k < WG_SIZE * STATS_PER_POP; k += WG_SIZE) {
         let a = atomicLoad(&acc[k]);
         if (a != 0) {
             add64(out_base + k, a);

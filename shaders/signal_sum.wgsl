@@ -5,10 +5,9 @@
 // the result does not depend on the order of the atomics. Twin: signal_sum in
 // src/cpu/slow.rs.
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<uniform> slow: SlowParams;
-@group(0) @binding(2) var<storage, read_write> sig_nrn: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read_write> slow_sums: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> slow: SlowParams;
+@group(0) @binding(3) var<storage, read_write> sig_nrn: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> slow_sums: array<atomic<u32>>;
 
 // 64-bit add of a non-negative 32-bit value into a (lo, hi) pair of atomics.
 fn add64_u(idx: u32, a: u32) {
@@ -25,11 +24,11 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = linear_id(wid, nwg, lid, WG_SIZE);
-    if (i >= prm.sim.n_total) {
+    if (i >= sim.n_total) {
         return;
     }
     let pop = find_pop(i);
-    if (prm.pops[pop].sig_on == 0u) {
+    if (pops[pop].sig_on == 0u) {
         return;
     }
     var sg = sig_nrn[i];

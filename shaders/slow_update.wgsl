@@ -16,11 +16,13 @@
 // mode 1 captures the baseline: R = A, b = m = m_rest = D(1), P = 1.
 // Population sums of R (SIG_SCALE), b, m, P, s (SLOW_SCALE) go to slow_sums.
 
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<uniform> slow: SlowParams;
-@group(0) @binding(2) var<storage, read_write> sig_nrn: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read_write> slow_state: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> slow_sums: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> slow: SlowParams;
+@group(0) @binding(3) var<storage, read_write> sig_nrn: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> slow_state: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> slow_sums: array<atomic<u32>>;
+// Per population: whether it carries the state, its activation over the span, its
+// set point.
+@group(0) @binding(6) var<storage, read> slow_pops: array<SlowPop>;
 
 fn add64_u(idx: u32, a: u32) {
     let old = atomicAdd(&slow_sums[2u * idx], a);
@@ -44,11 +46,11 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = linear_id(wid, nwg, lid, WG_SIZE);
-    if (i >= prm.sim.n_total) {
+    if (i >= sim.n_total) {
         return;
     }
     let pop = find_pop(i);
-    let sp = slow.pops[pop];
+    let sp = slow_pops[pop];
     if (sp.on == 0u) {
         return;
     }

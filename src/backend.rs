@@ -1,7 +1,7 @@
 //! What every backend (CPU reference, wgpu/WGSL) provides to the runner.
 
 use crate::error::Result;
-use crate::model::layout::{DrugParams, IsiStat, SlowParams};
+use crate::model::layout::{DrugParams, IsiStat, SlowParams, SlowPop};
 use crate::model::limits::{MAX_NMDA_POOLS, STATS_PER_POP};
 use crate::model::NeuronState;
 
@@ -86,8 +86,8 @@ pub trait Backend {
     fn signal_sum(&mut self, slow: &SlowParams) -> Result<Vec<u64>>;
     /// Slow signalling (`shaders/slow_update.wgsl`): advance (or capture the baseline
     /// of) the slow state; returns the sums as [`Backend::signal_sum`] does, with the
-    /// slow state's from `SLOW_STATE` on.
-    fn slow_update(&mut self, slow: &SlowParams) -> Result<Vec<u64>>;
+    /// slow state's from `SLOW_STATE` on. `pops` has one entry per population.
+    fn slow_update(&mut self, slow: &SlowParams, pops: &[SlowPop]) -> Result<Vec<u64>>;
     /// The per-neuron slow state: `[density, accumulated AMPA input]` and
     /// `[reference, BDNF, mTOR, protein]` (tests; never per step).
     fn slow_state(&mut self) -> Result<SlowState>;

@@ -124,22 +124,32 @@ impl SlowDriver {
         (k_pow, 1.0f32 / (1.0f32 + k_pow))
     }
 
+    /// Each population's entry of a `slow_update` call: `a` the (start, end)
+    /// activation per population over the span.
+    pub fn pops(&self, a: &[(f32, f32)]) -> Vec<SlowPop> {
+        (0..self.on.len())
+            .map(|p| {
+                let (a_start, a_end) = a.get(p).copied().unwrap_or((0.0, 0.0));
+                SlowPop {
+                    on: u32::from(self.on[p]),
+                    a_start,
+                    a_end,
+                    s_set: self.s_set,
+                    ..SlowPop::default()
+                }
+            })
+            .collect()
+    }
+
     /// The kernel constants for one call; `dt_h` the span to advance (0 to capture or
-    /// measure), `a` the (start, end) activation per population, `blocked` whether the
-    /// interventions act over the span.
-    pub fn params(&self, mode: u32, dt_h: f64, a: &[(f32, f32)], blocked: bool) -> SlowParams {
+    /// measure), `blocked` whether the interventions act over the span.
+    pub fn params(&self, mode: u32, dt_h: f64, blocked: bool) -> SlowParams {
         let c = &self.cfg;
         let n_sub = ((dt_h * 3600.0 / c.step_s).ceil() as u32).max(1);
         let h_h = dt_h / n_sub as f64;
         let rate = |tau_h: f64| f32_of(-(-h_h / tau_h).exp_m1());
         let (k_pow, m_rest) = self.hill_consts();
         let gain = |b: f64| if blocked { f32_of(1.0 - b) } else { 1.0 };
-        let mut pops = [SlowPop::default(); crate::model::limits::MAX_POPULATIONS];
-        for (p, sp) in pops.iter_mut().enumerate().take(self.on.len()) {
-            sp.on = u32::from(self.on[p]);
-            (sp.a_start, sp.a_end) = a.get(p).copied().unwrap_or((0.0, 0.0));
-            sp.s_set = self.s_set;
-        }
         SlowParams {
             mode,
             n_sub,
@@ -161,13 +171,12 @@ impl SlowDriver {
             h_hours: f32_of(h_h),
             _pad1: 0.0,
             _pad2: 0.0,
-            pops,
         }
     }
 
     /// Discard what the accumulators hold (call where a readout interval starts).
     pub fn start_interval(&mut self, backend: &mut dyn Backend) -> Result<()> {
-        let p = self.params(0, 0.0, &[], false);
+        let p = self.params(0, 0.0, false);
         backend.signal_sum(&p)?;
         Ok(())
     }
@@ -192,7 +201,7 @@ impl SlowDriver {
         t_min: f64,
         conc: &dyn Fn(f64) -> f64,
     ) -> Result<Vec<Option<SlowReadout>>> {
-        let mut p = self.params(0, 0.0, &[], false);
+        let mut p = self.params(0, 0.0, false);
         p.inv_interval_s = f32_of(1.0 / interval_s);
         let sig = backend.signal_sum(&p)?;
         let a_now: Vec<f32> = (0..self.on.len())
@@ -204,7 +213,7 @@ impl SlowDriver {
         let sums = match self.t_prev_min {
             None => {
                 let a: Vec<(f32, f32)> = a_now.iter().map(|&x| (x, x)).collect();
-                backend.slow_update(&self.params(1, 0.0, &a, false))?
+                backend.slow_update(&self.params(1, 0.0, false), &self.pops(&a))?
             }
             Some(t0) => {
                 let t_w = (t_min - interval_s / 60.0).max(t0);
@@ -259,8 +268,8 @@ impl SlowDriver {
                     let (from, to) = (at(w[0], inside), at(w[1], true));
                     let a: Vec<(f32, f32)> = from.into_iter().zip(to).collect();
                     let blocked = self.iv_min.is_some_and(|ti| w[0] >= ti - 1e-12);
-                    sums =
-                        backend.slow_update(&self.params(0, (w[1] - w[0]) / 60.0, &a, blocked))?;
+                    let prm = self.params(0, (w[1] - w[0]) / 60.0, blocked);
+                    sums = backend.slow_update(&prm, &self.pops(&a))?;
                 }
                 sums
             }

@@ -465,7 +465,8 @@ fn csv_field(s: &str) -> String {
 ///
 /// Runs whose networks have the same shape (`model::batch::shape_key`: time step and
 /// span, protocol, drug, recording and fixed-point scales) are joined into one
-/// simulation, as many as fit its parameter block, unless `--no-batch`. Each network
+/// simulation, as many as `model::batch::fits` allows (thousands of small networks),
+/// unless `--no-batch`. Each network
 /// in a batch evolves bit for bit as it would alone, so a row does not depend on its
 /// batch; `batch` and `wall_s` say how the rows were run.
 pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
@@ -583,8 +584,9 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             }
             simulations += 1;
             eprintln!(
-                "  runs {:?} done in one simulation ({:.2} s)",
-                idx.iter().map(|&i| runs[i].index).collect::<Vec<_>>(),
+                "  runs {} ({} networks) done in one simulation ({:.2} s)",
+                index_ranges(idx.iter().map(|&i| runs[i].index)),
+                idx.len(),
                 res.summary.wall_s
             );
             Ok(())
@@ -606,6 +608,28 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     std::fs::write(&path, out).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// Ascending run indices as ranges: `0-440, 445, 450-452`.
+fn index_ranges(indices: impl IntoIterator<Item = usize>) -> String {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for i in indices {
+        match spans.last_mut() {
+            Some((_, hi)) if *hi + 1 == i => *hi = i,
+            _ => spans.push((i, i)),
+        }
+    }
+    spans
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One CSV row: run `r`, which was copy `c` of a simulation of `batch` networks.
@@ -679,4 +703,16 @@ pub fn merge_command(args: &MergeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::index_ranges;
+
+    #[test]
+    fn run_indices_print_as_ranges() {
+        assert_eq!(index_ranges([0, 1, 2, 5, 7, 8]), "0-2, 5, 7-8");
+        assert_eq!(index_ranges([3]), "3");
+        assert_eq!(index_ranges(Vec::new()), "");
+    }
 }

@@ -45,9 +45,9 @@ struct Case {
     _p1: f32,
     pl: PoolParams,
 }
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> cases: array<Case>;
-@group(0) @binding(2) var<storage, read_write> outs: array<vec4<f32>>;
+// Bindings 0 and 1 are common.wgsl's (unused here, so not in the layout).
+@group(0) @binding(2) var<storage, read> cases: array<Case>;
+@group(0) @binding(3) var<storage, read_write> outs: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -182,11 +182,11 @@ fn wgsl_helpers_match_their_rust_twins() {
         layout: &pipeline.get_bind_group_layout(0),
         entries: &[
             wgpu::BindGroupEntry {
-                binding: 1,
+                binding: 2,
                 resource: input.as_entire_binding(),
             },
             wgpu::BindGroupEntry {
-                binding: 2,
+                binding: 3,
                 resource: out.as_entire_binding(),
             },
         ],

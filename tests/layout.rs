@@ -123,8 +123,8 @@ fn shared_structs_match_rust_layout() {
                 cur_p21ex,
                 cur_p21in,
                 cur_p20,
-                _pad_cur0,
-                _pad_cur1,
+                proj_first,
+                proj_count,
                 _pad_cur2,
                 pools,
             ]
@@ -177,7 +177,6 @@ fn shared_structs_match_rust_layout() {
                 h_hours,
                 _pad1,
                 _pad2,
-                pops,
             ]
         );
         check_struct!(
@@ -232,18 +231,61 @@ fn shared_structs_match_rust_layout() {
     }
 }
 
-/// `ParamsBlock` is uploaded as `Params`; its field names differ only by the Rust
-/// struct name, so check it explicitly too.
+/// `ParamsBlock` is uploaded as a `SimParams` uniform (binding 0 of every kernel) and
+/// storage arrays; each array's element stride must be its Rust struct's size, since
+/// the host uploads `Vec`s of them as raw bytes.
 #[test]
-fn params_block_matches_params() {
-    let m = parse(&shaders::NEURON_UPDATE);
-    let (members, span) = wgsl_struct(&m, "Params");
-    let rust = vec![
-        ("sim".to_string(), offset_of!(ParamsBlock, sim) as u32),
-        ("pops".to_string(), offset_of!(ParamsBlock, pops) as u32),
-        ("projs".to_string(), offset_of!(ParamsBlock, projs) as u32),
-        ("drives".to_string(), offset_of!(ParamsBlock, drives) as u32),
+fn parameter_arrays_match_rust_strides() {
+    let expect = [
+        ("pops", size_of::<PopParams>()),
+        ("projs", size_of::<ProjParams>()),
+        ("drives", size_of::<DriveParams>()),
+        ("slow_pops", size_of::<SlowPop>()),
     ];
-    assert_eq!(members, rust);
-    assert_eq!(span as usize, size_of::<ParamsBlock>());
+    let mut seen = std::collections::BTreeSet::new();
+    for k in &KERNELS {
+        let m = parse(k);
+        for (_, g) in m.global_variables.iter() {
+            let name = g.name.clone().unwrap_or_default();
+            let binding = g.binding.as_ref().map(|b| (b.group, b.binding));
+            if name == "sim" {
+                assert_eq!(binding, Some((0, 0)), "{}: sim binding", k.name);
+                assert_eq!(g.space, naga::AddressSpace::Uniform, "{}: sim", k.name);
+            }
+            if name == "pops" {
+                assert_eq!(binding, Some((0, 1)), "{}: pops binding", k.name);
+            }
+            let Some(&(_, size)) = expect.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            match &m.types[g.ty].inner {
+                naga::TypeInner::Array {
+                    size: naga::ArraySize::Dynamic,
+                    stride,
+                    ..
+                } => assert_eq!(*stride as usize, size, "{}: stride of {name}", k.name),
+                other => panic!("{}: {name} is not a runtime-sized array: {other:?}", k.name),
+            }
+            seen.insert(name);
+        }
+    }
+    assert_eq!(seen.len(), expect.len(), "arrays found: {seen:?}");
+}
+
+/// The adapter check asks for as many storage buffers per stage as the hungriest
+/// kernel binds.
+#[test]
+fn storage_buffers_needed_matches_the_kernels() {
+    let most = KERNELS
+        .iter()
+        .map(|k| {
+            parse(k)
+                .global_variables
+                .iter()
+                .filter(|(_, g)| matches!(g.space, naga::AddressSpace::Storage { .. }))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert_eq!(most as u32, ketasim::gpu::STORAGE_BUFFERS_NEEDED);
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Instant;
 
+use ketasim::model::limits::{STATS_PER_POP, STAT_SCALES};
 use ketasim::model::Network;
 use ketasim::run::{run, run_network, BackendChoice, RunOptions, RunResult};
 use ketasim::scenario::Scenario;
@@ -131,10 +132,97 @@ fn networks_of_different_shape_are_not_merged() {
         .collect();
     let e = Network::merge(nets).expect_err("different dt");
     assert!(e.to_string().contains("differs in shape"), "{e}");
-    // Too many for one parameter block: 9 copies of 2 populations exceed 16.
-    let nets: Vec<Network> = (0..33)
-        .map(|_| Network::build(&scenarios()[0], 100).expect("build"))
-        .collect();
-    let e = Network::merge(nets).expect_err("too many");
-    assert!(e.to_string().contains("populations"), "{e}");
+    // Too large for one batch: with read-back batches of 10^6 steps each network's
+    // population samples take 8 B x 8 quantities x 2 populations x 200 002 slots
+    // (25.6 MB; one every 5 steps), so 5 fit the 128 MiB a batch may bind and 6 do
+    // not.
+    let big = |k: usize| Network::build(&scenarios()[k % 3], 1_000_000).expect("build");
+    let five: Vec<Network> = (0..5).map(big).collect();
+    assert!(ketasim::model::batch::fits(
+        &five.iter().collect::<Vec<_>>()
+    ));
+    let mut six = five;
+    six.push(big(5));
+    assert!(!ketasim::model::batch::fits(
+        &six.iter().collect::<Vec<_>>()
+    ));
+    let e = Network::merge(six).expect_err("too large");
+    assert!(e.to_string().contains("MiB per buffer"), "{e}");
+}
+
+/// Copies of the mixed circuit in this test's many-network batch.
+const MANY: usize = 1200;
+
+/// Thousands of small networks in one simulation: [`MANY`] copies of a 38-neuron
+/// version of the mixed circuit (2400 populations of 30 and 8 neurons, so most
+/// workgroups span several populations and the population lookup, the sample
+/// reduction and the glutamate bookkeeping all work across thousands of
+/// populations), each with its own seed and drive rate. Copies across the batch
+/// equal their networks run alone, and on the GPU the whole batch gives the CPU
+/// backend's spikes, with the state to rounding.
+#[test]
+fn thousands_of_small_networks_in_one_simulation() {
+    let base = {
+        let mut s = scenarios().remove(0);
+        s.populations[0].size = 30;
+        s.populations[1].size = 8;
+        s.duration_ms = 10.0;
+        s
+    };
+    let scenario = |k: usize| {
+        let mut s = base.clone();
+        s.seed = 1000 + k as u64;
+        for d in &mut s.drives {
+            d.rate_hz *= 1.0 + 0.3 * (k % 5) as f64 / 4.0;
+        }
+        s
+    };
+    let build = || -> Vec<Network> {
+        (0..MANY)
+            .map(|k| Network::build(&scenario(k), 100).expect("build"))
+            .collect()
+    };
+    let merged = Network::merge(build()).expect("merge");
+    assert_eq!(merged.params.sim.n_pop as usize, 2 * MANY);
+    let copies = merged.copies.clone();
+    let cpu = run_network(merged, &opts(BackendChoice::Cpu), Instant::now()).expect("cpu");
+    for k in [0, MANY / 2 + 1, MANY - 1] {
+        let solo = run(&scenario(k), &opts(BackendChoice::Cpu)).expect("solo run");
+        assert_copy_equals_solo(&cpu, &copies, k, &solo);
+    }
+    if common::gpu_or_skip("thousands_of_small_networks_in_one_simulation").is_none() {
+        return;
+    }
+    let merged = Network::merge(build()).expect("merge");
+    let gpu = run_network(merged, &opts(BackendChoice::Gpu), Instant::now()).expect("gpu");
+    assert_eq!(gpu.bin_counts, cpu.bin_counts, "spike counts per bin");
+    assert_eq!(gpu.spikes, cpu.spikes, "recorded spikes");
+    // Continuous state agrees to rounding (the NMDA receptor kinetics use exp/log
+    // polynomials whose multiply-adds a GPU compiler may fuse; tests/gpu_vs_cpu.rs):
+    // each population mean within one fixed-point step per neuron (a mean moves by at
+    // most one step) or 1e-5 relative, glutamate within 1e-5 relative.
+    assert_eq!(gpu.samples.len(), cpu.samples.len());
+    for ((tg, mg), (tc, mc)) in gpu.samples.iter().zip(&cpu.samples) {
+        assert_eq!(tg, tc);
+        for (p, (g, c)) in mg.iter().zip(mc).enumerate() {
+            for k in 0..STATS_PER_POP {
+                let tol = 1.0 / STAT_SCALES[k] as f64 + 1e-5 * c[k].abs();
+                assert!(
+                    (g[k] - c[k]).abs() <= tol,
+                    "sample {k} of population {p} at {tc} ms: gpu {} cpu {}",
+                    g[k],
+                    c[k]
+                );
+            }
+        }
+    }
+    for (bg, bc) in gpu.bin_glutamate_um.iter().zip(&cpu.bin_glutamate_um) {
+        // NaN where a population releases no glutamate.
+        for (g, c) in bg.iter().zip(bc) {
+            let same = (g.is_nan() && c.is_nan()) || (g - c).abs() <= 1e-5 * c.abs() + 1e-9;
+            assert!(same, "glutamate gpu {g} cpu {c} µM");
+        }
+    }
+    let active = cpu.summary.populations.iter().filter(|p| p.spikes > 0);
+    assert!(active.count() > MANY, "most populations must fire");
 }

@@ -23,7 +23,8 @@ use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
 use crate::model::connectivity::{has_random_synapses, synapse_draw};
 use crate::model::layout::{
-    Ctrl, DrugParams, IsiStat, ParamsBlock, SlowParams, GLU_SCALE, RULE_TABLE, SLOW_SUMS_PER_POP,
+    Ctrl, DrugParams, IsiStat, ParamsBlock, SlowParams, SlowPop, GLU_SCALE, RULE_TABLE,
+    SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
@@ -227,7 +228,7 @@ impl CpuBackend {
             .checked_mul(sim.ring_slots as usize)
             .ok_or_else(|| Error::Capacity("ring buffer size overflows".into()))?;
         let st = net.initial_state();
-        let mut params = net.params;
+        let mut params = net.params.clone();
         let mut table_rows = net.tables.rows.clone();
         let mut table_cols = net.tables.cols.clone();
         let mut table_w = Vec::new();
@@ -672,13 +673,13 @@ impl Backend for CpuBackend {
         Ok(sums)
     }
 
-    fn slow_update(&mut self, slow: &SlowParams) -> Result<Vec<u64>> {
+    fn slow_update(&mut self, slow: &SlowParams, pops: &[SlowPop]) -> Result<Vec<u64>> {
         let mut sums = vec![0; self.params.sim.n_pop as usize * SLOW_SUMS_PER_POP];
         let (prm, b) = (&self.params, &mut self.buf);
         let (sig, st) = (&mut b.sig_nrn, &mut b.slow_state);
         match &self.pool {
-            Some(pool) => pool.install(|| slow::slow_update(prm, slow, sig, st, &mut sums)),
-            None => slow::slow_update(prm, slow, sig, st, &mut sums),
+            Some(pool) => pool.install(|| slow::slow_update(prm, slow, pops, sig, st, &mut sums)),
+            None => slow::slow_update(prm, slow, pops, sig, st, &mut sums),
         }
         Ok(sums)
     }

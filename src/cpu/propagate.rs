@@ -1,5 +1,6 @@
-//! CPU twin of `shaders/propagate.wgsl`: each spike of the step is delivered, by each
-//! of `PROC_SPLIT` slices, to the ring-buffer slot of its arrival step (per synapse
+//! CPU twin of `shaders/propagate.wgsl`: each spike of the step is delivered through
+//! its network's projections (`ParamsBlock::proj_range`), by each of `PROC_SPLIT`
+//! slices, to the ring-buffer slot of its arrival step (per synapse
 //! where a projection draws its weights or delays). Wrapping i32
 //! adds are the integer atomics of the shader: the sums do not depend on order.
 
@@ -16,8 +17,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
     let sim = &prm.sim;
     let pre = b.spikes[s as usize];
-    for pj in 0..sim.n_proj {
-        let pr = &prm.projs[pj as usize];
+    for pr in &prm.projs[prm.proj_range(prm.find_pop(pre))] {
         if pre < pr.pre_offset || pre >= pr.pre_offset + pr.pre_size {
             continue;
         }
@@ -126,8 +126,7 @@ fn propagate_atomic(
     let (rows, cols) = (tb.rows, tb.cols);
     let sim = &prm.sim;
     let pre = spikes[s as usize];
-    for pj in 0..sim.n_proj {
-        let pr = &prm.projs[pj as usize];
+    for pr in &prm.projs[prm.proj_range(prm.find_pop(pre))] {
         if pre < pr.pre_offset || pre >= pr.pre_offset + pr.pre_size {
             continue;
         }

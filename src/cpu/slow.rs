@@ -6,7 +6,8 @@
 use rayon::prelude::*;
 
 use crate::model::layout::{
-    ParamsBlock, SlowParams, SIG_SCALE, SLOW_SCALE, SLOW_SIGNAL, SLOW_STATE, SLOW_SUMS_PER_POP,
+    ParamsBlock, SlowParams, SlowPop, SIG_SCALE, SLOW_SCALE, SLOW_SIGNAL, SLOW_STATE,
+    SLOW_SUMS_PER_POP,
 };
 use crate::rng::{exp_f32, fixed_u32};
 
@@ -56,8 +57,7 @@ fn hill(slow: &SlowParams, r: f32) -> f32 {
 
 /// One neuron of `slow_update` (see the shader for the equations).
 #[inline]
-fn update_neuron(slow: &SlowParams, pop: usize, st: &mut [f32; 4], sg: &mut [f32; 2]) {
-    let sp = &slow.pops[pop];
+fn update_neuron(slow: &SlowParams, sp: &SlowPop, st: &mut [f32; 4], sg: &mut [f32; 2]) {
     if slow.mode == 1 {
         *st = [sp.a_end, slow.m_rest, slow.m_rest, 1.0];
         return;
@@ -87,18 +87,19 @@ fn update_neuron(slow: &SlowParams, pop: usize, st: &mut [f32; 4], sg: &mut [f32
 pub fn slow_update(
     prm: &ParamsBlock,
     slow: &SlowParams,
+    pops: &[SlowPop],
     sig: &mut [[f32; 2]],
     state: &mut [[f32; 4]],
     sums: &mut SlowSums,
 ) {
-    for (off, size, p) in ranges(prm, |p| slow.pops[p].on != 0) {
+    for (off, size, p) in ranges(prm, |p| pops.get(p).is_some_and(|sp| sp.on != 0)) {
         let part: [u64; 5] = state[off..off + size]
             .par_chunks_mut(CHUNK)
             .zip(sig[off..off + size].par_chunks_mut(CHUNK))
             .map(|(st, sg)| {
                 let mut t = [0u64; 5];
                 for (st, sg) in st.iter_mut().zip(sg.iter_mut()) {
-                    update_neuron(slow, p, st, sg);
+                    update_neuron(slow, &pops[p], st, sg);
                     t[0] += fixed_u32(st[0], SIG_SCALE) as u64;
                     t[1] += fixed_u32(st[1], SLOW_SCALE) as u64;
                     t[2] += fixed_u32(st[2], SLOW_SCALE) as u64;

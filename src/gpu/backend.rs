@@ -11,16 +11,19 @@ use super::context::GpuContext;
 use super::shaders::{self, Kernel};
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, DrugParams, IsiStat, SlowParams, SLOW_SUMS_PER_POP};
-use crate::model::limits::{
-    MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
-};
+use crate::model::layout::{Ctrl, DrugParams, IsiStat, SlowParams, SlowPop, SLOW_SUMS_PER_POP};
+use crate::model::limits::{MAX_NMDA_POOLS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE};
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
 
 /// Device buffers, named as in the shaders.
 struct Buffers {
-    params: wgpu::Buffer,
+    /// `SimParams` (uniform).
+    sim: wgpu::Buffer,
+    /// Population, projection and drive parameters (storage, one entry at least).
+    pops: wgpu::Buffer,
+    projs: wgpu::Buffer,
+    drives: wgpu::Buffer,
     v: wgpu::Buffer,
     refrac: wgpu::Buffer,
     g_ampa: wgpu::Buffer,
@@ -49,6 +52,8 @@ struct Buffers {
     slow_state: wgpu::Buffer,
     /// `SlowParams` of the current slow call.
     slow_params: wgpu::Buffer,
+    /// Per-population entries of the current slow call (`SlowPop`, `n_pop`).
+    slow_pops: wgpu::Buffer,
     /// Population sums of the slow kernels (u64 as lo/hi u32).
     slow_sums: wgpu::Buffer,
     /// Read-back copies of pop_counts, samples, ctrl, glu_release and glu_trace,
@@ -198,12 +203,39 @@ impl GpuBackend {
         } else {
             &net.tables.cols
         };
+        // Storage arrays are never empty (a zeroed entry stands in).
+        fn non_empty<T: bytemuck::Pod + bytemuck::Zeroable>(v: &[T]) -> Vec<T> {
+            if v.is_empty() {
+                vec![T::zeroed()]
+            } else {
+                v.to_vec()
+            }
+        }
+        let prm = &net.params;
         let buf = Buffers {
-            params: init_buffer(
+            sim: init_buffer(
                 device,
-                "params",
-                bytemuck::bytes_of(&net.params),
+                "sim",
+                bytemuck::bytes_of(&prm.sim),
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            ),
+            pops: init_buffer(
+                device,
+                "pops",
+                bytemuck::cast_slice(&non_empty(&prm.pops[..sim.n_pop as usize])),
+                STORAGE,
+            ),
+            projs: init_buffer(
+                device,
+                "projs",
+                bytemuck::cast_slice(&non_empty(&prm.projs[..sim.n_proj as usize])),
+                STORAGE,
+            ),
+            drives: init_buffer(
+                device,
+                "drives",
+                bytemuck::cast_slice(&non_empty(&prm.drives)),
+                STORAGE,
             ),
             v: f32s("v", &st.v),
             refrac: init_buffer(device, "refrac", bytemuck::cast_slice(&st.refrac), STORAGE),
@@ -238,7 +270,7 @@ impl GpuBackend {
             ),
             glu_state: {
                 let mut g = net.initial_glutamate();
-                g.resize(MAX_POPULATIONS, 0.0);
+                g.resize(sim.n_pop.max(1) as usize, 0.0);
                 f32s("glu_state", &g)
             },
             glu_trace: zero_buffer(
@@ -273,7 +305,7 @@ impl GpuBackend {
             samples: zero_buffer(
                 device,
                 "samples",
-                8 * (sim.sample_capacity as usize * MAX_POPULATIONS * STATS_PER_POP) as u64,
+                8 * (sim.sample_capacity as usize * sim.n_pop as usize * STATS_PER_POP) as u64,
             ),
             rec: zero_buffer(device, "spike_record", 8 * sim.rec_capacity as u64),
             table_rows: init_buffer(device, "table_rows", bytemuck::cast_slice(rows), STORAGE),
@@ -299,6 +331,11 @@ impl GpuBackend {
                 bytemuck::bytes_of(&SlowParams::zeroed()),
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
+            slow_pops: zero_buffer(
+                device,
+                "slow_pops",
+                (std::mem::size_of::<SlowPop>() * sim.n_pop as usize) as u64,
+            ),
             slow_sums: zero_buffer(device, "slow_sums", slow_sums_bytes(sim.n_pop)),
             staging: [
                 staging(
@@ -309,7 +346,7 @@ impl GpuBackend {
                 staging(
                     device,
                     "samples_staging",
-                    8 * (sim.sample_capacity as usize * MAX_POPULATIONS * STATS_PER_POP) as u64,
+                    8 * (sim.sample_capacity as usize * sim.n_pop as usize * STATS_PER_POP) as u64,
                 ),
                 staging(device, "ctrl_staging", std::mem::size_of::<Ctrl>() as u64),
                 staging(
@@ -329,7 +366,8 @@ impl GpuBackend {
             device,
             &shaders::NEURON_UPDATE,
             &[
-                &b.params,
+                &b.sim,
+                &b.pops,
                 &b.v,
                 &b.refrac,
                 &b.g_ampa,
@@ -349,6 +387,7 @@ impl GpuBackend {
                 &b.glu_r,
                 &b.glu_release,
                 &b.sig_nrn,
+                &b.drives,
             ],
         );
         let slow = net.has_signalling().then(|| {
@@ -356,17 +395,19 @@ impl GpuBackend {
                 pipeline(
                     device,
                     &shaders::SIGNAL_SUM,
-                    &[&b.params, &b.slow_params, &b.sig_nrn, &b.slow_sums],
+                    &[&b.sim, &b.pops, &b.slow_params, &b.sig_nrn, &b.slow_sums],
                 ),
                 pipeline(
                     device,
                     &shaders::SLOW_UPDATE,
                     &[
-                        &b.params,
+                        &b.sim,
+                        &b.pops,
                         &b.slow_params,
                         &b.sig_nrn,
                         &b.slow_state,
                         &b.slow_sums,
+                        &b.slow_pops,
                     ],
                 ),
             )
@@ -375,7 +416,8 @@ impl GpuBackend {
             device,
             &shaders::REDUCE_STATS,
             &[
-                &b.params,
+                &b.sim,
+                &b.pops,
                 &b.v,
                 &b.g_ampa,
                 &b.g_gaba,
@@ -389,7 +431,8 @@ impl GpuBackend {
             device,
             &shaders::PREPARE,
             &[
-                &b.params,
+                &b.sim,
+                &b.pops,
                 &b.ctrl,
                 &b.indirect,
                 &b.glu_release,
@@ -401,7 +444,8 @@ impl GpuBackend {
             device,
             &shaders::PROPAGATE,
             &[
-                &b.params,
+                &b.sim,
+                &b.pops,
                 &b.spikes,
                 &b.ctrl,
                 &b.ring[0],
@@ -409,6 +453,7 @@ impl GpuBackend {
                 &b.ring[2],
                 &b.table_rows,
                 &b.table_cols,
+                &b.projs,
             ],
         );
         let valid_err = pollster::block_on(valid.pop());
@@ -575,7 +620,7 @@ fn slow_sums_bytes(n_pop: u32) -> u64 {
 impl GpuBackend {
     /// Run one of the slow kernels (0 `signal_sum`, 1 `slow_update`) over every
     /// neuron with `slow`, and read back the population sums it wrote.
-    fn run_slow(&mut self, which: usize, slow: &SlowParams) -> Result<Vec<u64>> {
+    fn run_slow(&mut self, which: usize, slow: &SlowParams, pops: &[SlowPop]) -> Result<Vec<u64>> {
         let Some(pipes) = &self.slow else {
             return Err(Error::Internal(
                 "the slow signalling kernels were called on a network without [signalling]".into(),
@@ -587,6 +632,12 @@ impl GpuBackend {
         self.ctx
             .queue
             .write_buffer(&self.buf.slow_params, 0, bytemuck::bytes_of(slow));
+        if !pops.is_empty() {
+            let n = pops.len().min(self.n_pop as usize);
+            self.ctx
+                .queue
+                .write_buffer(&self.buf.slow_pops, 0, bytemuck::cast_slice(&pops[..n]));
+        }
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("slow"),
         });
@@ -840,7 +891,7 @@ impl Backend for GpuBackend {
             .map(|step| {
                 let slot =
                     ((step / sim.sample_interval as u64) % sim.sample_capacity as u64) as usize;
-                let base = slot * MAX_POPULATIONS * STATS_PER_POP;
+                let base = slot * n_pop * STATS_PER_POP;
                 let sums = (0..n_pop)
                     .map(|p| {
                         let mut s = [0i64; STATS_PER_POP];
@@ -923,11 +974,11 @@ impl Backend for GpuBackend {
     }
 
     fn signal_sum(&mut self, slow: &SlowParams) -> Result<Vec<u64>> {
-        self.run_slow(0, slow)
+        self.run_slow(0, slow, &[])
     }
 
-    fn slow_update(&mut self, slow: &SlowParams) -> Result<Vec<u64>> {
-        self.run_slow(1, slow)
+    fn slow_update(&mut self, slow: &SlowParams, pops: &[SlowPop]) -> Result<Vec<u64>> {
+        self.run_slow(1, slow, pops)
     }
 
     fn slow_state(&mut self) -> Result<crate::backend::SlowState> {

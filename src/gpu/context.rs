@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 
 /// Storage buffers the neuron-update kernel binds (the most of any kernel).
-pub const STORAGE_BUFFERS_NEEDED: u32 = 18;
+pub const STORAGE_BUFFERS_NEEDED: u32 = 20;
 
 /// A wgpu device and queue with the adapter's description.
 pub struct GpuContext {

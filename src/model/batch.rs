@@ -8,10 +8,11 @@
 //! shape). So each network in a batch evolves bit for bit as it does alone
 //! (`tests/sweep_batch.rs`).
 
-use super::limits::{MAX_DRIVES, MAX_POPULATIONS, MAX_PROJECTIONS};
+use super::limits::{BATCH_BINDING_BYTES, MAX_DRIVES, MAX_POPULATIONS, MAX_PROJECTIONS};
+use super::memory;
 use super::{Copy, Network, Tables};
 use crate::error::{Error, Result};
-use crate::model::layout::RULE_TABLE;
+use crate::model::layout::{ParamsBlock, RULE_TABLE};
 
 /// What must agree for networks to share a simulation, as a comparable string: time
 /// step and span, protocol, drug, recording, fixed-point scales and read-back sizes.
@@ -43,13 +44,42 @@ pub fn shape_key(net: &Network) -> String {
     )
 }
 
-/// Whether `nets` fit one simulation's parameter block (populations, projections,
-/// drives).
+/// Whether `nets` fit one simulation: at most [`MAX_POPULATIONS`] populations,
+/// [`MAX_PROJECTIONS`] projections and [`MAX_DRIVES`] drives, and no buffer of the
+/// joined network beyond [`BATCH_BINDING_BYTES`] (so a batch binds on every adapter;
+/// a single network is never split, and may use what its adapter allows).
 pub fn fits(nets: &[&Network]) -> bool {
-    let sum = |f: fn(&Network) -> u32| nets.iter().map(|n| f(n) as usize).sum::<usize>();
-    sum(|n| n.params.sim.n_pop) <= MAX_POPULATIONS
-        && sum(|n| n.params.sim.n_proj) <= MAX_PROJECTIONS
-        && sum(|n| n.pops().iter().map(|p| p.n_drives).sum()) <= MAX_DRIVES
+    let sum = |f: fn(&Network) -> u64| nets.iter().map(|n| f(n)).sum::<u64>();
+    let n_pop = sum(|n| n.params.sim.n_pop as u64);
+    let n_proj = sum(|n| n.params.sim.n_proj as u64);
+    let n_drives = sum(|n| n.params.drives.len() as u64);
+    if n_pop > MAX_POPULATIONS as u64
+        || n_proj > MAX_PROJECTIONS as u64
+        || n_drives > MAX_DRIVES as u64
+    {
+        return false;
+    }
+    let Some(first) = nets.first() else {
+        return true;
+    };
+    let sim = &first.params.sim;
+    let slots = nets
+        .iter()
+        .map(|n| n.params.sim.ring_slots as u64)
+        .max()
+        .unwrap_or(1);
+    let largest = memory::largest_simulation_buffer(memory::SimulationSize {
+        neurons: sum(|n| n.n as u64),
+        ring_slots: slots,
+        populations: n_pop,
+        projections: n_proj,
+        drives: n_drives,
+        table_synapses: sum(|n| n.tables.cols.len() as u64),
+        count_capacity: sim.count_capacity as u64,
+        sample_capacity: sim.sample_capacity as u64,
+        record_entries: sum(|n| n.params.sim.rec_capacity as u64),
+    });
+    largest <= BATCH_BINDING_BYTES
 }
 
 /// Feed `items` (each with its network, all of one shape; built lazily by the
@@ -111,11 +141,17 @@ impl Network {
         }
         if !fits(&nets.iter().collect::<Vec<_>>()) {
             return Err(Error::Capacity(format!(
-                "{} networks exceed one simulation's {MAX_POPULATIONS} populations, {MAX_PROJECTIONS} projections or {MAX_DRIVES} drives",
-                nets.len()
+                "{} networks exceed one simulation's {MAX_POPULATIONS} populations, {MAX_PROJECTIONS} projections, {MAX_DRIVES} drives or {} MiB per buffer",
+                nets.len(),
+                BATCH_BINDING_BYTES >> 20
             )));
         }
-        let mut params = first.params;
+        let mut params = ParamsBlock {
+            sim: first.params.sim,
+            pops: Vec::new(),
+            projs: Vec::new(),
+            drives: Vec::new(),
+        };
         let mut scenario = first.scenario.clone();
         scenario.populations.clear();
         scenario.projections.clear();
@@ -135,13 +171,14 @@ impl Network {
                 let mut pp = net.params.pops[p];
                 pp.offset += n_off;
                 pp.drive_start += drive_off;
-                params.pops[pop_off + p] = pp;
+                pp.proj_first += proj_off as u32;
+                params.pops.push(pp);
             }
-            let nd: u32 = net.pops().iter().map(|p| p.n_drives).sum();
+            let nd = net.params.drives.len() as u32;
             for d in 0..nd as usize {
                 let mut dp = net.params.drives[d];
                 dp.neuron_base += n_off;
-                params.drives[drive_off as usize + d] = dp;
+                params.drives.push(dp);
             }
             let (rows0, cols0) = (tables.rows.len() as u32, tables.cols.len() as u32);
             for j in 0..nj {
@@ -151,7 +188,7 @@ impl Network {
                 if pr.rule == RULE_TABLE {
                     pr.table_base += rows0;
                 }
-                params.projs[proj_off + j] = pr;
+                params.projs.push(pr);
             }
             tables
                 .rows

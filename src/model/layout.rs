@@ -1,10 +1,11 @@
 //! Structs shared with the shaders (`shaders/common.wgsl`). `#[repr(C)]`, 4-byte
-//! scalars only, explicit padding, sizes that are multiples of 16 (uniform-array stride
-//! rules). `tests/layout.rs` checks every member offset against the WGSL with naga.
+//! scalars only, explicit padding, sizes that are multiples of 16 (so each is also
+//! valid in a uniform block). `tests/layout.rs` checks every member offset against the
+//! WGSL with naga.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::limits::{MAX_DRIVES, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS};
+use super::limits::MAX_NMDA_POOLS;
 
 /// Whole-simulation constants.
 #[repr(C)]
@@ -139,10 +140,12 @@ pub struct PopParams {
     pub cur_p21in: f32,
     /// Current-based: V change per pA of constant current, `tau_m/C (1 - exp(-dt/tau_m))`.
     pub cur_p20: f32,
-    /// Padding.
-    pub _pad_cur0: f32,
-    /// Padding.
-    pub _pad_cur1: f32,
+    /// First projection `propagate` scans for a spike of this population: the first
+    /// of its network's projections (a batch holds many networks side by side, and a
+    /// spike can only leave through its own network's projections).
+    pub proj_first: u32,
+    /// Projections scanned from `proj_first` (its network's projection count).
+    pub proj_count: u32,
     /// Padding.
     pub _pad_cur2: f32,
     /// NMDA receptor pools (the first `n_pools` are used).
@@ -254,18 +257,59 @@ pub struct DriveParams {
     pub neuron_base: u32,
 }
 
-/// The uniform block every kernel binds (`Params` in WGSL).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+/// Every parameter of a simulation. The kernels bind `sim` as a uniform block
+/// (`sim: SimParams` in WGSL) and the three arrays as read-only storage buffers
+/// (`pops`, `projs`, `drives`), so a simulation can hold as many populations,
+/// projections and drives as `limits.rs` allows (thousands of small networks side by
+/// side in a batch), not only what fits a 64 KiB uniform block.
+#[derive(Debug, Clone)]
 pub struct ParamsBlock {
-    /// Whole-simulation constants.
+    /// Whole-simulation constants (`n_pop`, `n_proj` give the lengths in use).
     pub sim: SimParams,
-    /// Populations.
-    pub pops: [PopParams; MAX_POPULATIONS],
-    /// Projections.
-    pub projs: [ProjParams; MAX_PROJECTIONS],
-    /// Drives.
-    pub drives: [DriveParams; MAX_DRIVES],
+    /// Populations, ordered by `offset` (`n_pop` of them).
+    pub pops: Vec<PopParams>,
+    /// Projections (`n_proj`).
+    pub projs: Vec<ProjParams>,
+    /// Poisson drives, grouped by population (`drive_start`, `n_drives`).
+    pub drives: Vec<DriveParams>,
+}
+
+impl ParamsBlock {
+    /// All zero, with `n_pop` populations, `n_proj` projections and `n_drives` drives.
+    pub fn zeroed(n_pop: usize, n_proj: usize, n_drives: usize) -> ParamsBlock {
+        let mut sim = SimParams::zeroed();
+        sim.n_pop = n_pop as u32;
+        sim.n_proj = n_proj as u32;
+        ParamsBlock {
+            sim,
+            pops: vec![PopParams::zeroed(); n_pop],
+            projs: vec![ProjParams::zeroed(); n_proj],
+            drives: vec![DriveParams::zeroed(); n_drives],
+        }
+    }
+
+    /// Population of neuron `i`: the last population whose first neuron is at or
+    /// before `i`, by binary search over the offsets (twin of `find_pop` in
+    /// `shaders/common.wgsl`; populations are contiguous and ordered).
+    pub fn find_pop(&self, i: u32) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.sim.n_pop);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if i >= self.pops[mid as usize].offset {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The projections a spike of population `pop` may leave through: its network's
+    /// (`proj_first`, `proj_count`).
+    pub fn proj_range(&self, pop: u32) -> std::ops::Range<usize> {
+        let p = &self.pops[pop as usize];
+        p.proj_first as usize..(p.proj_first + p.proj_count) as usize
+    }
 }
 
 /// Fixed-point scale of the per-neuron local AMPA activation (LSB per nS/s) in the
@@ -283,7 +327,8 @@ pub const SLOW_SIGNAL: usize = 0;
 /// Index of the first slow-state sum (reference, BDNF, mTOR, protein, density follow).
 pub const SLOW_STATE: usize = 1;
 
-/// One population's entry in [`SlowParams`].
+/// One population's entry of a slow call (`slow_pops`, a storage array beside the
+/// [`SlowParams`] uniform).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct SlowPop {
@@ -353,8 +398,6 @@ pub struct SlowParams {
     pub _pad1: f32,
     /// Padding.
     pub _pad2: f32,
-    /// Per population.
-    pub pops: [SlowPop; MAX_POPULATIONS],
 }
 
 const _: () = assert!(std::mem::size_of::<SlowPop>() == 32);
@@ -364,10 +407,6 @@ const _: () = assert!(std::mem::size_of::<PopParams>() == 208);
 const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ProjParams>() == 80);
 const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
-const _: () = assert!(std::mem::size_of::<ParamsBlock>().is_multiple_of(16));
-// WebGPU guarantees uniform bindings of 64 KiB: the limits in `limits.rs` must keep the
-// block within it.
-const _: () = assert!(std::mem::size_of::<ParamsBlock>() <= 65_536);
 
 /// Per-step control words on the device (`Ctrl` in WGSL).
 #[repr(C)]

@@ -1,13 +1,22 @@
 //! Compile-time limits and kernel shapes shared by Rust and WGSL. The shader header
 //! (`gpu::shaders::header`) is generated from these constants, so they are written once.
 
-/// Most populations a scenario may have (size of the parameter array in the uniform
-/// block).
-pub const MAX_POPULATIONS: usize = 64;
-/// Most projections.
-pub const MAX_PROJECTIONS: usize = 256;
-/// Most Poisson drives.
-pub const MAX_DRIVES: usize = 256;
+/// Most populations in one simulation (a scenario, or a batch of networks side by
+/// side). The parameters live in storage buffers, so this is not a uniform-block
+/// limit: it keeps `pops` (208 B each, 13.6 MiB) within WebGPU's guaranteed 128 MiB
+/// storage binding, and a population lookup (`find_pop`, a binary search) within 16
+/// probes.
+pub const MAX_POPULATIONS: usize = 65_536;
+/// Most projections in one simulation: 80 B each, 80 MiB within the 128 MiB binding.
+/// (A projection's random streams take `PROC_SPLIT` consecutive stream numbers below
+/// 2^28, `rng::STREAM_CONN`, so a single scenario could hold 2^22.)
+pub const MAX_PROJECTIONS: usize = 1 << 20;
+/// Most Poisson drives in one simulation: 32 B each, 32 MiB.
+pub const MAX_DRIVES: usize = 1 << 20;
+/// Largest buffer a batch of networks may need before it is split into several
+/// simulations: WebGPU's guaranteed storage-binding size (128 MiB), which every
+/// adapter offers. A single network may use whatever its adapter allows.
+pub const BATCH_BINDING_BYTES: u64 = 128 << 20;
 /// Longest synaptic delay in steps (ring-buffer slots = longest delay + 1).
 pub const MAX_DELAY_STEPS: u32 = 4096;
 /// Attempts of a per-synapse normal weight or delay draw before it is clamped

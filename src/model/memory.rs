@@ -2,7 +2,8 @@
 //! (before anything is allocated or any table is built), checked against the
 //! adapter's limits, with the largest scale of the scenario that would fit.
 
-use super::limits::{MAX_DELAY_STEPS, MAX_POPULATIONS, STATS_PER_POP};
+use super::layout::{DriveParams, PopParams, ProjParams, SlowPop};
+use super::limits::{MAX_DELAY_STEPS, STATS_PER_POP};
 use crate::error::{Error, Result};
 use crate::scenario::{steps_of, Rule, Scenario, Storage};
 
@@ -88,13 +89,122 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
             Rule::FixedIndegree => k * post,
         } as u64;
     }
-    let n_pop = s.populations.len() as u64;
     let sample_interval = steps_of(s.record.sample_interval_ms, s.dt_ms).max(1) as u64;
     let batch = batch_steps.max(1) as u64;
+    let sim_size = SimulationSize {
+        neurons: n,
+        ring_slots: slots,
+        populations: s.populations.len() as u64,
+        projections: s.projections.len() as u64,
+        drives: s.drives.len() as u64,
+        table_synapses: table_cols,
+        count_capacity: batch,
+        sample_capacity: batch / sample_interval + 2,
+        record_entries: record_capacity(s, batch, |p| size(&p.name) as u64),
+    };
+    let mut buffers = buffers_of(&sim_size);
+    buffers.push(BufferPlan {
+        name: "table_rows",
+        bytes: 4 * table_rows.max(1),
+    });
     // The slow signalling state (docs/signalling.md) is allocated only when a
     // population carries it: 8 + 16 bytes per neuron.
     let sig_bytes = if s.signalling.is_some() { 24 } else { 0 };
-    let mut buffers = vec![
+    if sig_bytes > 0 {
+        buffers.push(BufferPlan {
+            name: "sig_nrn",
+            bytes: 8 * n,
+        });
+        buffers.push(BufferPlan {
+            name: "slow_state",
+            bytes: 16 * n,
+        });
+        buffers.push(BufferPlan {
+            name: "slow_pops",
+            bytes: SLOW_POP_BYTES * sim_size.populations,
+        });
+    }
+    let total_bytes = buffers.iter().map(|b| b.bytes).sum();
+    MemoryPlan {
+        buffers,
+        total_bytes,
+        bytes_per_neuron: BYTES_PER_NEURON_STATE + 12 * slots + sig_bytes,
+        table_synapses: table_cols,
+    }
+}
+
+/// Sizes that set a simulation's buffers (one network, or a batch of them).
+#[derive(Debug, Clone, Copy)]
+pub struct SimulationSize {
+    /// Neurons.
+    pub neurons: u64,
+    /// Ring-buffer slots (longest delay in steps + 1).
+    pub ring_slots: u64,
+    /// Populations.
+    pub populations: u64,
+    /// Projections.
+    pub projections: u64,
+    /// Poisson drives.
+    pub drives: u64,
+    /// Explicit (table) synapses.
+    pub table_synapses: u64,
+    /// Steps per read-back batch.
+    pub count_capacity: u64,
+    /// Sample slots per read-back batch.
+    pub sample_capacity: u64,
+    /// Spike-record entries per read-back batch.
+    pub record_entries: u64,
+}
+
+/// Spike-record entries a batch of `batch_steps` steps can need:
+/// `record.max_spikes_per_batch`, but never more than the recorded neurons can emit
+/// (`size_of` gives a population's size): a neuron spikes at most once per
+/// refractory period plus one step, so at most `ceil(batch_steps / (ref_steps + 1))`
+/// times in a batch. A batch of many small networks thus does not add up their full
+/// allowances, and no spike is dropped that would not have been dropped alone.
+pub fn record_capacity(
+    s: &Scenario,
+    batch_steps: u64,
+    size_of: impl Fn(&crate::scenario::Population) -> u64,
+) -> u64 {
+    let possible: u64 = s
+        .populations
+        .iter()
+        .filter(|p| s.record.spikes.contains(&p.name))
+        .map(|p| {
+            let ref_steps = steps_of(p.neuron.t_ref_ms, s.dt_ms) as u64;
+            size_of(p).saturating_mul(batch_steps.div_ceil(ref_steps + 1))
+        })
+        .sum();
+    (s.record.max_spikes_per_batch.max(1) as u64).min(possible.max(1))
+}
+
+/// Bytes of one population's, projection's and drive's parameters (`layout.rs`).
+const POP_PARAMS_BYTES: u64 = std::mem::size_of::<PopParams>() as u64;
+const PROJ_PARAMS_BYTES: u64 = std::mem::size_of::<ProjParams>() as u64;
+const DRIVE_PARAMS_BYTES: u64 = std::mem::size_of::<DriveParams>() as u64;
+const SLOW_POP_BYTES: u64 = std::mem::size_of::<SlowPop>() as u64;
+
+/// The buffers whose size follows from [`SimulationSize`] alone (all but the table
+/// rows, the spike record and the signalling state).
+fn buffers_of(z: &SimulationSize) -> Vec<BufferPlan> {
+    let n = z.neurons;
+    let slots = z.ring_slots;
+    let n_pop = z.populations;
+    let batch = z.count_capacity;
+    let buffers = vec![
+        BufferPlan {
+            name: "pops",
+            bytes: POP_PARAMS_BYTES * n_pop.max(1),
+        },
+        BufferPlan {
+            name: "projs",
+            bytes: PROJ_PARAMS_BYTES * z.projections.max(1),
+        },
+        BufferPlan {
+            name: "drives",
+            bytes: DRIVE_PARAMS_BYTES * z.drives.max(1),
+        },
         BufferPlan {
             name: "v",
             bytes: 4 * n,
@@ -148,12 +258,8 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
             bytes: 4 * n,
         },
         BufferPlan {
-            name: "table_rows",
-            bytes: 4 * table_rows.max(1),
-        },
-        BufferPlan {
             name: "table_cols",
-            bytes: 4 * table_cols.max(1),
+            bytes: 4 * z.table_synapses.max(1),
         },
         BufferPlan {
             name: "pop_counts",
@@ -161,10 +267,7 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
         },
         BufferPlan {
             name: "samples",
-            bytes: 8
-                * STATS_PER_POP as u64
-                * MAX_POPULATIONS as u64
-                * (batch / sample_interval + 2),
+            bytes: 8 * STATS_PER_POP as u64 * n_pop * z.sample_capacity,
         },
         BufferPlan {
             name: "glu_release",
@@ -176,26 +279,16 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
         },
         BufferPlan {
             name: "spike_record",
-            bytes: 8 * s.record.max_spikes_per_batch.max(1) as u64,
+            bytes: 8 * z.record_entries.max(1),
         },
     ];
-    if sig_bytes > 0 {
-        buffers.push(BufferPlan {
-            name: "sig_nrn",
-            bytes: 8 * n,
-        });
-        buffers.push(BufferPlan {
-            name: "slow_state",
-            bytes: 16 * n,
-        });
-    }
-    let total_bytes = buffers.iter().map(|b| b.bytes).sum();
-    MemoryPlan {
-        buffers,
-        total_bytes,
-        bytes_per_neuron: BYTES_PER_NEURON_STATE + 12 * slots + sig_bytes,
-        table_synapses: table_cols,
-    }
+    buffers
+}
+
+/// The largest buffer of a simulation of size `z` (besides the table rows and the
+/// spike record), for deciding how many networks a batch can hold.
+pub fn largest_simulation_buffer(z: SimulationSize) -> u64 {
+    buffers_of(&z).iter().map(|b| b.bytes).max().unwrap_or(0)
 }
 
 /// Device bytes per neuron besides the ring buffers: V, refractory count, g_AMPA,

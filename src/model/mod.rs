@@ -10,7 +10,6 @@ pub mod layout;
 pub mod limits;
 pub mod memory;
 
-use bytemuck::Zeroable;
 use glam::UVec2;
 
 use crate::error::{Error, Result};
@@ -218,7 +217,11 @@ impl Network {
             message,
         })?;
         let dt = scenario.dt_ms;
-        let mut params = ParamsBlock::zeroed();
+        let mut params = ParamsBlock::zeroed(
+            scenario.populations.len(),
+            scenario.projections.len(),
+            scenario.drives.len(),
+        );
         let mut offset = 0u32;
         let mut pop_offsets = Vec::new();
         for (i, p) in scenario.populations.iter().enumerate() {
@@ -323,6 +326,12 @@ impl Network {
                 d_index += 1;
             }
             params.pops[pi].n_drives = d_index as u32 - params.pops[pi].drive_start;
+        }
+        params.drives.truncate(d_index);
+        // A spike scans all of its (single) network's projections.
+        for pp in &mut params.pops {
+            pp.proj_first = 0;
+            pp.proj_count = scenario.projections.len() as u32;
         }
 
         // Fixed-point scales: the worst case of simultaneous arrivals onto one neuron
@@ -476,7 +485,7 @@ impl Network {
             count_capacity: batch,
             sample_interval,
             sample_capacity: batch / sample_interval + 2,
-            rec_capacity: scenario.record.max_spikes_per_batch as u32,
+            rec_capacity: memory::record_capacity(scenario, batch as u64, |p| p.size as u64) as u32,
             _pad0: 0,
             _pad1: 0,
             inv_scale: params.sim.inv_scale,
