@@ -15,7 +15,7 @@ struct SimParams {
     sample_interval: u32,
     sample_capacity: u32,
     rec_capacity: u32,
-    _pad0: u32,
+    fuse_steps: u32,
     _pad1: u32,
     inv_scale: vec4<f32>,
 }
@@ -174,6 +174,14 @@ fn find_pop(i: u32) -> u32 {
         }
     }
     return lo;
+}
+
+// Steps of the chunk that starts at `step` (twin: model::chunk_len): at most
+// sim.fuse_steps, ending at the next sample step (so that reduce_stats sees that
+// step's state) and at the batch's end.
+fn chunk_len(step: u32, batch_end: u32) -> u32 {
+    let to_sample = sim.sample_interval - step % sim.sample_interval;
+    return max(min(min(sim.fuse_steps, to_sample), batch_end - step), 1u);
 }
 
 // Linear index of this invocation in a 2-D grid of 1-D workgroups (more than 65535

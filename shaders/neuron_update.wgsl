@@ -1,4 +1,5 @@
-// Neuron update: one invocation per neuron and step. Twin: src/cpu/neuron_update.rs.
+// Neuron update: one invocation per neuron, advancing it through a chunk of steps
+// (main, below). Twin: src/cpu/neuron_update.rs (one step at a time; the same).
 // Populations with current-based synapses take current_update (end of file) instead.
 //
 // C dV/dt = g_L (E_L - V) + g_AMPA (E_AMPA - V) + g_GABA (E_GABA - V)
@@ -19,7 +20,7 @@ struct Ctrl {
     prop_n: u32,
     prop_step: u32,
     n_rec: atomic<u32>,
-    _pad0: u32,
+    batch_end: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -35,7 +36,7 @@ struct Ctrl {
 @group(0) @binding(10) var<storage, read_write> ring_ampa: array<i32>;
 @group(0) @binding(11) var<storage, read_write> ring_gaba: array<i32>;
 @group(0) @binding(12) var<storage, read_write> ring_nmda: array<i32>;
-@group(0) @binding(13) var<storage, read_write> spikes: array<u32>;
+@group(0) @binding(13) var<storage, read_write> spikes: array<vec2<u32>>;
 @group(0) @binding(14) var<storage, read_write> ctrl: Ctrl;
 @group(0) @binding(15) var<storage, read_write> pop_counts: array<atomic<u32>>;
 @group(0) @binding(16) var<storage, read_write> rec: array<u32>;
@@ -55,21 +56,6 @@ fn add64_u(idx: u32, a: u32) {
     }
 }
 
-fn pool_get(k: u32, i: u32) -> vec4<f32> {
-    if (k == 0u) {
-        return nmda_pool0[i];
-    }
-    return nmda_pool1[i];
-}
-
-fn pool_set(k: u32, i: u32, st: vec4<f32>) {
-    if (k == 0u) {
-        nmda_pool0[i] = st;
-    } else {
-        nmda_pool1[i] = st;
-    }
-}
-
 fn poisson_inversion(u: f32, mean: f32, exp_neg_mean: f32) -> u32 {
     var k = 0u;
     var p = exp_neg_mean;
@@ -82,6 +68,39 @@ fn poisson_inversion(u: f32, mean: f32, exp_neg_mean: f32) -> u32 {
     return k;
 }
 
+// A neuron's state, held in registers across the fused steps of one dispatch.
+struct NState {
+    v: f32,
+    rf: u32,
+    ga: f32,
+    gg: f32,
+    x: f32,
+    pool0: vec4<f32>,
+    pool1: vec4<f32>,
+    sg: vec2<f32>,
+}
+
+fn pool_of(s: ptr<function, NState>, k: u32) -> vec4<f32> {
+    if (k == 0u) {
+        return (*s).pool0;
+    }
+    return (*s).pool1;
+}
+
+fn set_pool(s: ptr<function, NState>, k: u32, st: vec4<f32>) {
+    if (k == 0u) {
+        (*s).pool0 = st;
+    } else {
+        (*s).pool1 = st;
+    }
+}
+
+// Several steps per dispatch: the kernel advances each neuron through the chunk of
+// steps chunk_len gives (at most sim.fuse_steps, which never exceeds the shortest
+// synaptic delay, so no spike of the chunk arrives within it, nor the refractory
+// period plus one, so each neuron fires at most once per chunk), with its state in
+// registers: read once and written once per chunk instead of every step. The steps
+// themselves are the one-step update's, operation for operation.
 @compute @workgroup_size(WG_SIZE)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -94,13 +113,57 @@ fn main(
     }
     let pop = find_pop(i);
     let p = pops[pop];
-    let step = ctrl.step;
-    if (p.syn_current != 0u) {
-        if (current_update(i, p, step)) {
+    let start = ctrl.step;
+    let len = chunk_len(start, ctrl.batch_end);
+    var s: NState;
+    s.v = v_mv[i];
+    s.rf = refrac[i];
+    s.ga = g_ampa[i];
+    s.gg = g_gaba[i];
+    if (p.syn_current == 0u) {
+        s.x = x_nmda[i];
+        if (p.n_pools > 0u) {
+            s.pool0 = nmda_pool0[i];
+        }
+        if (p.n_pools > 1u) {
+            s.pool1 = nmda_pool1[i];
+        }
+        if (p.sig_on != 0u) {
+            s.sg = sig_nrn[i];
+        }
+    }
+    for (var k = 0u; k < len; k++) {
+        let step = start + k;
+        var spiked: bool;
+        if (p.syn_current != 0u) {
+            spiked = current_update(i, p, step, &s);
+        } else {
+            spiked = conductance_update(i, p, step, &s);
+        }
+        if (spiked) {
             on_spike(i, pop, p, step);
         }
-        return;
     }
+    v_mv[i] = s.v;
+    refrac[i] = s.rf;
+    g_ampa[i] = s.ga;
+    g_gaba[i] = s.gg;
+    if (p.syn_current == 0u) {
+        x_nmda[i] = s.x;
+        if (p.n_pools > 0u) {
+            nmda_pool0[i] = s.pool0;
+        }
+        if (p.n_pools > 1u) {
+            nmda_pool1[i] = s.pool1;
+        }
+        if (p.sig_on != 0u) {
+            sig_nrn[i] = s.sg;
+        }
+    }
+}
+
+// One step of a conductance-based neuron. Returns whether it fired.
+fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> bool {
     let slot = step % sim.ring_slots;
     let idx = slot * sim.n_total + i;
     let in_a = ring_ampa[idx];
@@ -114,17 +177,15 @@ fn main(
     var in_nf = f32(in_n) * sim.inv_scale.z;
     if (p.sig_on != 0u) {
         // The activation signal is the input per synapse (before the density scaling).
-        var sg = sig_nrn[i];
         if (in_a != 0) {
-            sg.y = sg.y + in_af * ampa_gain;
-            sig_nrn[i] = sg;
+            (*s).sg.y = (*s).sg.y + in_af * ampa_gain;
         }
-        in_af = in_af * sg.x;
-        in_nf = in_nf * sg.x;
+        in_af = in_af * (*s).sg.x;
+        in_nf = in_nf * (*s).sg.x;
     }
-    var ga = g_ampa[i] + in_af * ampa_gain;
-    var gg = g_gaba[i] + f32(in_g) * sim.inv_scale.y;
-    var x = x_nmda[i] + in_nf;
+    var ga = (*s).ga + in_af * ampa_gain;
+    var gg = (*s).gg + f32(in_g) * sim.inv_scale.y;
+    var x = (*s).x + in_nf;
     for (var d = 0u; d < p.n_drives; d++) {
         let dp = drives[p.drive_start + d];
         let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
@@ -140,9 +201,9 @@ fn main(
             }
         }
     }
-    let v0 = v_mv[i];
+    let v0 = (*s).v;
     var v = v0;
-    var rf = refrac[i];
+    var rf = (*s).rf;
     var spiked = false;
     if (rf > 0u) {
         rf -= 1u;
@@ -152,7 +213,7 @@ fn main(
             var g_open = 0.0;
             for (var k = 0u; k < p.n_pools; k++) {
                 let pl = p.pools[k];
-                g_open += pl.fraction * pool_get(k, i).x * mg_block(v, pl.mg_over_k0);
+                g_open += pl.fraction * pool_of(s, k).x * mg_block(v, pl.mg_over_k0);
             }
             i_syn += p.g_nmda_max * g_open * (p.e_nmda - v);
         }
@@ -163,19 +224,17 @@ fn main(
             spiked = true;
         }
     }
-    g_ampa[i] = ga * p.decay_ampa;
-    g_gaba[i] = gg * p.decay_gaba;
+    (*s).ga = ga * p.decay_ampa;
+    (*s).gg = gg * p.decay_gaba;
     let conc = max(drug.conc0_um + drug.slope_um_per_step * f32(step - drug.step0), 0.0);
     for (var k = 0u; k < p.n_pools; k++) {
         let pl = p.pools[k];
-        pool_set(k, i, pool_step(pool_get(k, i), pl, x, v0, mg_block(v0, pl.mg_over_k0), conc));
+        set_pool(s, k, pool_step(pool_of(s, k), pl, x, v0, mg_block(v0, pl.mg_over_k0), conc));
     }
-    x_nmda[i] = x * p.decay_nmda_rise;
-    v_mv[i] = v;
-    refrac[i] = rf;
-    if (spiked) {
-        on_spike(i, pop, p, step);
-    }
+    (*s).x = x * p.decay_nmda_rise;
+    (*s).v = v;
+    (*s).rf = rf;
+    return spiked;
 }
 
 // A spike of neuron i (population pop) in this step: glutamate release, ISI
@@ -203,7 +262,7 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
     st.last_step = step;
     isi[i] = st;
     let n = atomicAdd(&ctrl.n_spikes, 1u);
-    spikes[n] = i;
+    spikes[n] = vec2<u32>(i, step);
     atomicAdd(&pop_counts[(step % sim.count_capacity) * sim.n_pop + pop], 1u);
     if (p.record_spikes != 0u) {
         let r = atomicAdd(&ctrl.n_rec, 1u);
@@ -220,17 +279,17 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
 // step with the currents at the step's start (unless refractory), the currents decay,
 // then this step's arrivals (ring slot, Poisson drive) are added, so that they act
 // on V from the next step on, as NEST's ring buffers do. Returns whether it fired.
-fn current_update(i: u32, p: PopParams, step: u32) -> bool {
+fn current_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> bool {
     let slot = step % sim.ring_slots;
     let idx = slot * sim.n_total + i;
     let in_e = ring_ampa[idx];
     let in_i = ring_gaba[idx];
     ring_ampa[idx] = 0;
     ring_gaba[idx] = 0;
-    let ie0 = g_ampa[i];
-    let ii0 = g_gaba[i];
-    var v = v_mv[i];
-    var rf = refrac[i];
+    let ie0 = (*s).ga;
+    let ii0 = (*s).gg;
+    var v = (*s).v;
+    var rf = (*s).rf;
     var spiked = false;
     if (rf > 0u) {
         rf -= 1u;
@@ -257,9 +316,9 @@ fn current_update(i: u32, p: PopParams, step: u32) -> bool {
             }
         }
     }
-    g_ampa[i] = ie;
-    g_gaba[i] = ii;
-    v_mv[i] = v;
-    refrac[i] = rf;
+    (*s).ga = ie;
+    (*s).gg = ii;
+    (*s).v = v;
+    (*s).rf = rf;
     return spiked;
 }

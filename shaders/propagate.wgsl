@@ -1,4 +1,5 @@
-// Spike propagation: one workgroup of PROC_SPLIT invocations per spike of the step;
+// Spike propagation: one workgroup of PROC_SPLIT invocations per spike of the chunk
+// (each spike carries its own step);
 // invocation `tid` handles slice `tid` of each outgoing projection and adds the
 // fixed-point weight to the ring-buffer slot of the arrival step with an integer
 // atomic (order-independent sums). Projections with normally distributed weights or
@@ -11,12 +12,13 @@ struct Ctrl {
     prop_n: u32,
     prop_step: u32,
     n_rec: u32,
-    _pad0: u32,
+    batch_end: u32,
     _pad1: u32,
     _pad2: u32,
 }
 
-@group(0) @binding(2) var<storage, read> spikes: array<u32>;
+// (neuron, step) of each spike of the chunk.
+@group(0) @binding(2) var<storage, read> spikes: array<vec2<u32>>;
 @group(0) @binding(3) var<storage, read> ctrl: Ctrl;
 @group(0) @binding(4) var<storage, read_write> ring_ampa: array<atomic<i32>>;
 @group(0) @binding(5) var<storage, read_write> ring_gaba: array<atomic<i32>>;
@@ -36,9 +38,9 @@ fn deliver(receptor: u32, idx: u32, w: i32) {
 }
 
 // A synapse with its own normal weight and delay (synapse_draw in common.wgsl).
-fn deliver_drawn(pr: ProjParams, pre_local: u32, id: u32, t: u32) {
+fn deliver_drawn(pr: ProjParams, pre_local: u32, id: u32, t: u32, t_spike: u32) {
     let sd = synapse_draw(pr, pre_local, id);
-    let slot = (ctrl.prop_step + sd.y) % sim.ring_slots;
+    let slot = (t_spike + sd.y) % sim.ring_slots;
     deliver(pr.receptor, slot * sim.n_total + pr.post_offset + t, bitcast<i32>(sd.x));
 }
 
@@ -59,7 +61,8 @@ fn main(
     if (s >= ctrl.prop_n) {
         return;
     }
-    let pre = spikes[s];
+    let pre = spikes[s].x;
+    let spike_step = spikes[s].y;
     // Only the spike's own network's projections can carry it (a batch holds many
     // networks side by side).
     let pp = pops[find_pop(pre)];
@@ -69,7 +72,7 @@ fn main(
             continue;
         }
         let pre_local = pre - pr.pre_offset;
-        let slot = (ctrl.prop_step + pr.delay_steps) % sim.ring_slots;
+        let slot = (spike_step + pr.delay_steps) % sim.ring_slots;
         let base = slot * sim.n_total + pr.post_offset;
         let exclude_self = pr.same_pop != 0u && pr.autapses == 0u;
         let drawn = has_random_synapses(pr);
@@ -79,7 +82,7 @@ fn main(
             let end = table_rows[row + 1u];
             for (var idx = start + tid; idx < end; idx += PROC_SPLIT) {
                 if (drawn) {
-                    deliver_drawn(pr, pre_local, idx - start, table_cols[idx]);
+                    deliver_drawn(pr, pre_local, idx - start, table_cols[idx], spike_step);
                 } else {
                     deliver(pr.receptor, base + table_cols[idx], pr.weight_fixed);
                 }
@@ -105,7 +108,7 @@ fn main(
                 }
                 if (!(exclude_self && j == pre_local)) {
                     if (drawn) {
-                        deliver_drawn(pr, pre_local, j, j);
+                        deliver_drawn(pr, pre_local, j, j, spike_step);
                     } else {
                         deliver(pr.receptor, base + j, pr.weight_fixed);
                     }
@@ -120,7 +123,7 @@ fn main(
                 }
                 if (!(exclude_self && j == pre_local)) {
                     if (drawn) {
-                        deliver_drawn(pr, pre_local, j, j);
+                        deliver_drawn(pr, pre_local, j, j, spike_step);
                     } else {
                         deliver(pr.receptor, base + j, pr.weight_fixed);
                     }
@@ -141,7 +144,7 @@ fn main(
                     t += 1u;
                 }
                 if (drawn) {
-                    deliver_drawn(pr, pre_local, m, t);
+                    deliver_drawn(pr, pre_local, m, t, spike_step);
                 } else {
                     deliver(pr.receptor, base + t, pr.weight_fixed);
                 }

@@ -14,7 +14,7 @@ struct Ctrl {
     prop_n: u32,
     prop_step: u32,
     n_rec: u32,
-    _pad0: u32,
+    batch_end: u32,
     _pad1: u32,
     _pad2: u32,
 }

@@ -34,9 +34,21 @@ pub fn scaled_coba(n: u64, k: u64, steps: u64) -> Result<Scenario> {
     Ok(s)
 }
 
-/// Device bytes one neuron-step of `s` moves (`memory::bytes_per_neuron_step` at the
-/// scenario's sample interval and its mean number of NMDA pools per neuron).
-pub fn bytes_per_neuron_step(s: &Scenario) -> f64 {
+/// Steps one neuron-update dispatch of `s` advances on `backend` ("gpu": the
+/// network's `fuse_steps`, capped by `KETASIM_FUSE_STEPS`; the CPU backend steps one
+/// at a time).
+pub fn fused_steps(s: &Scenario, backend: &str) -> u32 {
+    if backend != "gpu" {
+        return 1;
+    }
+    let cap = crate::gpu::fuse_steps_from_env().ok().flatten();
+    crate::model::fuse_steps(s).min(cap.unwrap_or(u32::MAX))
+}
+
+/// Device bytes one neuron-step of `s` moves on `backend` (`memory::bytes_per_neuron_step`
+/// at the scenario's sample interval, its mean number of NMDA pools per neuron and
+/// [`fused_steps`]).
+pub fn bytes_per_neuron_step(s: &Scenario, backend: &str) -> f64 {
     let sample_interval = (s.record.sample_interval_ms / s.dt_ms).round() as u32;
     let pools: f64 = s
         .populations
@@ -44,7 +56,7 @@ pub fn bytes_per_neuron_step(s: &Scenario) -> f64 {
         .map(|p| p.size as f64 * p.nmda.as_ref().map_or(0, |m| m.pool_specs().len()) as f64)
         .sum::<f64>()
         / s.neuron_count() as f64;
-    memory::bytes_per_neuron_step(sample_interval, pools)
+    memory::bytes_per_neuron_step(sample_interval, pools, fused_steps(s, backend))
 }
 
 /// One benchmark measurement.
@@ -97,7 +109,7 @@ pub fn bench(
                 ..RunOptions::default()
             };
             let r = run(&s, &opts)?.summary;
-            let bps = bytes_per_neuron_step(&s);
+            let bps = bytes_per_neuron_step(&s, &r.backend);
             rows.push(BenchRow {
                 backend: r.backend,
                 adapter: r.adapter,
@@ -587,6 +599,9 @@ pub struct SuiteRow {
     pub kernel_times: Option<Vec<crate::gpu::KernelTime>>,
     /// Steps whose kernels were timed for `kernel_times`.
     pub kernel_timed_steps: Option<u64>,
+    /// Steps one neuron-update dispatch advanced at most (`SimParams::fuse_steps`;
+    /// 1 on the CPU backend, which steps one at a time).
+    pub fuse_steps: Option<u32>,
     /// Mean GPU time of `neuron_update` per step (µs), from `kernel_times`.
     pub neuron_update_us: Option<f64>,
     /// bytes_per_neuron_step x neurons / neuron_update time (GB/s): the neuron
@@ -620,7 +635,7 @@ impl SuiteReport {
 
 fn warmup_policy(warmup_steps: u64) -> String {
     format!(
-        "untimed warm-up run of {warmup_steps} steps of the same network on the same backend first (discarded); the timed run is then built afresh and starts at t = 0 (initial transient included); build time (construction, upload, pipeline compilation) is excluded from wall_s and reported as build_s. On the GPU the warm-up run is also the profiled run: where the adapter has timestamp queries, each kernel of the second half of its steps (at most {} per batch) runs in a compute pass of its own between two GPU timestamps (kernel_times; kernel_timed_steps says how many steps); the timed run takes no timestamps, so wall_s is unaffected",
+        "untimed warm-up run of {warmup_steps} steps of the same network on the same backend first (discarded); the timed run is then built afresh and starts at t = 0 (initial transient included); build time (construction, upload, pipeline compilation) is excluded from wall_s and reported as build_s. On the GPU the warm-up run is also the profiled run: where the adapter has timestamp queries, each kernel dispatch of the second half of its steps (at most {} chunks of fused steps per batch; fuse_steps gives the chunk length) runs in a compute pass of its own between two GPU timestamps (kernel_times; kernel_timed_steps says how many steps); the timed run takes no timestamps, so wall_s is unaffected",
         crate::gpu::MAX_TIMED_STEPS_PER_BATCH
     )
 }
@@ -662,7 +677,7 @@ fn gpu_warmup_profiled(
         return Ok(None);
     }
     let times = b.kernel_times();
-    let timed = times.first().map_or(0, |t| t.dispatches);
+    let timed = times.first().map_or(0, |t| t.steps);
     Ok(Some((timed, times)))
 }
 
@@ -826,6 +841,7 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
             populations: Vec::new(),
             kernel_times: None,
             kernel_timed_steps: None,
+            fuse_steps: None,
             neuron_update_us: None,
             neuron_update_gb_per_s: None,
         };
@@ -911,14 +927,14 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                     continue;
                 }
             };
-            let bps = bytes_per_neuron_step(s);
+            let bps = bytes_per_neuron_step(s, &r.backend);
             let achieved = r.neuron_updates_per_s * bps * 1e-9;
             let peak = peak_bandwidth_gb_per_s(&r.adapter);
             let neuron_update_ns = profile.as_ref().and_then(|(_, times)| {
                 times
                     .iter()
-                    .find(|t| t.name == "neuron_update" && t.dispatches > 0 && t.mean_ns > 0.0)
-                    .map(|t| t.mean_ns)
+                    .find(|t| t.name == "neuron_update" && t.steps > 0 && t.ns_per_step > 0.0)
+                    .map(|t| t.ns_per_step)
             });
             rows.push(SuiteRow {
                 scenario: Some(r.scenario.clone()),
@@ -950,6 +966,7 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                     })
                     .collect(),
                 kernel_timed_steps: profile.as_ref().map(|(n, _)| *n),
+                fuse_steps: Some(fused_steps(s, &r.backend)),
                 neuron_update_us: neuron_update_ns.map(|ns| ns * 1e-3),
                 // Bytes per ns is GB/s.
                 neuron_update_gb_per_s: neuron_update_ns.map(|ns| bps * r.neurons as f64 / ns),

@@ -186,6 +186,115 @@ fn microcircuit_agrees_on_gpu_and_cpu() {
     );
 }
 
+/// Set every projection's delay to at least `min_ms` (and fixed: no drawn delays), so
+/// that the GPU fuses several steps per neuron-update dispatch.
+fn with_min_delay(mut s: Scenario, min_ms: f64) -> Scenario {
+    for p in &mut s.projections {
+        p.delay_ms = p.delay_ms.max(min_ms);
+        p.delay_sd_ms = None;
+    }
+    s
+}
+
+fn fused(s: &Scenario, batch: u32) -> u32 {
+    Network::build(s, batch)
+        .expect("network")
+        .params
+        .sim
+        .fuse_steps
+}
+
+/// Several steps per dispatch (COBA with 0.5 ms delays: chunks of 5 steps, cut at
+/// the 1 ms sample steps and at the uneven 137-step batch ends): bit for bit the CPU
+/// twin, which steps one at a time.
+#[test]
+fn coba_with_fused_steps_is_identical_on_gpu_and_cpu() {
+    let mut s = Scenario::from_toml("coba", ketasim::bench::COBA).expect("coba");
+    s.duration_ms = 100.0;
+    s.record.spikes = vec!["E".into(), "I".into()];
+    let s = with_min_delay(s, 0.5);
+    assert_eq!(fused(&s, 137), 5);
+    check_identical(&s, 137, "coba_with_fused_steps_is_identical_on_gpu_and_cpu");
+}
+
+/// Several steps per dispatch with NMDA pools, glutamate, tables and every rule
+/// (mixed circuit, delays of at least 0.4 ms: chunks of 4, the I cells' 1 ms
+/// refractory period allows up to 11).
+#[test]
+fn mixed_network_with_fused_steps_agrees_on_gpu_and_cpu() {
+    let s = Scenario::from_toml("mixed", common::MIXED).expect("scenario");
+    let s = with_min_delay(s, 0.4);
+    assert_eq!(fused(&s, 73), 4);
+    check(
+        &s,
+        73,
+        "mixed_network_with_fused_steps_agrees_on_gpu_and_cpu",
+        Agreement::Close,
+    );
+}
+
+/// Several steps per dispatch for current-based populations (the microcircuit with
+/// fixed delays of at least 1.5 ms, normal weights kept: fusion of up to 15 steps,
+/// chunks cut at the sample steps).
+#[test]
+fn microcircuit_with_fused_steps_agrees_on_gpu_and_cpu() {
+    let text = common::microcircuit_small(800);
+    let mut s = Scenario::from_toml("microcircuit", &text).expect("scenario");
+    s.duration_ms = 60.0;
+    s.record.spikes = s.populations.iter().map(|p| p.name.clone()).collect();
+    let s = with_min_delay(s, 1.5);
+    assert_eq!(fused(&s, 250), 15);
+    check(
+        &s,
+        250,
+        "microcircuit_with_fused_steps_agrees_on_gpu_and_cpu",
+        Agreement::Close,
+    );
+}
+
+/// Fusing steps changes no result on the GPU either: the mixed circuit with 0.4 ms
+/// delays gives the same spikes, sums and state bit for bit with chunks of 4 steps
+/// and with one step per dispatch.
+#[test]
+fn fused_and_single_steps_are_identical_on_the_gpu() {
+    let Some(ctx) = common::gpu_or_skip("fused_and_single_steps_are_identical_on_the_gpu") else {
+        return;
+    };
+    let s = with_min_delay(
+        Scenario::from_toml("mixed", common::MIXED).expect("scenario"),
+        0.4,
+    );
+    let net = Network::build(&s, 73).expect("network");
+    let ctx2 = common::gpu_or_skip("fused_and_single_steps_are_identical_on_the_gpu")
+        .expect("a second context");
+    let mut fused = GpuBackend::new(ctx, &net).expect("gpu");
+    let mut single = GpuBackend::new(ctx2, &net).expect("gpu");
+    single.limit_fuse_steps(1);
+    assert_eq!((fused.fuse_steps(), single.fuse_steps()), (4, 1));
+    let a = run_all(&mut fused, net.steps, 73);
+    let b = run_all(&mut single, net.steps, 73);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.spikes, y.spikes,
+            "spikes of the batch at step {}",
+            x.first_step
+        );
+        assert_eq!(x.pop_counts, y.pop_counts);
+        assert_eq!(x.samples, y.samples);
+        assert_eq!(x.release_fixed, y.release_fixed);
+        assert_eq!(x.glutamate_um, y.glutamate_um);
+    }
+    assert!(a.iter().map(|o| o.spikes.len()).sum::<usize>() > 50);
+    let (fs, ss) = (
+        fused.state().expect("state"),
+        single.state().expect("state"),
+    );
+    assert_eq!(fs.v, ss.v);
+    assert_eq!(fs.g_ampa, ss.g_ampa);
+    assert_eq!(fs.pools, ss.pools);
+    assert_eq!(fs.isi, ss.isi);
+}
+
 /// A long run (3000 steps) with a concentration that ramps up and down across
 /// batches (0 -> 30 µM -> 0): receptor states agree within 1e-3 (absolute, fractions)
 /// and population spike counts per 25 ms batch within 5% + 3 spikes, although

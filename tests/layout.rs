@@ -81,7 +81,7 @@ fn shared_structs_match_rust_layout() {
                 sample_interval,
                 sample_capacity,
                 rec_capacity,
-                _pad0,
+                fuse_steps,
                 _pad1,
                 inv_scale,
             ]
@@ -225,7 +225,7 @@ fn shared_structs_match_rust_layout() {
             check_struct!(
                 &m,
                 Ctrl,
-                [step, n_spikes, prop_n, prop_step, n_rec, _pad0, _pad1, _pad2]
+                [step, n_spikes, prop_n, prop_step, n_rec, batch_end, _pad1, _pad2]
             );
         }
     }

@@ -110,17 +110,26 @@ pub struct KernelTime {
     pub name: String,
     /// Timed dispatches.
     pub dispatches: u64,
+    /// Steps the timed chunks advanced (the same for every kernel): a dispatch of
+    /// the neuron update, `prepare` and `propagate` covers a chunk of up to
+    /// `SimParams::fuse_steps` steps; `reduce_stats` runs once after each chunk that
+    /// ends at a sample step.
+    pub steps: u64,
     /// GPU time of those dispatches (ns): end minus beginning timestamp of each
     /// kernel's own compute pass, summed.
     pub total_ns: f64,
-    /// `total_ns / dispatches` (0 without dispatches). Every kernel but
-    /// `reduce_stats` runs once per step, so this is its time per step;
-    /// `reduce_stats` runs on sample steps only.
+    /// `total_ns / dispatches` (0 without dispatches): time per dispatch. Every
+    /// kernel but `reduce_stats` runs once per chunk of fused steps; `reduce_stats`
+    /// on sample steps only.
     pub mean_ns: f64,
+    /// `total_ns / steps` (0 without steps): time per simulated step (for
+    /// `reduce_stats`, spread over all steps, sample steps or not).
+    pub ns_per_step: f64,
 }
 
-/// Per-kernel timing state: a query set for the first `steps_per_batch` steps of every
-/// batch, resolved and read back with the batch's other read-backs.
+/// Per-kernel timing state: a query set for the first `steps_per_batch` chunks of
+/// fused steps of every batch, resolved and read back with the batch's other
+/// read-backs.
 struct KernelTiming {
     query_set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
@@ -130,6 +139,8 @@ struct KernelTiming {
     steps_per_batch: u32,
     total_ns: [f64; 4],
     dispatches: [u64; 4],
+    /// Steps of the timed chunks.
+    steps: u64,
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -167,6 +178,25 @@ fn staging(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
     })
 }
 
+/// Environment variable that caps the steps one neuron-update dispatch advances
+/// (`SimParams::fuse_steps`; a positive whole number, 1 turns fusion off). Read when
+/// a GPU backend is created. Results do not depend on it.
+pub const FUSE_ENV: &str = "KETASIM_FUSE_STEPS";
+
+/// The cap asked for by [`FUSE_ENV`], if set (an error naming it if it is not a
+/// positive whole number).
+pub fn fuse_steps_from_env() -> Result<Option<u32>> {
+    let Some(value) = std::env::var_os(FUSE_ENV) else {
+        return Ok(None);
+    };
+    match value.to_str().map(|v| v.trim().parse::<u32>()) {
+        Some(Ok(n)) if n >= 1 => Ok(Some(n)),
+        _ => Err(Error::Capacity(format!(
+            "environment variable {FUSE_ENV}={value:?} is not a positive whole number of steps: give e.g. 1 (no fusion), or unset it"
+        ))),
+    }
+}
+
 /// Workgroup grid covering `n` invocations of `WORKGROUP_SIZE`, spilling into y.
 fn grid_for(n: u32) -> (u32, u32) {
     let groups = n.div_ceil(WORKGROUP_SIZE).max(1);
@@ -190,7 +220,10 @@ impl GpuBackend {
         let st = net.initial_state();
         let n = net.n as u64;
         let slots = net.params.sim.ring_slots as u64;
-        let sim = net.params.sim;
+        let mut sim = net.params.sim;
+        if let Some(limit) = fuse_steps_from_env()? {
+            sim.fuse_steps = sim.fuse_steps.min(limit);
+        }
         let f32s =
             |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
         let rows: &[u32] = if net.tables.rows.is_empty() {
@@ -216,7 +249,7 @@ impl GpuBackend {
             sim: init_buffer(
                 device,
                 "sim",
-                bytemuck::bytes_of(&prm.sim),
+                bytemuck::bytes_of(&sim),
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
             pops: init_buffer(
@@ -284,7 +317,7 @@ impl GpuBackend {
                 zero_buffer(device, "ring_gaba", 4 * n * slots),
                 zero_buffer(device, "ring_nmda", 4 * n * slots),
             ],
-            spikes: zero_buffer(device, "spikes", 4 * n),
+            spikes: zero_buffer(device, "spikes", 8 * n),
             ctrl: init_buffer(
                 device,
                 "ctrl",
@@ -493,10 +526,11 @@ impl GpuBackend {
         self.enable_kernel_timing_for(MAX_TIMED_STEPS_PER_BATCH)
     }
 
-    /// Time every kernel dispatch of the first `steps_per_batch` steps (at most
-    /// [`MAX_TIMED_STEPS_PER_BATCH`]) of each following batch. Those steps run each
-    /// kernel in a compute pass of its own with a timestamp at its beginning and end
-    /// (the other steps share one pass, as without timing); the timestamps are
+    /// Time every kernel dispatch of the first `steps_per_batch` chunks of fused
+    /// steps (one step each without fusion; at most [`MAX_TIMED_STEPS_PER_BATCH`]) of
+    /// each following batch. Those chunks run each kernel in a compute pass of its own
+    /// with a timestamp at its beginning and end (the other chunks share one pass, as
+    /// without timing); the timestamps are
     /// resolved in the batch's submission and read back with its other read-backs,
     /// once per batch. The results are unchanged (only pass boundaries move).
     ///
@@ -542,8 +576,24 @@ impl GpuBackend {
             steps_per_batch,
             total_ns: [0.0; 4],
             dispatches: [0; 4],
+            steps: 0,
         });
         Ok(true)
+    }
+
+    /// Steps one neuron-update dispatch advances at most (`SimParams::fuse_steps`).
+    pub fn fuse_steps(&self) -> u32 {
+        self.sim.fuse_steps
+    }
+
+    /// Cap the steps one neuron-update dispatch advances (1: one step per dispatch);
+    /// never above what the network allows. Results do not change, only the number
+    /// of dispatches and the memory traffic.
+    pub fn limit_fuse_steps(&mut self, limit: u32) {
+        self.sim.fuse_steps = self.sim.fuse_steps.min(limit.max(1));
+        self.ctx
+            .queue
+            .write_buffer(&self.buf.sim, 0, bytemuck::bytes_of(&self.sim));
     }
 
     /// Whether kernel timing is on.
@@ -564,7 +614,13 @@ impl GpuBackend {
             .map(|(k, name)| KernelTime {
                 name: name.to_string(),
                 dispatches: t.dispatches[k],
+                steps: t.steps,
                 total_ns: t.total_ns[k],
+                ns_per_step: if t.steps > 0 {
+                    t.total_ns[k] / t.steps as f64
+                } else {
+                    0.0
+                },
                 mean_ns: if t.dispatches[k] > 0 {
                     t.total_ns[k] / t.dispatches[k] as f64
                 } else {
@@ -750,31 +806,43 @@ impl Backend for GpuBackend {
         }
         let device = &self.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        // Reset the record counter (Ctrl.n_rec at byte 16) before this batch's commands.
+        // Reset the record counter (Ctrl.n_rec at byte 16) and set where this batch
+        // ends (Ctrl.batch_end at byte 20) before this batch's commands.
+        let batch_end = (self.step + steps as u64) as u32;
         self.ctx
             .queue
-            .write_buffer(&self.buf.ctrl, 16, bytemuck::bytes_of(&0u32));
+            .write_buffer(&self.buf.ctrl, 16, bytemuck::cast_slice(&[0u32, batch_end]));
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("batch"),
         });
         enc.clear_buffer(&self.buf.pop_counts, 0, None);
         enc.clear_buffer(&self.buf.samples, 0, None);
         enc.clear_buffer(&self.buf.glu_release, 0, None);
+        // The batch's chunks of fused steps (model::chunk_len, as the kernels compute
+        // them): (first step, steps). A chunk ends at a sample step or before it.
+        let mut chunks: Vec<(u64, u32)> = Vec::new();
+        let mut t = self.step;
+        while t < self.step + steps as u64 {
+            let len = crate::model::chunk_len(&self.sim, t as u32, batch_end);
+            chunks.push((t, len));
+            t += len as u64;
+        }
+        let is_sample = |step: u64| (step + 1).is_multiple_of(sim.sample_interval as u64);
         let mut sample_steps = Vec::new();
-        // Steps whose kernels are timed, and the kernel of each timestamp pair.
-        let timed_steps = self
+        // Chunks whose kernels are timed, and the kernel of each timestamp pair.
+        let timed = self
             .timing
             .as_ref()
-            .map_or(0, |t| t.steps_per_batch.min(steps));
+            .map_or(0, |t| (t.steps_per_batch as usize).min(chunks.len()));
         let mut timed_kernels: Vec<usize> = Vec::new();
-        let is_sample = |step: u64| (step + 1).is_multiple_of(sim.sample_interval as u64);
+        let timed_steps: u64 = chunks[..timed].iter().map(|&(_, len)| len as u64).sum();
         if let Some(timing) = &self.timing {
-            for t in 0..timed_steps as u64 {
-                let step = self.step + t;
+            for &(first, len) in &chunks[..timed] {
+                let last = first + len as u64 - 1;
                 let mut kernels = vec![K_NEURON];
-                if is_sample(step) {
+                if is_sample(last) {
                     kernels.push(K_REDUCE);
-                    sample_steps.push(step);
+                    sample_steps.push(last);
                 }
                 kernels.extend([K_PREPARE, K_PROPAGATE]);
                 for k in kernels {
@@ -792,17 +860,17 @@ impl Backend for GpuBackend {
                 }
             }
         }
-        if timed_steps < steps {
+        if timed < chunks.len() {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("steps"),
                 timestamp_writes: None,
             });
-            for t in timed_steps as u64..steps as u64 {
-                let step = self.step + t;
+            for &(first, len) in &chunks[timed..] {
+                let last = first + len as u64 - 1;
                 self.encode_kernel(&mut pass, K_NEURON);
-                if is_sample(step) {
+                if is_sample(last) {
                     self.encode_kernel(&mut pass, K_REDUCE);
-                    sample_steps.push(step);
+                    sample_steps.push(last);
                 }
                 self.encode_kernel(&mut pass, K_PREPARE);
                 self.encode_kernel(&mut pass, K_PROPAGATE);
@@ -846,6 +914,7 @@ impl Backend for GpuBackend {
         drop(next);
         if let (Some(raw), Some(timing)) = (stamps_raw, self.timing.as_mut()) {
             let stamps: Vec<u64> = bytemuck::pod_collect_to_vec(&raw);
+            timing.steps += timed_steps;
             for (pair, &k) in timed_kernels.iter().enumerate() {
                 let (begin, end) = (stamps[2 * pair], stamps[2 * pair + 1]);
                 // A counter that wrapped or went backwards counts as zero time.

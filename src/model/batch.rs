@@ -246,6 +246,12 @@ impl Network {
         params.sim.n_pop = pop_off as u32;
         params.sim.n_proj = proj_off as u32;
         params.sim.ring_slots = ring_slots;
+        // Fused steps must respect every network's shortest delay and refractory period.
+        params.sim.fuse_steps = nets
+            .iter()
+            .map(|n| n.params.sim.fuse_steps)
+            .min()
+            .unwrap_or(1);
         params.sim.rec_capacity = rec_capacity;
         Ok(Network {
             scenario,

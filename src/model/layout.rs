@@ -31,8 +31,11 @@ pub struct SimParams {
     pub sample_capacity: u32,
     /// Spike-record entries per batch.
     pub rec_capacity: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// Most steps one neuron-update dispatch advances (`chunk_len`): at most the
+    /// shortest synaptic delay (no spike of a chunk arrives within it) and the
+    /// shortest refractory period plus one step (a neuron fires at most once per
+    /// chunk, so the spike list holds `n_total` entries); 1 turns fusion off.
+    pub fuse_steps: u32,
     /// Padding.
     pub _pad1: u32,
     /// nS (or drive units) per fixed-point LSB of the AMPA, GABA_A and NMDA ring
@@ -422,8 +425,9 @@ pub struct Ctrl {
     pub prop_step: u32,
     /// Spike-record entries written this batch (atomic).
     pub n_rec: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// Step at which the current read-back batch ends (set by the host before each
+    /// batch): no chunk of fused steps crosses it.
+    pub batch_end: u32,
     /// Padding.
     pub _pad1: u32,
     /// Padding.

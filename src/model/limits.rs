@@ -17,6 +17,11 @@ pub const MAX_DRIVES: usize = 1 << 20;
 /// simulations: WebGPU's guaranteed storage-binding size (128 MiB), which every
 /// adapter offers. A single network may use whatever its adapter allows.
 pub const BATCH_BINDING_BYTES: u64 = 128 << 20;
+/// Most steps one neuron-update dispatch advances (`SimParams::fuse_steps`; the
+/// network's shortest delay and refractory period may allow fewer). A chunk also ends
+/// at every sample step, so with the usual 1 ms sample interval at dt 0.1 ms at most
+/// 10 are used; 16 leaves room for coarser sampling.
+pub const MAX_FUSED_STEPS: u32 = 16;
 /// Longest synaptic delay in steps (ring-buffer slots = longest delay + 1).
 pub const MAX_DELAY_STEPS: u32 = 4096;
 /// Attempts of a per-synapse normal weight or delay draw before it is clamped

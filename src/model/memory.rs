@@ -255,7 +255,7 @@ fn buffers_of(z: &SimulationSize) -> Vec<BufferPlan> {
         },
         BufferPlan {
             name: "spikes",
-            bytes: 4 * n,
+            bytes: 8 * n,
         },
         BufferPlan {
             name: "table_cols",
@@ -293,8 +293,8 @@ pub fn largest_simulation_buffer(z: SimulationSize) -> u64 {
 
 /// Device bytes per neuron besides the ring buffers: V, refractory count, g_AMPA,
 /// g_GABA, x_NMDA (5 x 4), two NMDA pools (2 x 16), the releasable glutamate fraction
-/// (4), ISI accumulators (16) and the spike-list entry (4).
-pub const BYTES_PER_NEURON_STATE: u64 = 4 * 5 + 2 * 16 + 4 + 16 + 4;
+/// (4), ISI accumulators (16) and the spike-list entry (neuron and step, 8).
+pub const BYTES_PER_NEURON_STATE: u64 = 4 * 5 + 2 * 16 + 4 + 16 + 8;
 
 /// Device limits that bound a network.
 #[derive(Debug, Clone, Copy)]
@@ -361,15 +361,21 @@ pub fn check(s: &Scenario, batch_steps: u32, lim: &DeviceLimits) -> Result<Memor
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// Device bytes one neuron update moves: reads and writes of V, refractory count,
-/// g_AMPA, g_GABA, x_NMDA (5 x 4 x 2), the read and clear of the three ring-buffer
-/// entries (3 x 4 x 2), the read and write of each NMDA pool (16 x 2), plus the sample
-/// reduction's reads of V, g_AMPA, g_GABA and the pools every `sample_interval`
-/// steps; `pools_per_neuron` is the mean number of NMDA pools per neuron.
-/// Spike-dependent traffic is counted per event.
-pub fn bytes_per_neuron_step(sample_interval_steps: u32, pools_per_neuron: f64) -> f64 {
-    40.0 + 24.0
-        + 32.0 * pools_per_neuron
+/// Device bytes one neuron update moves per step: reads and writes of V, refractory
+/// count, g_AMPA, g_GABA, x_NMDA (5 x 4 x 2) and of each NMDA pool (16 x 2), once per
+/// chunk of `fuse_steps` fused steps (the state stays in registers within a chunk;
+/// 1 without fusion, as on the CPU backend); the read and clear of the three
+/// ring-buffer entries (3 x 4 x 2) every step; plus the sample reduction's reads of
+/// V, g_AMPA, g_GABA and the pools every `sample_interval` steps; `pools_per_neuron`
+/// is the mean number of NMDA pools per neuron. Spike-dependent traffic is counted per
+/// event.
+pub fn bytes_per_neuron_step(
+    sample_interval_steps: u32,
+    pools_per_neuron: f64,
+    fuse_steps: u32,
+) -> f64 {
+    (40.0 + 32.0 * pools_per_neuron) / fuse_steps.max(1) as f64
+        + 24.0
         + (12.0 + 16.0 * pools_per_neuron) / sample_interval_steps.max(1) as f64
 }
 

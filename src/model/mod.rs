@@ -204,6 +204,44 @@ fn normal_pair(r: UVec2) -> (f64, f64) {
     (rad * th.cos(), rad * th.sin())
 }
 
+/// Most steps one neuron-update dispatch may advance for `s`
+/// ([`layout::SimParams::fuse_steps`]): [`limits::MAX_FUSED_STEPS`], no more than the
+/// shortest synaptic delay (a drawn delay can be one step), so that no spike of a
+/// chunk arrives within it, and no more than the shortest refractory period plus one
+/// step, so that a neuron fires at most once per chunk.
+pub fn fuse_steps(s: &Scenario) -> u32 {
+    let delay = s
+        .projections
+        .iter()
+        .map(|p| {
+            if p.delay_sd_ms.unwrap_or(0.0) > 0.0 {
+                1
+            } else {
+                steps_of(p.delay_ms, s.dt_ms).max(1)
+            }
+        })
+        .min()
+        .unwrap_or(u32::MAX);
+    let refractory = s
+        .populations
+        .iter()
+        .map(|p| steps_of(p.neuron.t_ref_ms, s.dt_ms).saturating_add(1))
+        .min()
+        .unwrap_or(u32::MAX);
+    limits::MAX_FUSED_STEPS.min(delay).min(refractory).max(1)
+}
+
+/// Steps of the chunk of fused steps that starts at `step` (twin of `chunk_len` in
+/// `shaders/common.wgsl`): at most `sim.fuse_steps`, ending at the next sample step
+/// and at `batch_end`.
+pub fn chunk_len(sim: &layout::SimParams, step: u32, batch_end: u32) -> u32 {
+    let to_sample = sim.sample_interval - step % sim.sample_interval;
+    sim.fuse_steps
+        .min(to_sample)
+        .min(batch_end.wrapping_sub(step))
+        .max(1)
+}
+
 impl Network {
     /// Compile a validated scenario. `batch_steps` sizes the per-batch read-back
     /// buffers (rows of spike counts, sample slots).
@@ -486,7 +524,7 @@ impl Network {
             sample_interval,
             sample_capacity: batch / sample_interval + 2,
             rec_capacity: memory::record_capacity(scenario, batch as u64, |p| p.size as u64) as u32,
-            _pad0: 0,
+            fuse_steps: fuse_steps(scenario),
             _pad1: 0,
             inv_scale: params.sim.inv_scale,
         };
