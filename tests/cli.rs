@@ -609,3 +609,33 @@ fn dose_response_on_the_default_scenario_replaces_its_protocol() {
     assert!(cell(&header, &rows[1], "nmda_block_E") > 0.0, "{text}");
     assert_png(&out_dir.join("dose_response.png"), 0);
 }
+
+/// `KETASIM_FUSE_STEPS` must be a positive whole number: anything else stops a GPU
+/// run with an error naming the variable (and no panic).
+#[test]
+fn bad_fuse_steps_variable_is_named() {
+    if common::gpu_or_skip("bad_fuse_steps_variable_is_named").is_none() {
+        return;
+    }
+    let dir = TempDir::new("fuse-env");
+    for bad in ["0", "abc", "-3"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ketasim"))
+            .args([
+                "run",
+                "coba",
+                "--backend",
+                "gpu",
+                "--duration-ms",
+                "1",
+                "--out",
+            ])
+            .arg(dir.path())
+            .env("KETASIM_FUSE_STEPS", bad)
+            .output()
+            .expect("cannot start the ketasim binary");
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", report(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("KETASIM_FUSE_STEPS"), "{bad}: {err}");
+        assert!(!err.contains("panicked"), "{bad}: {err}");
+    }
+}
