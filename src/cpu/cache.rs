@@ -13,10 +13,14 @@
 //! accumulation makes the order of a neuron's synapses irrelevant). A gap too long for
 //! its field is bridged by skip words: the weight field's largest value (never a
 //! weight) marks one, and its lower bits advance the target without delivering.
+//!
+//! A projection that draws neither weights nor delays stores each synapse's target
+//! alone (4 bytes too), in the order of generation: its delivery loop is then the
+//! plain table loop, with nothing to decode.
 
 use rayon::prelude::*;
 
-use crate::model::connectivity::{for_each_synapse, synapse_draw};
+use crate::model::connectivity::{for_each_synapse, has_random_synapses, synapse_draw};
 use crate::model::layout::{ProjParams, RULE_TABLE};
 use crate::model::limits::PROC_SPLIT;
 use crate::rng::NORMAL_F32_MAX;
@@ -217,15 +221,20 @@ fn for_each_row_synapse(
     }
 }
 
-/// The synapses of presynaptic neurons `pres`, packed with `layout` and appended to
-/// `words`, with each neuron's word count appended to `lens`. `Err(())` if a weight or
-/// delay falls outside `range`.
+/// The synapses of presynaptic neurons `pres`, packed with `layout` (or, `plain`,
+/// as bare targets) and appended to `words`, with each neuron's word count appended
+/// to `lens`. `Err(())` if a weight or delay falls outside `range`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, all of them needed"
+)]
 fn pack_rows(
     proj: &ProjParams,
     pres: std::ops::Range<u32>,
     ring_slots: u32,
     range: &DrawRange,
     layout: &WordLayout,
+    plain: bool,
     words: &mut Vec<u32>,
     lens: &mut Vec<u32>,
 ) -> Result<(), ()> {
@@ -240,8 +249,13 @@ fn pack_rows(
         if !inside {
             return Err(());
         }
-        row.sort_unstable_by_key(|s| s.0);
         let before = words.len();
+        if plain {
+            words.extend(row.iter().map(|s| s.0));
+            lens.push((words.len() - before) as u32);
+            continue;
+        }
+        row.sort_unstable_by_key(|s| s.0);
         let mut prev = 0;
         for &(t, w, d) in &row {
             layout.push(words, t - prev, w, d);
@@ -257,9 +271,12 @@ fn pack_rows(
 pub struct PackedProjection {
     /// Where each presynaptic neuron's words start in `words` (`pre_size + 1`).
     rows: Vec<u32>,
-    /// The packed synapse and skip words.
+    /// The packed synapse and skip words (`plain`: the targets).
     words: Vec<u32>,
     layout: WordLayout,
+    /// The projection draws neither weights nor delays: every synapse has weight
+    /// `layout.w_min` and delay `layout.d_min`, and `words` holds bare targets.
+    plain: bool,
 }
 
 impl PackedProjection {
@@ -274,6 +291,7 @@ impl PackedProjection {
         expected_words: usize,
     ) -> Option<PackedProjection> {
         let layout = WordLayout::for_range(range)?;
+        let plain = !has_random_synapses(proj);
         let mut words = Vec::with_capacity(expected_words);
         let mut rows = Vec::with_capacity(proj.pre_size as usize + 1);
         rows.push(0u32);
@@ -286,7 +304,17 @@ impl PackedProjection {
                 .map(|&lo| {
                     let hi = (lo + BUILD_CHUNK_PRE).min(proj.pre_size);
                     let (mut w, mut l) = (Vec::new(), Vec::new());
-                    pack_rows(proj, lo..hi, ring_slots, range, &layout, &mut w, &mut l).ok()?;
+                    pack_rows(
+                        proj,
+                        lo..hi,
+                        ring_slots,
+                        range,
+                        &layout,
+                        plain,
+                        &mut w,
+                        &mut l,
+                    )
+                    .ok()?;
                     Some((w, l))
                 })
                 .collect();
@@ -304,6 +332,7 @@ impl PackedProjection {
             rows,
             words,
             layout,
+            plain,
         })
     }
 
@@ -353,6 +382,12 @@ impl PackedProjection {
             self.rows[pre_local as usize] as usize,
             self.rows[pre_local as usize + 1] as usize,
         );
+        if self.plain {
+            for &target in &self.words[start..end] {
+                f(target, l.w_min, 0);
+            }
+            return;
+        }
         let mut target = 0u32;
         for &word in &self.words[start..end] {
             let w_field = word >> l.weight_shift;
@@ -384,10 +419,20 @@ impl PackedProjection {
         post_offset: u32,
         mut deliver: impl FnMut(usize, i32),
     ) {
+        let (n_total, post) = (n_total as usize, post_offset as usize);
+        if self.plain {
+            // One weight and one delay: the table loop.
+            let (l, pre) = (self.layout, pre_local as usize);
+            let slot = ((prop_step + l.d_min) % ring_slots) as usize;
+            let base = slot * n_total + post;
+            for &target in &self.words[self.rows[pre] as usize..self.rows[pre + 1] as usize] {
+                deliver(base + target as usize, l.w_min);
+            }
+            return;
+        }
         // Slot of delay `d_min`; plus the delay field it stays below 2 ring_slots
         // (delays are below ring_slots), so one subtraction wraps it.
         let slot0 = prop_step % ring_slots + self.layout.d_min;
-        let (n_total, post) = (n_total as usize, post_offset as usize);
         self.decode(pre_local, |target, w, d_field| {
             let mut slot = slot0 + d_field;
             if slot >= ring_slots {
@@ -496,9 +541,14 @@ mod tests {
 
     #[test]
     fn packed_rows_are_the_drawn_synapses() {
-        // Dense (short gaps) and sparse (long gaps: skip words) projections.
-        for (post_size, k) in [(2000, 300), (60_000, 5)] {
-            let p = proj(post_size, k);
+        // Dense (short gaps) and sparse (long gaps: skip words) projections, and
+        // one that draws nothing (bare targets).
+        for (post_size, k, draws) in [(2000, 300, true), (60_000, 5, true), (2000, 300, false)] {
+            let p = if draws {
+                proj(post_size, k)
+            } else {
+                fixed(proj(post_size, k))
+            };
             let packed = PackedProjection::build(&p, 64, 0).expect("packable");
             for pre in 0..p.pre_size {
                 let mut row = packed.row(pre);
@@ -512,10 +562,22 @@ mod tests {
         }
     }
 
+    /// `p` without per-synapse draws.
+    fn fixed(mut p: ProjParams) -> ProjParams {
+        p.w_sd_fixed = 0.0;
+        p.d_sd_steps = 0.0;
+        p
+    }
+
     #[test]
     fn arrivals_wrap_the_ring_as_propagate_does() {
-        let p = proj(60_000, 5);
-        let packed = PackedProjection::build(&p, 64, 0).expect("packable");
+        for p in [proj(60_000, 5), fixed(proj(60_000, 5))] {
+            arrivals_wrap(&p);
+        }
+    }
+
+    fn arrivals_wrap(p: &ProjParams) {
+        let packed = PackedProjection::build(p, 64, 0).expect("packable");
         let (slots, n_total, post) = (64u32, 70_000u32, 1000u32);
         for prop_step in [0u32, 50, 63, 1000] {
             for pre in 0..p.pre_size {
@@ -523,7 +585,7 @@ mod tests {
                 packed.for_each_arrival(pre, prop_step, slots, n_total, post, |i, w| {
                     got.push((i, w))
                 });
-                let mut want: Vec<(usize, i32)> = drawn(&p, pre, slots)
+                let mut want: Vec<(usize, i32)> = drawn(p, pre, slots)
                     .iter()
                     .map(|&(t, w, d)| {
                         let slot = (prop_step + d) % slots;
