@@ -90,9 +90,10 @@ pub const CONNECTIVITY_CACHE_BYTES: usize = 256 << 20;
 /// Environment variable that raises (or lowers) the connectivity cache from
 /// [`CONNECTIVITY_CACHE_BYTES`]: a whole number of MiB. A cached synapse takes 4
 /// bytes (target, drawn weight and delay packed into one word, [`cache`]), so the
-/// full-scale microcircuit (3.0e8 synapses) needs about 1150; projections that do not
-/// fit are regenerated at every spike. Results do not depend on it, only speed and
-/// memory.
+/// full-scale microcircuit (3.0e8 synapses) takes 1149 MiB, and a budget of 1200
+/// caches all of it (each projection's size is estimated with 2% of skip words
+/// before it is made); projections that do not fit are regenerated at every spike.
+/// Results do not depend on it, only speed and memory.
 pub const CACHE_ENV: &str = "KETASIM_CACHE_MB";
 
 /// The connectivity cache budget: `KETASIM_CACHE_MB` MiB if set (an error naming the
