@@ -2,12 +2,14 @@
 //! (`neuron_update.rs` <-> `neuron_update.wgsl`, ...), first-class and exact: it runs
 //! wherever no GPU adapter exists, and the tests compare the shaders with it.
 
+pub mod cache;
 mod neuron_update;
 mod propagate;
 mod reduce_stats;
 pub mod simd;
 pub mod slow;
 
+pub use cache::SynapseCache;
 pub use neuron_update::{
     blocks, finish_spikes, for_each_block, has_nmda_pool, neuron_update, update_block,
     update_population, Block, Scratch, StepInput, SEQ_BLOCK,
@@ -26,15 +28,8 @@ use crate::model::layout::{
     Ctrl, DrugParams, IsiStat, ParamsBlock, SlowParams, SlowPop, GLU_SCALE, RULE_TABLE,
     SLOW_SUMS_PER_POP,
 };
-use crate::model::limits::{MAX_NMDA_POOLS, PROC_SPLIT, STATS_PER_POP};
+use crate::model::limits::{MAX_NMDA_POOLS, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
-
-/// Whether any projection of `params` draws per-synapse weights or delays.
-fn params_draw(params: &ParamsBlock) -> bool {
-    params.projs[..params.sim.n_proj as usize]
-        .iter()
-        .any(has_random_synapses)
-}
 
 /// Host copies of the device buffers, same names and layout as the GPU backend's.
 #[derive(Debug, Clone)]
@@ -67,6 +62,9 @@ pub struct Buffers {
     pub table_w: Vec<i32>,
     /// Per-synapse delays (steps) beside `table_cols` (empty likewise).
     pub table_d: Vec<u32>,
+    /// Procedural projections generated once into packed tables (CPU only: the
+    /// shader regenerates them per spike).
+    pub cache: SynapseCache,
     /// Per-step population spike counts of the batch.
     pub pop_counts: Vec<u32>,
     /// Spike record: (step, neuron) pairs.
@@ -85,13 +83,17 @@ pub struct Buffers {
     pub slow_state: Vec<[f32; 4]>,
 }
 
-/// Most memory the CPU backend spends on caching procedural connectivity as tables
-/// (the same synapses, generated once instead of at every spike).
+/// Most memory the CPU backend spends on caching procedural connectivity as packed
+/// tables (the same synapses, generated once instead of at every spike): about 64
+/// million synapses at 4 bytes each.
 pub const CONNECTIVITY_CACHE_BYTES: usize = 256 << 20;
 
 /// Environment variable that raises (or lowers) the connectivity cache from
-/// [`CONNECTIVITY_CACHE_BYTES`]: a whole number of MiB. The full-scale microcircuit
-/// (3e8 synapses with drawn weights and delays, 12 bytes each) needs about 3600.
+/// [`CONNECTIVITY_CACHE_BYTES`]: a whole number of MiB. A cached synapse takes 4
+/// bytes (target, drawn weight and delay packed into one word, [`cache`]), so the
+/// full-scale microcircuit (3.0e8 synapses) takes 1149 MiB, and a budget of 1200
+/// caches all of it (each projection's size is estimated with 2% of skip words
+/// before it is made); projections that do not fit are regenerated at every spike.
 /// Results do not depend on it, only speed and memory.
 pub const CACHE_ENV: &str = "KETASIM_CACHE_MB";
 
@@ -202,7 +204,7 @@ impl CpuBackend {
     /// that is set, else on rayon's current pool (all cores by default).
     pub fn new(net: &Network) -> Result<CpuBackend> {
         let threads = threads_from_env()?;
-        Self::build(net, threads)
+        Self::build(net, threads, None)
     }
 
     /// [`CpuBackend::new`] on its own pool of `threads` threads (at least 1),
@@ -211,7 +213,28 @@ impl CpuBackend {
         if threads == 0 {
             return Err(Error::Internal("CpuBackend::with_threads(0)".into()));
         }
-        Self::build(net, Some(threads))
+        Self::build(net, Some(threads), None)
+    }
+
+    /// [`CpuBackend::with_threads`] with a connectivity cache of at most
+    /// `cache_bytes` (instead of [`cache_bytes_from_env`]'s). Results do not depend
+    /// on it: the tests compare a cached network with a regenerated one.
+    pub fn with_cache_bytes(
+        net: &Network,
+        threads: usize,
+        cache_bytes: usize,
+    ) -> Result<CpuBackend> {
+        if threads == 0 {
+            return Err(Error::Internal(
+                "CpuBackend::with_cache_bytes(0 threads)".into(),
+            ));
+        }
+        Self::build(net, Some(threads), Some(cache_bytes))
+    }
+
+    /// Memory held by the connectivity cache (bytes): its packed tables.
+    pub fn cache_bytes(&self) -> usize {
+        self.buf.cache.bytes()
     }
 
     /// Change when steps are spread over threads (the tests force every step onto
@@ -221,16 +244,20 @@ impl CpuBackend {
         self
     }
 
-    fn build(net: &Network, threads: Option<usize>) -> Result<CpuBackend> {
+    fn build(
+        net: &Network,
+        threads: Option<usize>,
+        cache_bytes: Option<usize>,
+    ) -> Result<CpuBackend> {
         let n = net.n as usize;
         let sim = &net.params.sim;
         let ring_len = n
             .checked_mul(sim.ring_slots as usize)
             .ok_or_else(|| Error::Capacity("ring buffer size overflows".into()))?;
         let st = net.initial_state();
-        let mut params = net.params.clone();
-        let mut table_rows = net.tables.rows.clone();
-        let mut table_cols = net.tables.cols.clone();
+        let params = net.params.clone();
+        let table_rows = net.tables.rows.clone();
+        let table_cols = net.tables.cols.clone();
         let mut table_w = Vec::new();
         let mut table_d = Vec::new();
         let projs = &params.projs[..sim.n_proj as usize];
@@ -249,15 +276,26 @@ impl CpuBackend {
                 }
             }
         }
-        cache_procedural(
-            cache_bytes_from_env()?,
-            &mut params,
-            net,
-            &mut table_rows,
-            &mut table_cols,
-            &mut table_w,
-            &mut table_d,
-        );
+        let pool = match threads {
+            Some(k) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(k)
+                    .thread_name(|i| format!("ketasim-cpu-{i}"))
+                    .build()
+                    .map_err(|e| Error::Capacity(format!("cannot start {k} CPU threads: {e}")))?,
+            )),
+            None => None,
+        };
+        let tables_bytes =
+            4 * (table_rows.len() + table_cols.len() + table_w.len() + table_d.len());
+        let budget = cache_bytes
+            .unwrap_or(cache_bytes_from_env()?)
+            .saturating_sub(tables_bytes);
+        let make_cache = || cache_procedural(budget, &params, net);
+        let cache = match &pool {
+            Some(pool) => pool.install(make_cache),
+            None => make_cache(),
+        };
         let buf = Buffers {
             v: st.v,
             refrac: st.refrac,
@@ -272,6 +310,7 @@ impl CpuBackend {
             table_cols,
             table_w,
             table_d,
+            cache,
             pop_counts: vec![0; (sim.count_capacity * sim.n_pop) as usize],
             rec: vec![0; 2 * sim.rec_capacity as usize],
             glu_r: st.glu_r,
@@ -280,16 +319,6 @@ impl CpuBackend {
             glu_trace: vec![0.0; (sim.count_capacity * sim.n_pop) as usize],
             sig_nrn: st.sig_nrn,
             slow_state: vec![[0.0; 4]; n],
-        };
-        let pool = match threads {
-            Some(k) => Some(Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(k)
-                    .thread_name(|i| format!("ketasim-cpu-{i}"))
-                    .build()
-                    .map_err(|e| Error::Capacity(format!("cannot start {k} CPU threads: {e}")))?,
-            )),
-            None => None,
         };
         let threads = pool
             .as_ref()
@@ -304,12 +333,14 @@ impl CpuBackend {
                 params.projs[..sim.n_proj as usize]
                     .iter()
                     .zip(&net.projections)
-                    .filter(|(pr, _)| {
+                    .enumerate()
+                    .filter(|(_, (pr, _))| {
                         p.offset >= pr.pre_offset && p.offset < pr.pre_offset + pr.pre_size
                     })
-                    .map(|(pr, info)| {
+                    .map(|(pj, (pr, info))| {
                         let per_spike = info.synapses / pr.pre_size.max(1) as f64;
-                        per_spike * if pr.rule == RULE_TABLE { 1.0 } else { 10.0 }
+                        let table = pr.rule == RULE_TABLE || buf.cache.get(pj).is_some();
+                        per_spike * if table { 1.0 } else { 10.0 }
                     })
                     .sum()
             })
@@ -516,54 +547,15 @@ pub fn glutamate_step(prm: &ParamsBlock, b: &mut Buffers, step: u32) {
     }
 }
 
-/// Generate procedural projections once into CSR tables (as long as they fit
-/// `cache_bytes`, [`cache_bytes_from_env`]) and switch the CPU copy of their parameters to the
-/// table path. The synapses are exactly those the shader regenerates per spike, and
-/// integer accumulation makes their order irrelevant, so results stay identical.
-/// Where `w`/`d` are in use (some projection draws per-synapse weights or delays),
-/// each cached synapse's weight and delay are drawn here, keyed as the shader keys
-/// them.
-fn cache_procedural(
-    cache_bytes: usize,
-    params: &mut ParamsBlock,
-    net: &Network,
-    rows: &mut Vec<u32>,
-    cols: &mut Vec<u32>,
-    w: &mut Vec<i32>,
-    d: &mut Vec<u32>,
-) {
-    let draws = params_draw(params);
-    let per_syn = if draws { 12 } else { 4 };
-    let mut budget = cache_bytes.saturating_sub(4 * rows.len() + per_syn * cols.len());
-    let ring_slots = params.sim.ring_slots;
-    for (pr, info) in params.projs[..params.sim.n_proj as usize]
-        .iter_mut()
-        .zip(&net.projections)
-    {
-        let need =
-            (per_syn as f64 * info.synapses * 1.05 + 4.0 * (pr.pre_size as f64 + 1.0)) as usize;
-        if pr.rule == RULE_TABLE || need > budget {
-            continue;
-        }
-        budget -= need;
-        let base = rows.len() as u32;
-        for pre in 0..pr.pre_size {
-            rows.push(cols.len() as u32);
-            for tid in 0..PROC_SPLIT {
-                crate::model::connectivity::for_each_synapse(pr, pre, tid, |t, id| {
-                    cols.push(t);
-                    if draws {
-                        let (wq, dq) = synapse_draw(pr, pre, id, ring_slots);
-                        w.push(wq);
-                        d.push(dq);
-                    }
-                });
-            }
-        }
-        rows.push(cols.len() as u32);
-        pr.rule = RULE_TABLE;
-        pr.table_base = base;
-    }
+/// Generate procedural projections once into packed tables (as long as they fit
+/// `cache_bytes`), on the current rayon pool. The synapses are exactly those the
+/// shader regenerates per spike, with their drawn weights and delays (keyed as the
+/// shader keys them), and integer accumulation makes their order irrelevant, so
+/// results stay identical ([`cache::PackedProjection`]).
+fn cache_procedural(cache_bytes: usize, params: &ParamsBlock, net: &Network) -> SynapseCache {
+    let projs = &params.projs[..params.sim.n_proj as usize];
+    let synapses: Vec<f64> = net.projections.iter().map(|p| p.synapses).collect();
+    SynapseCache::build(cache_bytes, projs, &synapses, params.sim.ring_slots)
 }
 
 impl Backend for CpuBackend {

@@ -1,10 +1,11 @@
 //! CPU twin of `shaders/propagate.wgsl`: each spike of the step is delivered through
 //! its network's projections (`ParamsBlock::proj_range`), by each of `PROC_SPLIT`
-//! slices, to the ring-buffer slot of its arrival step (per synapse
-//! where a projection draws its weights or delays). Wrapping i32
+//! slices, to the ring-buffer slot of its arrival step (per synapse where a projection
+//! draws its weights or delays); projections in the CPU's connectivity cache deliver
+//! the same synapses from their packed tables. Wrapping i32
 //! adds are the integer atomics of the shader: the sums do not depend on order.
 
-use super::Buffers;
+use super::{Buffers, SynapseCache};
 use crate::model::connectivity::{for_each_synapse, has_random_synapses, synapse_draw};
 use crate::model::layout::{Ctrl, ParamsBlock, RULE_TABLE};
 use crate::model::limits::PROC_SPLIT;
@@ -17,14 +18,23 @@ use std::sync::atomic::{AtomicI32, Ordering};
 pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
     let sim = &prm.sim;
     let pre = b.spikes[s as usize];
-    for pr in &prm.projs[prm.proj_range(prm.find_pop(pre))] {
+    for pj in prm.proj_range(prm.find_pop(pre)) {
+        let pr = &prm.projs[pj];
         if pre < pr.pre_offset || pre >= pr.pre_offset + pr.pre_size {
             continue;
         }
         let pre_local = pre - pr.pre_offset;
+        let ring = &mut b.ring[pr.receptor as usize];
+        if let Some(packed) = b.cache.get(pj) {
+            // Cached: the same synapses, generated once (`cache.rs`).
+            let (r, n) = (sim.ring_slots, sim.n_total);
+            packed.for_each_arrival(pre_local, ctrl.prop_step, r, n, pr.post_offset, |i, w| {
+                ring[i] = ring[i].wrapping_add(w);
+            });
+            continue;
+        }
         let slot = (ctrl.prop_step + pr.delay_steps) % sim.ring_slots;
         let base = (slot * sim.n_total + pr.post_offset) as usize;
-        let ring = &mut b.ring[pr.receptor as usize];
         let w = pr.weight_fixed;
         let n_total = sim.n_total as usize;
         let post = pr.post_offset as usize;
@@ -76,6 +86,7 @@ pub fn propagate_parallel(prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
         table_cols,
         table_w,
         table_d,
+        cache,
         ..
     } = b;
     let rings = ring.each_mut().map(|r| as_atomic(r.as_mut_slice()));
@@ -85,6 +96,7 @@ pub fn propagate_parallel(prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
         cols: table_cols,
         w: table_w,
         d: table_d,
+        cache,
     };
     (0..ctrl.prop_n)
         .into_par_iter()
@@ -105,13 +117,15 @@ fn as_atomic(s: &mut [i32]) -> &[AtomicI32] {
     unsafe { &*(s as *mut [i32] as *const [AtomicI32]) }
 }
 
-/// The CPU backend's synapse tables: CSR rows and columns, and per-synapse weights
-/// and delays (empty unless a projection draws them).
+/// The CPU backend's synapse tables: CSR rows and columns, per-synapse weights
+/// and delays (empty unless a projection draws them), and the cached procedural
+/// projections.
 struct Tables<'a> {
     rows: &'a [u32],
     cols: &'a [u32],
     w: &'a [i32],
     d: &'a [u32],
+    cache: &'a SynapseCache,
 }
 
 /// [`propagate`] of spike `s` into atomic ring buffers.
@@ -126,14 +140,22 @@ fn propagate_atomic(
     let (rows, cols) = (tb.rows, tb.cols);
     let sim = &prm.sim;
     let pre = spikes[s as usize];
-    for pr in &prm.projs[prm.proj_range(prm.find_pop(pre))] {
+    for pj in prm.proj_range(prm.find_pop(pre)) {
+        let pr = &prm.projs[pj];
         if pre < pr.pre_offset || pre >= pr.pre_offset + pr.pre_size {
             continue;
         }
         let pre_local = pre - pr.pre_offset;
+        let full = rings[pr.receptor as usize];
+        if let Some(packed) = tb.cache.get(pj) {
+            let (r, n) = (sim.ring_slots, sim.n_total);
+            packed.for_each_arrival(pre_local, ctrl.prop_step, r, n, pr.post_offset, |i, w| {
+                full[i].fetch_add(w, Ordering::Relaxed);
+            });
+            continue;
+        }
         let slot = (ctrl.prop_step + pr.delay_steps) % sim.ring_slots;
         let base = (slot * sim.n_total + pr.post_offset) as usize;
-        let full = rings[pr.receptor as usize];
         let ring = &full[base..];
         let w = pr.weight_fixed;
         let n_total = sim.n_total as usize;
