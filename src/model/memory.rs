@@ -186,7 +186,7 @@ const DRIVE_PARAMS_BYTES: u64 = std::mem::size_of::<DriveParams>() as u64;
 const SLOW_POP_BYTES: u64 = std::mem::size_of::<SlowPop>() as u64;
 
 /// The buffers whose size follows from [`SimulationSize`] alone (all but the table
-/// rows, the spike record and the signalling state).
+/// rows and the signalling state).
 fn buffers_of(z: &SimulationSize) -> Vec<BufferPlan> {
     let n = z.neurons;
     let slots = z.ring_slots;
@@ -285,8 +285,8 @@ fn buffers_of(z: &SimulationSize) -> Vec<BufferPlan> {
     buffers
 }
 
-/// The largest buffer of a simulation of size `z` (besides the table rows and the
-/// spike record), for deciding how many networks a batch can hold.
+/// The largest buffer of a simulation of size `z` (besides the table rows), for
+/// deciding how many networks a batch can hold.
 pub fn largest_simulation_buffer(z: SimulationSize) -> u64 {
     buffers_of(&z).iter().map(|b| b.bytes).max().unwrap_or(0)
 }
