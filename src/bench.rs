@@ -192,6 +192,9 @@ impl Suite {
 
 /// Embedded scenario name of the ketamine network.
 pub const KETAMINE_SCENARIO: &str = "pfc_ketamine";
+/// Neurons of each ketamine circuit in the suites' batch entry (the smallest size
+/// at which `scale_scenario` keeps its p = 0.1 in-degrees: p becomes 1).
+pub const BATCH_NETWORK_NEURONS: u64 = 400;
 /// Embedded scenario name of the Potjans-Diesmann cortical microcircuit.
 pub const MICROCIRCUIT_SCENARIO: &str = "microcircuit";
 
@@ -228,6 +231,10 @@ pub struct SuiteEntry {
     pub source: NetworkSource,
     /// Steps timed.
     pub steps: u64,
+    /// Copies of the network run side by side in one simulation (`Network::merge`,
+    /// seeds `seed`, `seed + 1`, ...), as `ketasim sweep` batches its runs; 1: the
+    /// network alone.
+    pub copies: u32,
 }
 
 /// The entries of a suite, in the order they run.
@@ -237,12 +244,26 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
         network: "coba",
         source: NetworkSource::Coba,
         steps,
+        copies: 1,
     };
     let scaled = |n: u64, steps| SuiteEntry {
         id: format!("coba-scaled-n{n}-k1000"),
         network: "coba-scaled",
         source: NetworkSource::ScaledCoba { n, k: 1000 },
         steps,
+        copies: 1,
+    };
+    // Many small ketamine circuits in one simulation (a sweep's batch): 400 neurons
+    // each (scaled with the in-degree kept: all-to-all at p = 1).
+    let batch = |copies: u32, steps| SuiteEntry {
+        id: format!("{KETAMINE_SCENARIO}-n{BATCH_NETWORK_NEURONS}-x{copies}"),
+        network: "pfc_ketamine-batch",
+        source: NetworkSource::Embedded {
+            name: KETAMINE_SCENARIO,
+            n: Some(BATCH_NETWORK_NEURONS),
+        },
+        steps,
+        copies,
     };
     let embedded = |name: &'static str, n: Option<u64>, steps| SuiteEntry {
         id: match n {
@@ -252,6 +273,7 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
         network: name,
         source: NetworkSource::Embedded { name, n },
         steps,
+        copies: 1,
     };
     match suite {
         Suite::Standard => vec![
@@ -262,6 +284,7 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
             embedded(KETAMINE_SCENARIO, Some(100_000), 2000),
             embedded(KETAMINE_SCENARIO, Some(1_000_000), 500),
             embedded(MICROCIRCUIT_SCENARIO, None, 2000),
+            batch(1000, 2000),
         ],
         Suite::Quick => vec![
             coba(300),
@@ -269,6 +292,7 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
             embedded(KETAMINE_SCENARIO, None, 300),
             embedded(KETAMINE_SCENARIO, Some(10_000), 300),
             embedded(MICROCIRCUIT_SCENARIO, Some(10_000), 300),
+            batch(25, 300),
         ],
     }
 }
@@ -648,10 +672,11 @@ fn warmup_policy(warmup_steps: u64) -> String {
 /// and the kernel times, or `None` when the adapter has no timestamp queries.
 fn gpu_warmup_profiled(
     s: &Scenario,
+    copies: u32,
     batch_steps: u32,
 ) -> Result<Option<(u64, Vec<crate::gpu::KernelTime>)>> {
     use crate::backend::Backend;
-    let net = crate::model::Network::build(s, batch_steps)?;
+    let net = entry_network(s, copies, batch_steps)?;
     let mut b = crate::gpu::GpuBackend::new(crate::gpu::GpuContext::with_timestamps()?, &net)?;
     let untimed = net.steps / 2;
     let mut timing = false;
@@ -679,6 +704,52 @@ fn gpu_warmup_profiled(
     let times = b.kernel_times();
     let timed = times.first().map_or(0, |t| t.steps);
     Ok(Some((timed, times)))
+}
+
+/// Rate per population; the copies of a batch (`NAME#k`) pooled under `NAME` (all
+/// their spikes over all their neurons).
+fn population_rates(pops: &[crate::run::PopulationSummary]) -> Vec<PopulationRate> {
+    let mut out: Vec<PopulationRate> = Vec::new();
+    for p in pops {
+        let name = p.name.split('#').next().unwrap_or(&p.name);
+        match out.iter_mut().find(|q| q.name == name) {
+            Some(q) => {
+                let size = q.size + p.size;
+                q.rate_hz = (q.rate_hz * q.size as f64 + p.rate_hz * p.size as f64) / size as f64;
+                q.size = size;
+            }
+            None => out.push(PopulationRate {
+                name: name.to_string(),
+                size: p.size,
+                rate_hz: p.rate_hz,
+            }),
+        }
+    }
+    out
+}
+
+/// The network of a suite entry: `s` itself, or `copies` of it (seeds `s.seed`,
+/// `s.seed + 1`, ...) joined side by side in one simulation, as a sweep batches runs.
+fn entry_network(s: &Scenario, copies: u32, batch_steps: u32) -> Result<crate::model::Network> {
+    use crate::model::Network;
+    if copies <= 1 {
+        return Network::build(s, batch_steps);
+    }
+    let nets = (0..copies as u64)
+        .map(|k| {
+            let mut c = s.clone();
+            c.seed = s.seed.wrapping_add(k);
+            Network::build(&c, batch_steps)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Network::merge(nets)
+}
+
+/// `run` for a suite entry with `copies` (see [`entry_network`]); the build of every
+/// copy and the merge count as build time.
+fn run_entry(s: &Scenario, copies: u32, opts: &RunOptions) -> Result<crate::run::RunResult> {
+    let t0 = std::time::Instant::now();
+    crate::run::run_network(entry_network(s, copies, opts.batch_steps)?, opts, t0)
 }
 
 /// The scenario as one continuous run: a `[protocol]` table whose `mode` is not
@@ -738,6 +809,15 @@ fn entry_scenario(e: &SuiteEntry, steps: u64) -> Result<Option<(Scenario, String
             (s, how)
         }
     };
+    let mut how = how;
+    if e.copies > 1 {
+        how.push_str(&format!(
+            "; {} copies (seeds {} to {}) side by side in one simulation, as a sweep batches its runs",
+            e.copies,
+            s.seed,
+            s.seed.wrapping_add(e.copies as u64 - 1)
+        ));
+    }
     s.duration_ms = steps as f64 * s.dt_ms;
     s.record.baseline_ms = s.record.baseline_ms.min(s.duration_ms);
     // The benchmark times the simulation, not spike read-back.
@@ -812,7 +892,8 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
             NetworkSource::Coba => None,
             NetworkSource::ScaledCoba { n, .. } => Some(*n),
             NetworkSource::Embedded { n, .. } => *n,
-        };
+        }
+        .map(|n| n * e.copies as u64);
         let blank = |backend: &str, status: &str, note: String| SuiteRow {
             entry: e.id.clone(),
             network: e.network.to_string(),
@@ -885,7 +966,7 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                 eprintln!(
                     "bench: {} ({} neurons, {} steps) on {}",
                     e.id,
-                    s.neuron_count(),
+                    s.neuron_count() * e.copies as u64,
                     e.steps,
                     st.backend
                 );
@@ -902,12 +983,12 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                     w.duration_ms = warmup_steps.min(e.steps) as f64 * w.dt_ms;
                     w.record.baseline_ms = w.record.baseline_ms.min(w.duration_ms);
                     if b == BackendChoice::Gpu {
-                        profile = gpu_warmup_profiled(&w, opts.batch_steps)?;
+                        profile = gpu_warmup_profiled(&w, e.copies, opts.batch_steps)?;
                     } else {
-                        run(&w, &opts)?;
+                        run_entry(&w, e.copies, &opts)?;
                     }
                 }
-                Ok(run(s, &opts)?.summary)
+                Ok(run_entry(s, e.copies, &opts)?.summary)
             })();
             let r = match timed {
                 Ok(r) => r,
@@ -922,7 +1003,7 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                 Err(err) => {
                     let mut row = blank(&st.backend, "error", format!("run failed: {err}"));
                     row.scenario = Some(s.name.clone());
-                    row.neurons = Some(s.neuron_count());
+                    row.neurons = Some(s.neuron_count() * e.copies as u64);
                     rows.push(row);
                     continue;
                 }
@@ -956,15 +1037,7 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                 achieved_gb_per_s: Some(achieved),
                 peak_gb_per_s: peak,
                 peak_fraction: peak.map(|p| achieved / p),
-                populations: r
-                    .populations
-                    .iter()
-                    .map(|p| PopulationRate {
-                        name: p.name.clone(),
-                        size: p.size,
-                        rate_hz: p.rate_hz,
-                    })
-                    .collect(),
+                populations: population_rates(&r.populations),
                 kernel_timed_steps: profile.as_ref().map(|(n, _)| *n),
                 fuse_steps: Some(fused_steps(s, &r.backend)),
                 neuron_update_us: neuron_update_ns.map(|ns| ns * 1e-3),

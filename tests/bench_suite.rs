@@ -123,6 +123,20 @@ fn quick_suite_on_cpu_writes_json_and_markdown() {
             assert!(hz.is_finite() && hz > 0.0, "{r:#}");
         }
     }
+    // The batch entry: 25 ketamine circuits of 400 neurons in one simulation, their
+    // rates pooled per population name.
+    let batch = rows
+        .iter()
+        .find(|r| r["network"] == "pfc_ketamine-batch")
+        .expect("batch row");
+    assert_eq!(batch["status"], "ok", "{batch:#}");
+    assert_eq!(batch["neurons"].as_u64(), Some(25 * 400), "{batch:#}");
+    let pops = batch["populations"].as_array().expect("populations");
+    let names: Vec<&str> = pops.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["E", "I"], "{batch:#}");
+    let sizes: u64 = pops.iter().filter_map(|p| p["size"].as_u64()).sum();
+    assert_eq!(sizes, 25 * 400, "{batch:#}");
+    assert!(pops.iter().all(|p| num(p, "rate_hz") > 0.0), "{batch:#}");
     let coba = &rows[0];
     assert_eq!(coba["neurons"].as_u64(), Some(4000), "{coba:#}");
     assert!(
