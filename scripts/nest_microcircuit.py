@@ -36,10 +36,14 @@ from microcircuit.sim_params import default_sim_dict
 from microcircuit.stimulus_params import default_stim_dict
 
 
-def split_static_synapses(copies):
-    """Patches nest.Connect, as the reference's network module calls it, so that the
-    recurrent `fixed_total_number` projections use `copies` copies of
-    static_synapse, balanced by synapse count."""
+def patch_connect(copies, outdegree):
+    """Patches nest.Connect, as the reference's network module calls it, for the
+    recurrent `fixed_total_number` projections: with `outdegree`, each becomes a
+    `fixed_outdegree` projection of round(N / N_pre) targets per presynaptic neuron
+    (multapses and autapses as before), ketasim's rule for the same synapses, so that
+    the effect of the rule alone can be measured in NEST; with `copies` > 1 they use
+    that many copies of static_synapse, balanced by synapse count. Returns the
+    synapses per copy."""
     connect = nest.Connect
     load = [0] * copies
     state = {"made": False}
@@ -51,17 +55,24 @@ def split_static_synapses(copies):
             and isinstance(syn_spec, dict)
             and syn_spec.get("synapse_model") == "static_synapse"
         ):
-            if not state["made"]:
-                for k in range(1, copies):
-                    nest.CopyModel("static_synapse", f"static_synapse_copy{k}")
-                state["made"] = True
-            k = int(np.argmin(load))
-            load[k] += int(conn_spec["N"])
-            if k > 0:
-                syn_spec = dict(syn_spec, synapse_model=f"static_synapse_copy{k}")
+            n_syn = int(conn_spec["N"])
+            if outdegree:
+                conn_spec = {
+                    k: v for k, v in conn_spec.items() if k not in ("rule", "N")
+                }
+                conn_spec.update(rule="fixed_outdegree", outdegree=round(n_syn / len(pre)))
+            if copies > 1:
+                if not state["made"]:
+                    for k in range(1, copies):
+                        nest.CopyModel("static_synapse", f"static_synapse_copy{k}")
+                    state["made"] = True
+                k = int(np.argmin(load))
+                load[k] += n_syn
+                if k > 0:
+                    syn_spec = dict(syn_spec, synapse_model=f"static_synapse_copy{k}")
         return connect(pre, post, conn_spec=conn_spec, syn_spec=syn_spec, **kw)
 
-    class NestWithSplitConnect:
+    class NestWithPatchedConnect:
         """The nest module as the reference's network module sees it, with
         Connect patched (the module itself refuses new attributes)."""
 
@@ -71,7 +82,7 @@ def split_static_synapses(copies):
         def __setattr__(self, name, value):
             setattr(nest, name, value)
 
-    mc_network.nest = NestWithSplitConnect()
+    mc_network.nest = NestWithPatchedConnect()
     return load
 
 
@@ -80,6 +91,11 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="N_scaling = K_scaling")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--synapse-copies", type=int, default=1)
+    ap.add_argument(
+        "--outdegree",
+        action="store_true",
+        help="connect with fixed_outdegree round(N / N_pre), ketasim's rule (an experiment)",
+    )
     ap.add_argument("--seed", type=int, default=55)
     ap.add_argument("--t-presim-ms", type=float, default=500.0)
     ap.add_argument("--t-sim-ms", type=float, default=1000.0)
@@ -100,7 +116,8 @@ def main():
     net_dict = dict(default_net_dict)
     net_dict.update(N_scaling=args.scale, K_scaling=args.scale, bg_input_type="poisson")
     stim_dict = dict(default_stim_dict)
-    load = split_static_synapses(args.synapse_copies) if args.synapse_copies > 1 else None
+    patched = args.synapse_copies > 1 or args.outdegree
+    load = patch_connect(args.synapse_copies, args.outdegree) if patched else None
 
     t0 = time.time()
     net = mc_network.Network(sim_dict, net_dict, stim_dict)
@@ -123,6 +140,7 @@ def main():
         "simulator": f"NEST {nest.__version__}",
         "threads": args.threads,
         "synapse_copies": args.synapse_copies,
+        "rule": "fixed_outdegree" if args.outdegree else "fixed_total_number",
         "synapses_per_copy": load,
         "scale": args.scale,
         "seed": args.seed,
