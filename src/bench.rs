@@ -41,8 +41,9 @@ pub fn fused_steps(s: &Scenario, backend: &str) -> u32 {
     if backend != "gpu" {
         return 1;
     }
-    let cap = crate::gpu::fuse_steps_from_env().ok().flatten();
-    crate::model::fuse_steps(s).min(cap.unwrap_or(u32::MAX))
+    let steps = crate::model::fuse_steps(s);
+    // A malformed variable has already stopped the run itself.
+    crate::gpu::capped_fuse_steps(steps).unwrap_or(steps)
 }
 
 /// Device bytes one neuron-step of `s` moves on `backend` (`memory::bytes_per_neuron_step`

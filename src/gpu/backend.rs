@@ -2,6 +2,7 @@
 //! limit), pipelines and bind groups built once, many steps encoded per submit, and
 //! small read-backs per batch (spike counts, population sums, recorded spikes).
 
+use std::borrow::Cow;
 use std::sync::mpsc;
 
 use bytemuck::Zeroable;
@@ -197,6 +198,11 @@ pub fn fuse_steps_from_env() -> Result<Option<u32>> {
     }
 }
 
+/// `fuse_steps` (what a network allows) capped by [`FUSE_ENV`] where it is set.
+pub fn capped_fuse_steps(fuse_steps: u32) -> Result<u32> {
+    Ok(fuse_steps.min(fuse_steps_from_env()?.unwrap_or(u32::MAX)))
+}
+
 /// Workgroup grid covering `n` invocations of `WORKGROUP_SIZE`, spilling into y.
 fn grid_for(n: u32) -> (u32, u32) {
     let groups = n.div_ceil(WORKGROUP_SIZE).max(1);
@@ -221,29 +227,19 @@ impl GpuBackend {
         let n = net.n as u64;
         let slots = net.params.sim.ring_slots as u64;
         let mut sim = net.params.sim;
-        if let Some(limit) = fuse_steps_from_env()? {
-            sim.fuse_steps = sim.fuse_steps.min(limit);
-        }
+        sim.fuse_steps = capped_fuse_steps(sim.fuse_steps)?;
         let f32s =
             |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
-        let rows: &[u32] = if net.tables.rows.is_empty() {
-            &[0]
-        } else {
-            &net.tables.rows
-        };
-        let cols: &[u32] = if net.tables.cols.is_empty() {
-            &[0]
-        } else {
-            &net.tables.cols
-        };
         // Storage arrays are never empty (a zeroed entry stands in).
-        fn non_empty<T: bytemuck::Pod + bytemuck::Zeroable>(v: &[T]) -> Vec<T> {
+        fn non_empty<T: bytemuck::Pod + bytemuck::Zeroable>(v: &[T]) -> Cow<'_, [T]> {
             if v.is_empty() {
-                vec![T::zeroed()]
+                Cow::Owned(vec![T::zeroed()])
             } else {
-                v.to_vec()
+                Cow::Borrowed(v)
             }
         }
+        let rows = non_empty(&net.tables.rows);
+        let cols = non_empty(&net.tables.cols);
         let prm = &net.params;
         let buf = Buffers {
             sim: init_buffer(
@@ -341,8 +337,8 @@ impl GpuBackend {
                 8 * (sim.sample_capacity as usize * sim.n_pop as usize * STATS_PER_POP) as u64,
             ),
             rec: zero_buffer(device, "spike_record", 8 * sim.rec_capacity as u64),
-            table_rows: init_buffer(device, "table_rows", bytemuck::cast_slice(rows), STORAGE),
-            table_cols: init_buffer(device, "table_cols", bytemuck::cast_slice(cols), STORAGE),
+            table_rows: init_buffer(device, "table_rows", bytemuck::cast_slice(&rows), STORAGE),
+            table_cols: init_buffer(device, "table_cols", bytemuck::cast_slice(&cols), STORAGE),
             sig_nrn: if net.has_signalling() {
                 init_buffer(
                     device,

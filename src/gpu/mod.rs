@@ -6,6 +6,7 @@ mod context;
 pub mod shaders;
 
 pub use backend::{
-    fuse_steps_from_env, GpuBackend, KernelTime, FUSE_ENV, KERNEL_NAMES, MAX_TIMED_STEPS_PER_BATCH,
+    capped_fuse_steps, fuse_steps_from_env, GpuBackend, KernelTime, FUSE_ENV, KERNEL_NAMES,
+    MAX_TIMED_STEPS_PER_BATCH,
 };
 pub use context::{list_adapters, AdapterReport, GpuContext, STORAGE_BUFFERS_NEEDED};
