@@ -16,8 +16,34 @@ struct SimParams {
     sample_capacity: u32,
     rec_capacity: u32,
     fuse_steps: u32,
-    _pad1: u32,
+    // Chunk-control slot of this dispatch (GpuCtrl.chunks), alternating per chunk.
+    parity: u32,
     inv_scale: vec4<f32>,
+}
+
+// Control words of one chunk of fused steps; the GPU keeps two, used by alternate
+// chunks (SimParams.parity). See ChunkCtrl in src/model/layout.rs.
+struct ChunkCtrl {
+    // Indirect dispatch size of the chunk's propagation.
+    dispatch_x: u32,
+    dispatch_y: u32,
+    dispatch_z: u32,
+    // Spikes of the chunk.
+    n_spikes: u32,
+    // First step of the chunk.
+    step: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// The two chunk slots and the words shared by a read-back batch's chunks.
+struct GpuCtrl {
+    chunks: array<ChunkCtrl, 2>,
+    n_rec: u32,
+    batch_end: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct PoolParams {

@@ -14,11 +14,22 @@
 // neuron's synapse density. An AMPA block (NBQX) scales
 // every AMPA increment by 1 - ampa_block.
 
-struct Ctrl {
-    step: u32,
+// GpuCtrl and ChunkCtrl (common.wgsl) with the words this kernel updates atomically:
+// this chunk counts its spikes and sizes the propagation's dispatch in slot
+// sim.parity, and sets up the other slot for the next chunk.
+struct ChunkCtrlAtomic {
+    dispatch_x: atomic<u32>,
+    dispatch_y: atomic<u32>,
+    dispatch_z: u32,
     n_spikes: atomic<u32>,
-    prop_n: u32,
-    prop_step: u32,
+    step: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct GpuCtrlAtomic {
+    chunks: array<ChunkCtrlAtomic, 2>,
     n_rec: atomic<u32>,
     batch_end: u32,
     _pad1: u32,
@@ -37,7 +48,7 @@ struct Ctrl {
 @group(0) @binding(11) var<storage, read_write> ring_gaba: array<i32>;
 @group(0) @binding(12) var<storage, read_write> ring_nmda: array<i32>;
 @group(0) @binding(13) var<storage, read_write> spikes: array<vec2<u32>>;
-@group(0) @binding(14) var<storage, read_write> ctrl: Ctrl;
+@group(0) @binding(14) var<storage, read_write> ctrl: GpuCtrlAtomic;
 @group(0) @binding(15) var<storage, read_write> pop_counts: array<atomic<u32>>;
 @group(0) @binding(16) var<storage, read_write> rec: array<u32>;
 @group(0) @binding(17) var<uniform> drug: DrugParams;
@@ -111,10 +122,19 @@ fn main(
     if (i >= sim.n_total) {
         return;
     }
+    let start = ctrl.chunks[sim.parity].step;
+    let len = chunk_len(start, ctrl.batch_end);
+    if (i == 0u) {
+        // Set up the next chunk's slot; the previous chunk's propagation, the last
+        // kernel to read it, has finished, and nothing in this dispatch reads it.
+        let next = 1u - sim.parity;
+        ctrl.chunks[next].step = start + len;
+        atomicStore(&ctrl.chunks[next].n_spikes, 0u);
+        atomicStore(&ctrl.chunks[next].dispatch_x, 1u);
+        atomicStore(&ctrl.chunks[next].dispatch_y, 1u);
+    }
     let pop = find_pop(i);
     let p = pops[pop];
-    let start = ctrl.step;
-    let len = chunk_len(start, ctrl.batch_end);
     var s: NState;
     s.v = v_mv[i];
     s.rf = refrac[i];
@@ -261,8 +281,15 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
     }
     st.last_step = step;
     isi[i] = st;
-    let n = atomicAdd(&ctrl.n_spikes, 1u);
+    // The chunk's spike list, and the propagation's dispatch grown to cover it: one
+    // workgroup per spike, MAX_WG_DIM per row (ChunkCtrl in src/model/layout.rs).
+    let c = sim.parity;
+    let n = atomicAdd(&ctrl.chunks[c].n_spikes, 1u);
     spikes[n] = vec2<u32>(i, step);
+    atomicMax(&ctrl.chunks[c].dispatch_x, min(n + 1u, MAX_WG_DIM));
+    if (n >= MAX_WG_DIM) {
+        atomicMax(&ctrl.chunks[c].dispatch_y, n / MAX_WG_DIM + 1u);
+    }
     atomicAdd(&pop_counts[(step % sim.count_capacity) * sim.n_pop + pop], 1u);
     if (p.record_spikes != 0u) {
         let r = atomicAdd(&ctrl.n_rec, 1u);

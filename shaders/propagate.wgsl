@@ -1,31 +1,50 @@
 // Spike propagation: one workgroup of PROC_SPLIT invocations per spike of the chunk
-// (each spike carries its own step);
+// (each spike carries its own step), dispatched indirectly with the size the neuron
+// update wrote (ChunkCtrl); at least one workgroup runs, and the first also advances
+// the extracellular glutamate pools through the chunk (advance_glutamate);
 // invocation `tid` handles slice `tid` of each outgoing projection and adds the
 // fixed-point weight to the ring-buffer slot of the arrival step with an integer
 // atomic (order-independent sums). Projections with normally distributed weights or
 // delays draw them per synapse from the seed (synapse_draw). Procedural rules regenerate the targets from the
 // seed. Twins: src/cpu/propagate.rs, src/model/connectivity.rs.
 
-struct Ctrl {
-    step: u32,
-    n_spikes: u32,
-    prop_n: u32,
-    prop_step: u32,
-    n_rec: u32,
-    batch_end: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 // (neuron, step) of each spike of the chunk.
 @group(0) @binding(2) var<storage, read> spikes: array<vec2<u32>>;
-@group(0) @binding(3) var<storage, read> ctrl: Ctrl;
+@group(0) @binding(3) var<storage, read> ctrl: GpuCtrl;
 @group(0) @binding(4) var<storage, read_write> ring_ampa: array<atomic<i32>>;
 @group(0) @binding(5) var<storage, read_write> ring_gaba: array<atomic<i32>>;
 @group(0) @binding(6) var<storage, read_write> ring_nmda: array<atomic<i32>>;
 @group(0) @binding(7) var<storage, read> table_rows: array<u32>;
 @group(0) @binding(8) var<storage, read> table_cols: array<u32>;
 @group(0) @binding(9) var<storage, read> projs: array<ProjParams>;
+@group(0) @binding(10) var<storage, read> glu_release: array<u32>;
+@group(0) @binding(11) var<storage, read_write> glu_state: array<f32>;
+@group(0) @binding(12) var<storage, read_write> glu_trace: array<f32>;
+
+// Each releasing population's extracellular glutamate takes, step by step through
+// the chunk the neuron update just advanced, that step's release and
+// Michaelis-Menten uptake, G <- G + release - Vmax dt G / (K_m + G) (SCIENCE.md);
+// the workgroup's invocations share the populations. Twin: glutamate_step
+// (src/cpu/mod.rs).
+fn advance_glutamate(tid: u32) {
+    let start = ctrl.chunks[sim.parity].step;
+    let len = chunk_len(start, ctrl.batch_end);
+    for (var pop = tid; pop < sim.n_pop; pop += PROC_SPLIT) {
+        let p = pops[pop];
+        if (p.glu_on == 0u) {
+            continue;
+        }
+        var g = glu_state[pop];
+        for (var k = 0u; k < len; k++) {
+            let idx = ((start + k) % sim.count_capacity) * sim.n_pop + pop;
+            let rel = f32(glu_release[2u * idx + 1u]) * 4294967296.0 + f32(glu_release[2u * idx]);
+            g = g + rel * (1.0 / GLU_SCALE) * p.glu_um_per_vesicle;
+            g = g - p.glu_vmax_dt * g * (1.0 / (p.glu_km_um + g));
+            glu_trace[idx] = g;
+        }
+        glu_state[pop] = g;
+    }
+}
 
 fn deliver(receptor: u32, idx: u32, w: i32) {
     if (receptor == 0u) {
@@ -58,7 +77,10 @@ fn main(
     @builtin(local_invocation_index) tid: u32,
 ) {
     let s = wid.y * MAX_WG_DIM + wid.x;
-    if (s >= ctrl.prop_n) {
+    if (s == 0u) {
+        advance_glutamate(tid);
+    }
+    if (s >= ctrl.chunks[sim.parity].n_spikes) {
         return;
     }
     let pre = spikes[s].x;

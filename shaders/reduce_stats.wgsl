@@ -8,23 +8,12 @@
 // result does not depend on order.
 // Twin: src/cpu/reduce_stats.rs and the sampling block of CpuBackend::step.
 
-struct Ctrl {
-    step: u32,
-    n_spikes: u32,
-    prop_n: u32,
-    prop_step: u32,
-    n_rec: u32,
-    batch_end: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 @group(0) @binding(2) var<storage, read> v_mv: array<f32>;
 @group(0) @binding(3) var<storage, read> g_ampa: array<f32>;
 @group(0) @binding(4) var<storage, read> g_gaba: array<f32>;
 @group(0) @binding(5) var<storage, read> nmda_pool0: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> nmda_pool1: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> ctrl: Ctrl;
+@group(0) @binding(7) var<storage, read> ctrl: GpuCtrl;
 @group(0) @binding(8) var<storage, read_write> samples: array<atomic<u32>>;
 
 fn pool_get(k: u32, i: u32) -> vec4<f32> {
@@ -93,7 +82,8 @@ fn main(
         }
     }
     workgroupBarrier();
-    let slot = (ctrl.step / sim.sample_interval) % sim.sample_capacity;
+    // The chunk ends at this sample step, so its first step is in the same interval.
+    let slot = (ctrl.chunks[sim.parity].step / sim.sample_interval) % sim.sample_capacity;
     let out_base = (slot * sim.n_pop + pop0) * STATS_PER_POP;
     for (var k = lid; k < WG_SIZE * STATS_PER_POP; k += WG_SIZE) {
         let a = atomicLoad(&acc[k]);

@@ -358,3 +358,73 @@ fn ketamine_ramp_agrees_on_gpu_and_cpu() {
     assert!(worst <= 1e-3, "receptor fractions differ by up to {worst}");
     eprintln!("largest receptor-state difference over the run: {worst:e}");
 }
+
+/// More spikes in one chunk than one row of workgroups holds (`MAX_WG_DIM`): 70,000
+/// identical neurons driven by a constant current fire in the same step, again and
+/// again, so the neuron update must size the propagation's indirect dispatch over two
+/// rows (`ChunkCtrl`), and every spike beyond the first row must still arrive. With
+/// 0.5 ms delays the chunks are fused too.
+#[test]
+fn volleys_beyond_one_row_of_workgroups_propagate_every_spike() {
+    let n = ketasim::model::limits::MAX_WORKGROUPS_PER_DIM + 4465;
+    let text = format!(
+        r#"
+name = "volley"
+dt_ms = 0.1
+duration_ms = 8.0
+seed = 3
+[[populations]]
+name = "E"
+size = {n}
+[populations.neuron]
+c_pF = 200.0
+g_l_nS = 10.0
+e_l_mV = -60.0
+v_th_mV = -50.0
+v_reset_mV = -60.0
+t_ref_ms = 1.0
+i_ext_pA = 400.0
+[populations.init]
+v_mean_mV = -50.5
+v_sd_mV = 0.0
+[[projections]]
+pre = "E"
+post = "E"
+receptor = "gaba_a"
+rule = "fixed_outdegree"
+k = 2
+weight_nS = 0.5
+delay_ms = 0.5
+[record]
+spikes = ["E"]
+"#
+    );
+    let s = Scenario::from_toml("volley", &text).expect("scenario");
+    let net = Network::build(&s, 40).expect("network");
+    assert!(net.params.sim.fuse_steps > 1, "chunks should be fused");
+    check_identical(
+        &s,
+        40,
+        "volleys_beyond_one_row_of_workgroups_propagate_every_spike",
+    );
+    // The comparison above covers the case: the first volley is one step of more
+    // than MAX_WG_DIM spikes, and its inhibition reached (nearly) every neuron, so a
+    // spike lost beyond the first row would change the final g_GABA compared.
+    let mut cpu = CpuBackend::new(&net).expect("cpu");
+    let out = run_all(&mut cpu, net.steps, 40);
+    let spikes: Vec<_> = out.iter().flat_map(|o| o.spikes.clone()).collect();
+    let first_step = spikes[0].0;
+    let first = spikes.iter().filter(|s| s.0 == first_step).count() as u32;
+    assert_eq!(first, n, "the first volley holds every neuron");
+    let inhibited = cpu
+        .state()
+        .expect("state")
+        .g_gaba
+        .iter()
+        .filter(|&&g| g > 0.0)
+        .count() as f64;
+    assert!(
+        inhibited > 0.8 * n as f64,
+        "only {inhibited} of {n} neurons received the volley's inhibition"
+    );
+}

@@ -48,8 +48,11 @@ fn wgsl_struct(module: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
 }
 
 macro_rules! check_struct {
-    ($module:expr, $ty:ident, [$($field:ident),* $(,)?]) => {{
-        let (members, span) = wgsl_struct($module, stringify!($ty));
+    ($module:expr, $ty:ident, [$($field:ident),* $(,)?]) => {
+        check_struct!($module, $ty as stringify!($ty), [$($field),*])
+    };
+    ($module:expr, $ty:ident as $wgsl:expr, [$($field:ident),* $(,)?]) => {{
+        let (members, span) = wgsl_struct($module, $wgsl);
         let rust: Vec<(String, u32)> = vec![$((stringify!($field).to_string(), offset_of!($ty, $field) as u32)),*];
         assert_eq!(members, rust, "member names/offsets of {} differ between WGSL and Rust", stringify!($ty));
         assert_eq!(span as usize, size_of::<$ty>(), "size of {} differs", stringify!($ty));
@@ -82,7 +85,7 @@ fn shared_structs_match_rust_layout() {
                 sample_capacity,
                 rec_capacity,
                 fuse_steps,
-                _pad1,
+                parity,
                 inv_scale,
             ]
         );
@@ -220,12 +223,24 @@ fn shared_structs_match_rust_layout() {
             ]
         );
         check_struct!(&m, IsiStat, [last_step, count, sum_steps, sum_sq]);
-        // Every kernel that binds the control words declares them identically.
-        if k.body.contains("struct Ctrl") {
+        // The chunk-control words (the neuron update declares atomic twins of
+        // them, checked below).
+        check_struct!(
+            &m,
+            ChunkCtrl,
+            [dispatch_x, dispatch_y, dispatch_z, n_spikes, step, _pad0, _pad1, _pad2]
+        );
+        check_struct!(&m, GpuCtrl, [chunks, n_rec, batch_end, _pad1, _pad2]);
+        if k.name == shaders::NEURON_UPDATE.name {
             check_struct!(
                 &m,
-                Ctrl,
-                [step, n_spikes, prop_n, prop_step, n_rec, batch_end, _pad1, _pad2]
+                ChunkCtrl as "ChunkCtrlAtomic",
+                [dispatch_x, dispatch_y, dispatch_z, n_spikes, step, _pad0, _pad1, _pad2]
+            );
+            check_struct!(
+                &m,
+                GpuCtrl as "GpuCtrlAtomic",
+                [chunks, n_rec, batch_end, _pad1, _pad2]
             );
         }
     }

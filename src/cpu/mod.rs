@@ -371,7 +371,7 @@ impl CpuBackend {
         Ok(b)
     }
 
-    /// One step: neuron update, sample (on sample steps), prepare, propagate.
+    /// One step: neuron update, sample (on sample steps), end of step, propagate.
     /// `threads`: of the rayon pool it runs in; with more than one, the update and
     /// the propagation are spread over them where that pays.
     fn step(&mut self, samples: &mut Vec<Sample>, threads: usize) {
@@ -483,7 +483,9 @@ impl CpuBackend {
         self.prepare_and_propagate(1);
     }
 
-    /// The shader's `prepare` kernel, then the propagation of the step's spikes.
+    /// End of step (the glutamate pools, which the shaders advance in `propagate`'s
+    /// first workgroup; the spike count and the step, which the shaders keep in
+    /// alternate `ChunkCtrl` slots), then the propagation of the step's spikes.
     fn prepare_and_propagate(&mut self, threads: usize) {
         let prm = &self.params;
         let sim = &prm.sim;
@@ -527,7 +529,7 @@ fn add_sums(acc: &mut [i64; STATS_PER_POP], q: &[i64; STATS_PER_POP]) {
     }
 }
 
-/// The glutamate part of the shader's `prepare` kernel: each releasing population's
+/// Twin of `advance_glutamate` in `shaders/propagate.wgsl`: each releasing population's
 /// extracellular pool takes this step's release, then Michaelis-Menten uptake,
 /// `G <- G - Vmax dt G / (K_m + G)` (forward Euler, stable since Vmax dt < K_m).
 pub fn glutamate_step(prm: &ParamsBlock, b: &mut Buffers, step: u32) {

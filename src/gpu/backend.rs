@@ -12,14 +12,19 @@ use super::context::GpuContext;
 use super::shaders::{self, Kernel};
 use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
 use crate::error::{Error, Result};
-use crate::model::layout::{Ctrl, DrugParams, IsiStat, SlowParams, SlowPop, SLOW_SUMS_PER_POP};
+use crate::model::layout::{
+    ChunkCtrl, DrugParams, GpuCtrl, IsiStat, SimParams, SlowParams, SlowPop,
+    GPU_CTRL_SHARED_OFFSET, SLOW_SUMS_PER_POP,
+};
 use crate::model::limits::{MAX_NMDA_POOLS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE};
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
 
 /// Device buffers, named as in the shaders.
 struct Buffers {
-    /// `SimParams` (uniform).
+    /// `SimParams` (uniform), twice: with `parity` 0 at offset 0 and with `parity` 1
+    /// at `sim_stride` (see [`ChunkCtrl`]); bind group `p` of each kernel binds copy
+    /// `p`.
     sim: wgpu::Buffer,
     /// Population, projection and drive parameters (storage, one entry at least).
     pops: wgpu::Buffer,
@@ -39,8 +44,9 @@ struct Buffers {
     isi: wgpu::Buffer,
     ring: [wgpu::Buffer; 3],
     spikes: wgpu::Buffer,
+    /// `GpuCtrl`; also the propagation's indirect dispatch sizes (storage and
+    /// indirect).
     ctrl: wgpu::Buffer,
-    indirect: wgpu::Buffer,
     pop_counts: wgpu::Buffer,
     samples: wgpu::Buffer,
     rec: wgpu::Buffer,
@@ -64,7 +70,9 @@ struct Buffers {
 
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
+    /// One per chunk-control slot: `bind_groups[p]` binds the `SimParams` copy with
+    /// `parity` p.
+    bind_groups: [wgpu::BindGroup; 2],
 }
 
 /// The wgpu backend.
@@ -72,12 +80,16 @@ pub struct GpuBackend {
     ctx: GpuContext,
     net_n: u32,
     n_pop: u32,
-    sim: crate::model::layout::SimParams,
+    sim: SimParams,
+    /// Bytes between the two `SimParams` copies (the adapter's uniform offset
+    /// alignment).
+    sim_stride: u64,
     step: u64,
+    /// Chunk-control slot of the next chunk (`SimParams::parity`).
+    parity: usize,
     buf: Buffers,
     neuron: Pipeline,
     reduce: Pipeline,
-    prepare: Pipeline,
     propagate: Pipeline,
     /// `signal_sum` and `slow_update`, when the network has signalling populations.
     slow: Option<(Pipeline, Pipeline)>,
@@ -86,16 +98,15 @@ pub struct GpuBackend {
 }
 
 /// The kernels a step dispatches, in the order of [`GpuBackend::kernel_times`].
-pub const KERNEL_NAMES: [&str; 4] = [
+pub const KERNEL_NAMES: [&str; 3] = [
     shaders::NEURON_UPDATE.name,
     shaders::REDUCE_STATS.name,
-    shaders::PREPARE.name,
     shaders::PROPAGATE.name,
 ];
 const K_NEURON: usize = 0;
 const K_REDUCE: usize = 1;
-const K_PREPARE: usize = 2;
-const K_PROPAGATE: usize = 3;
+const K_PROPAGATE: usize = 2;
+const N_KERNELS: usize = KERNEL_NAMES.len();
 
 /// Timestamp pairs one step can need (one per kernel).
 const PAIRS_PER_STEP: u32 = KERNEL_NAMES.len() as u32;
@@ -107,12 +118,12 @@ pub const MAX_TIMED_STEPS_PER_BATCH: u32 = wgpu::QUERY_SET_MAX_QUERIES / (2 * PA
 /// Accumulated GPU time of one kernel (from timestamp queries).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct KernelTime {
-    /// Kernel name (`neuron_update`, `reduce_stats`, `prepare`, `propagate`).
+    /// Kernel name (`neuron_update`, `reduce_stats`, `propagate`).
     pub name: String,
     /// Timed dispatches.
     pub dispatches: u64,
     /// Steps the timed chunks advanced (the same for every kernel): a dispatch of
-    /// the neuron update, `prepare` and `propagate` covers a chunk of up to
+    /// the neuron update and of `propagate` covers a chunk of up to
     /// `SimParams::fuse_steps` steps; `reduce_stats` runs once after each chunk that
     /// ends at a sample step.
     pub steps: u64,
@@ -138,8 +149,8 @@ struct KernelTiming {
     /// Nanoseconds per timestamp tick.
     period_ns: f64,
     steps_per_batch: u32,
-    total_ns: [f64; 4],
-    dispatches: [u64; 4],
+    total_ns: [f64; N_KERNELS],
+    dispatches: [u64; N_KERNELS],
     /// Steps of the timed chunks.
     steps: u64,
 }
@@ -228,6 +239,7 @@ impl GpuBackend {
         let slots = net.params.sim.ring_slots as u64;
         let mut sim = net.params.sim;
         sim.fuse_steps = capped_fuse_steps(sim.fuse_steps)?;
+        let sim_stride = sim_stride(&ctx.limits);
         let f32s =
             |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
         // Storage arrays are never empty (a zeroed entry stands in).
@@ -245,7 +257,7 @@ impl GpuBackend {
             sim: init_buffer(
                 device,
                 "sim",
-                bytemuck::bytes_of(&sim),
+                &sim_copies(&sim, sim_stride),
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             ),
             pops: init_buffer(
@@ -317,15 +329,12 @@ impl GpuBackend {
             ctrl: init_buffer(
                 device,
                 "ctrl",
-                bytemuck::bytes_of(&Ctrl::default()),
-                STORAGE,
+                bytemuck::bytes_of(&GpuCtrl {
+                    chunks: [ChunkCtrl::starting_at(0); 2],
+                    ..GpuCtrl::default()
+                }),
+                STORAGE | wgpu::BufferUsages::INDIRECT,
             ),
-            indirect: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("indirect"),
-                size: 16,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::INDIRECT,
-                mapped_at_creation: false,
-            }),
             pop_counts: zero_buffer(
                 device,
                 "pop_counts",
@@ -377,7 +386,11 @@ impl GpuBackend {
                     "samples_staging",
                     8 * (sim.sample_capacity as usize * sim.n_pop as usize * STATS_PER_POP) as u64,
                 ),
-                staging(device, "ctrl_staging", std::mem::size_of::<Ctrl>() as u64),
+                staging(
+                    device,
+                    "ctrl_staging",
+                    std::mem::size_of::<GpuCtrl>() as u64,
+                ),
                 staging(
                     device,
                     "glu_release_staging",
@@ -391,8 +404,10 @@ impl GpuBackend {
             ],
         };
         let b = &buf;
+        let pipeline = |kernel: &Kernel, buffers: &[&wgpu::Buffer]| {
+            make_pipeline(device, kernel, sim_stride, buffers)
+        };
         let neuron = pipeline(
-            device,
             &shaders::NEURON_UPDATE,
             &[
                 &b.sim,
@@ -422,12 +437,10 @@ impl GpuBackend {
         let slow = net.has_signalling().then(|| {
             (
                 pipeline(
-                    device,
                     &shaders::SIGNAL_SUM,
                     &[&b.sim, &b.pops, &b.slow_params, &b.sig_nrn, &b.slow_sums],
                 ),
                 pipeline(
-                    device,
                     &shaders::SLOW_UPDATE,
                     &[
                         &b.sim,
@@ -442,7 +455,6 @@ impl GpuBackend {
             )
         });
         let reduce = pipeline(
-            device,
             &shaders::REDUCE_STATS,
             &[
                 &b.sim,
@@ -456,21 +468,7 @@ impl GpuBackend {
                 &b.samples,
             ],
         );
-        let prepare = pipeline(
-            device,
-            &shaders::PREPARE,
-            &[
-                &b.sim,
-                &b.pops,
-                &b.ctrl,
-                &b.indirect,
-                &b.glu_release,
-                &b.glu_state,
-                &b.glu_trace,
-            ],
-        );
         let propagate = pipeline(
-            device,
             &shaders::PROPAGATE,
             &[
                 &b.sim,
@@ -483,6 +481,9 @@ impl GpuBackend {
                 &b.table_rows,
                 &b.table_cols,
                 &b.projs,
+                &b.glu_release,
+                &b.glu_state,
+                &b.glu_trace,
             ],
         );
         let valid_err = pollster::block_on(valid.pop());
@@ -503,11 +504,12 @@ impl GpuBackend {
             net_n: net.n,
             n_pop: sim.n_pop,
             sim,
+            sim_stride,
             step: 0,
+            parity: 0,
             buf,
             neuron,
             reduce,
-            prepare,
             propagate,
             slow,
             ctx,
@@ -570,8 +572,8 @@ impl GpuBackend {
             staging,
             period_ns: self.ctx.queue.get_timestamp_period() as f64,
             steps_per_batch,
-            total_ns: [0.0; 4],
-            dispatches: [0; 4],
+            total_ns: [0.0; N_KERNELS],
+            dispatches: [0; N_KERNELS],
             steps: 0,
         });
         Ok(true)
@@ -589,7 +591,7 @@ impl GpuBackend {
         self.sim.fuse_steps = self.sim.fuse_steps.min(limit.max(1));
         self.ctx
             .queue
-            .write_buffer(&self.buf.sim, 0, bytemuck::bytes_of(&self.sim));
+            .write_buffer(&self.buf.sim, 0, &sim_copies(&self.sim, self.sim_stride));
     }
 
     /// Whether kernel timing is on.
@@ -626,20 +628,21 @@ impl GpuBackend {
             .collect()
     }
 
-    /// Record one dispatch of kernel `k` (an index into [`KERNEL_NAMES`]).
-    fn encode_kernel(&self, pass: &mut wgpu::ComputePass<'_>, k: usize) {
-        let (p, indirect) = match k {
-            K_NEURON => (&self.neuron, false),
-            K_REDUCE => (&self.reduce, false),
-            K_PREPARE => (&self.prepare, false),
-            _ => (&self.propagate, true),
+    /// Record one dispatch of kernel `k` (an index into [`KERNEL_NAMES`]) for a
+    /// chunk that uses chunk-control slot `parity`.
+    fn encode_kernel(&self, pass: &mut wgpu::ComputePass<'_>, k: usize, parity: usize) {
+        let p = match k {
+            K_NEURON => &self.neuron,
+            K_REDUCE => &self.reduce,
+            _ => &self.propagate,
         };
         pass.set_pipeline(&p.pipeline);
-        pass.set_bind_group(0, &p.bind_group, &[]);
-        if indirect {
-            pass.dispatch_workgroups_indirect(&self.buf.indirect, 0);
-        } else if k == K_PREPARE {
-            pass.dispatch_workgroups(1, 1, 1);
+        pass.set_bind_group(0, &p.bind_groups[parity], &[]);
+        if k == K_PROPAGATE {
+            // The size the chunk's neuron update wrote into its slot.
+            let offset = (parity * std::mem::size_of::<ChunkCtrl>()
+                + std::mem::offset_of!(ChunkCtrl, dispatch_x)) as u64;
+            pass.dispatch_workgroups_indirect(&self.buf.ctrl, offset);
         } else {
             pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
         }
@@ -700,7 +703,7 @@ impl GpuBackend {
                 timestamp_writes: None,
             });
             pass.set_pipeline(&p.pipeline);
-            pass.set_bind_group(0, &p.bind_group, &[]);
+            pass.set_bind_group(0, &p.bind_groups[0], &[]);
             pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
         }
         self.ctx.queue.submit([enc.finish()]);
@@ -751,7 +754,36 @@ fn map_read_all(device: &wgpu::Device, staging: &[&wgpu::Buffer]) -> Result<Vec<
     Ok(out)
 }
 
-fn pipeline(device: &wgpu::Device, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> Pipeline {
+/// Bytes between the two `SimParams` copies in the `sim` buffer: the adapter's
+/// alignment for uniform binding offsets (256 on most), at least the struct's size.
+fn sim_stride(limits: &wgpu::Limits) -> u64 {
+    (limits.min_uniform_buffer_offset_alignment as u64)
+        .max(std::mem::size_of::<SimParams>() as u64)
+        .next_multiple_of(std::mem::size_of::<SimParams>() as u64)
+}
+
+/// The contents of the `sim` buffer: `sim` with `parity` 0 at offset 0 and with
+/// `parity` 1 at `stride`.
+fn sim_copies(sim: &SimParams, stride: u64) -> Vec<u8> {
+    let size = std::mem::size_of::<SimParams>();
+    let mut bytes = vec![0u8; stride as usize + size];
+    for parity in 0..2u32 {
+        let at = parity as usize * stride as usize;
+        let copy = SimParams { parity, ..*sim };
+        bytes[at..at + size].copy_from_slice(bytemuck::bytes_of(&copy));
+    }
+    bytes
+}
+
+/// A kernel's pipeline and its two bind groups. `buffers[i]` goes to binding `i`;
+/// binding 0 is the `SimParams` uniform of every kernel (tests/layout.rs), bound at
+/// the copy of each group's parity.
+fn make_pipeline(
+    device: &wgpu::Device,
+    kernel: &Kernel,
+    sim_stride: u64,
+    buffers: &[&wgpu::Buffer],
+) -> Pipeline {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(kernel.name),
         source: wgpu::ShaderSource::Wgsl(shaders::source(kernel).into()),
@@ -764,22 +796,34 @@ fn pipeline(device: &wgpu::Device, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -
         compilation_options: Default::default(),
         cache: None,
     });
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
+    let layout = pipeline.get_bind_group_layout(0);
+    let sim_size = std::num::NonZeroU64::new(std::mem::size_of::<SimParams>() as u64);
+    let bind_group = |parity: u64| {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: if i == 0 {
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: b,
+                        offset: parity * sim_stride,
+                        size: sim_size,
+                    })
+                } else {
+                    b.as_entire_binding()
+                },
+            })
+            .collect();
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name),
+            layout: &layout,
+            entries: &entries,
         })
-        .collect();
-    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(kernel.name),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
+    };
     Pipeline {
         pipeline,
-        bind_group,
+        bind_groups: [bind_group(0), bind_group(1)],
     }
 }
 
@@ -802,12 +846,14 @@ impl Backend for GpuBackend {
         }
         let device = &self.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        // Reset the record counter (Ctrl.n_rec at byte 16) and set where this batch
-        // ends (Ctrl.batch_end at byte 20) before this batch's commands.
+        // Reset the record counter (GpuCtrl.n_rec) and set where this batch ends
+        // (GpuCtrl.batch_end, the next word) before this batch's commands.
         let batch_end = (self.step + steps as u64) as u32;
-        self.ctx
-            .queue
-            .write_buffer(&self.buf.ctrl, 16, bytemuck::cast_slice(&[0u32, batch_end]));
+        self.ctx.queue.write_buffer(
+            &self.buf.ctrl,
+            GPU_CTRL_SHARED_OFFSET,
+            bytemuck::cast_slice(&[0u32, batch_end]),
+        );
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("batch"),
         });
@@ -817,6 +863,8 @@ impl Backend for GpuBackend {
         // The batch's chunks of fused steps (model::chunk_len, as the kernels compute
         // them): (first step, steps). A chunk ends at a sample step or before it.
         let mut chunks: Vec<(u64, u32)> = Vec::new();
+        let first_parity = self.parity;
+        let parity_of = |chunk: usize| (first_parity + chunk) % 2;
         let mut t = self.step;
         while t < self.step + steps as u64 {
             let len = crate::model::chunk_len(&self.sim, t as u32, batch_end);
@@ -833,14 +881,14 @@ impl Backend for GpuBackend {
         let mut timed_kernels: Vec<usize> = Vec::new();
         let timed_steps: u64 = chunks[..timed].iter().map(|&(_, len)| len as u64).sum();
         if let Some(timing) = &self.timing {
-            for &(first, len) in &chunks[..timed] {
+            for (c, &(first, len)) in chunks[..timed].iter().enumerate() {
                 let last = first + len as u64 - 1;
                 let mut kernels = vec![K_NEURON];
                 if is_sample(last) {
                     kernels.push(K_REDUCE);
                     sample_steps.push(last);
                 }
-                kernels.extend([K_PREPARE, K_PROPAGATE]);
+                kernels.push(K_PROPAGATE);
                 for k in kernels {
                     let pair = timed_kernels.len() as u32;
                     timed_kernels.push(k);
@@ -852,7 +900,7 @@ impl Backend for GpuBackend {
                             end_of_pass_write_index: Some(2 * pair + 1),
                         }),
                     });
-                    self.encode_kernel(&mut pass, k);
+                    self.encode_kernel(&mut pass, k, parity_of(c));
                 }
             }
         }
@@ -861,15 +909,15 @@ impl Backend for GpuBackend {
                 label: Some("steps"),
                 timestamp_writes: None,
             });
-            for &(first, len) in &chunks[timed..] {
+            for (c, &(first, len)) in chunks.iter().enumerate().skip(timed) {
                 let last = first + len as u64 - 1;
-                self.encode_kernel(&mut pass, K_NEURON);
+                let parity = parity_of(c);
+                self.encode_kernel(&mut pass, K_NEURON, parity);
                 if is_sample(last) {
-                    self.encode_kernel(&mut pass, K_REDUCE);
+                    self.encode_kernel(&mut pass, K_REDUCE, parity);
                     sample_steps.push(last);
                 }
-                self.encode_kernel(&mut pass, K_PREPARE);
-                self.encode_kernel(&mut pass, K_PROPAGATE);
+                self.encode_kernel(&mut pass, K_PROPAGATE, parity);
             }
         }
         // The batch's read-backs travel in the same submission.
@@ -892,6 +940,8 @@ impl Backend for GpuBackend {
             to_map.push(&timing.staging);
         }
         self.ctx.queue.submit([enc.finish()]);
+        let next_parity = parity_of(chunks.len());
+        self.parity = next_parity;
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("encoding steps failed: {e}")));
         }
@@ -923,7 +973,16 @@ impl Backend for GpuBackend {
         let trace_all: Vec<f32> = bytemuck::pod_collect_to_vec(&trace_raw);
         let counts_all: Vec<u32> = bytemuck::pod_collect_to_vec(&counts_raw);
         let samples_all: Vec<u32> = bytemuck::pod_collect_to_vec(&samples_raw);
-        let ctrl: Ctrl = bytemuck::pod_read_unaligned(&ctrl_raw);
+        let ctrl: GpuCtrl = bytemuck::pod_read_unaligned(&ctrl_raw);
+        // The last chunk's neuron update set up the next chunk's slot: it must start
+        // where the host's own count of steps does.
+        let gpu_next = ctrl.chunks[next_parity].step;
+        if gpu_next != batch_end {
+            return Err(Error::Internal(format!(
+                "the GPU's step count ({gpu_next}) lost step with the host's ({batch_end}) after a batch of {steps} steps in {} chunks",
+                chunks.len()
+            )));
+        }
         let kept = ctrl.n_rec.min(sim.rec_capacity);
         let mut spikes: Vec<(u32, u32)> = if kept > 0 {
             let raw: Vec<u32> =

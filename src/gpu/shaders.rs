@@ -31,12 +31,7 @@ pub const REDUCE_STATS: Kernel = Kernel {
     name: "reduce_stats",
     body: include_str!("../../shaders/reduce_stats.wgsl"),
 };
-/// End-of-step bookkeeping (`shaders/prepare.wgsl`).
-pub const PREPARE: Kernel = Kernel {
-    name: "prepare",
-    body: include_str!("../../shaders/prepare.wgsl"),
-};
-/// Spike propagation (`shaders/propagate.wgsl`).
+/// Spike propagation and the glutamate pools (`shaders/propagate.wgsl`).
 pub const PROPAGATE: Kernel = Kernel {
     name: "propagate",
     body: include_str!("../../shaders/propagate.wgsl"),
@@ -54,13 +49,12 @@ pub const SLOW_UPDATE: Kernel = Kernel {
 };
 
 /// The per-step kernels, in dispatch order.
-pub const STEP_KERNELS: [Kernel; 4] = [NEURON_UPDATE, REDUCE_STATS, PREPARE, PROPAGATE];
+pub const STEP_KERNELS: [Kernel; 3] = [NEURON_UPDATE, REDUCE_STATS, PROPAGATE];
 
 /// Every kernel: the per-step ones, then the slow signalling ones.
-pub const KERNELS: [Kernel; 6] = [
+pub const KERNELS: [Kernel; 5] = [
     NEURON_UPDATE,
     REDUCE_STATS,
-    PREPARE,
     PROPAGATE,
     SIGNAL_SUM,
     SLOW_UPDATE,

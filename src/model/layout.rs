@@ -36,8 +36,10 @@ pub struct SimParams {
     /// shortest refractory period plus one step (a neuron fires at most once per
     /// chunk, so the spike list holds `n_total` entries); 1 turns fusion off.
     pub fuse_steps: u32,
-    /// Padding.
-    pub _pad1: u32,
+    /// Which of the GPU's two chunk-control slots (`GpuCtrl::chunks`) the kernels
+    /// use: 0 or 1, alternating from one chunk of fused steps to the next (the GPU
+    /// keeps two copies of this block, one per value); 0 and unused on the CPU.
+    pub parity: u32,
     /// nS (or drive units) per fixed-point LSB of the AMPA, GABA_A and NMDA ring
     /// buffers (powers of two); the fourth entry is unused.
     pub inv_scale: [f32; 4],
@@ -411,19 +413,77 @@ const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ProjParams>() == 80);
 const _: () = assert!(std::mem::size_of::<DriveParams>() == 32);
 
-/// Per-step control words on the device (`Ctrl` in WGSL).
+/// Per-step control words of the CPU twin (one step at a time).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct Ctrl {
     /// Current step.
     pub step: u32,
-    /// Spikes emitted so far in this step (atomic on the device).
+    /// Spikes emitted so far in this step.
     pub n_spikes: u32,
     /// Spikes of the step being propagated.
     pub prop_n: u32,
     /// Step being propagated.
     pub prop_step: u32,
-    /// Spike-record entries written this batch (atomic).
+    /// Spike-record entries written this batch.
+    pub n_rec: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
+}
+
+/// Control words of one chunk of fused steps on the GPU (`ChunkCtrl` in WGSL).
+///
+/// The GPU keeps two ([`GpuCtrl::chunks`]) and alternate chunks use alternate slots
+/// (`SimParams::parity`), so that no kernel of its own is needed between the neuron
+/// update and the propagation: the neuron update of a chunk counts its spikes and
+/// sizes the propagation's dispatch in its own slot, and sets up the other slot for
+/// the next chunk (its first step, no spikes, a dispatch of one workgroup), which the
+/// previous chunk's propagation has finished with.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+pub struct ChunkCtrl {
+    /// Indirect dispatch size of the chunk's propagation (x, y, z), raised by every
+    /// spike (atomic max) to x = max(1, min(n, MAX_WG_DIM)),
+    /// y = max(1, ceil(n / MAX_WG_DIM)), z = 1 for n spikes: one workgroup per spike,
+    /// and at least one, which also advances the glutamate pools through the chunk.
+    pub dispatch_x: u32,
+    /// See `dispatch_x`.
+    pub dispatch_y: u32,
+    /// See `dispatch_x` (always 1).
+    pub dispatch_z: u32,
+    /// Spikes emitted in the chunk (atomic on the device).
+    pub n_spikes: u32,
+    /// First step of the chunk.
+    pub step: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
+}
+
+impl ChunkCtrl {
+    /// The slot as the neuron update leaves it for a chunk starting at `step`.
+    pub fn starting_at(step: u32) -> ChunkCtrl {
+        ChunkCtrl {
+            dispatch_x: 1,
+            dispatch_y: 1,
+            dispatch_z: 1,
+            step,
+            ..ChunkCtrl::default()
+        }
+    }
+}
+
+/// Control words on the GPU (`GpuCtrl` in WGSL): the two chunk slots, then the words
+/// shared by every chunk of a read-back batch.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+pub struct GpuCtrl {
+    /// The slots of alternate chunks (see [`ChunkCtrl`]).
+    pub chunks: [ChunkCtrl; 2],
+    /// Spike-record entries written this batch (atomic on the device).
     pub n_rec: u32,
     /// Step at which the current read-back batch ends (set by the host before each
     /// batch): no chunk of fused steps crosses it.
@@ -433,6 +493,13 @@ pub struct Ctrl {
     /// Padding.
     pub _pad2: u32,
 }
+
+/// Byte offset of `GpuCtrl::n_rec` (the host resets it and sets `batch_end` before
+/// each batch).
+pub const GPU_CTRL_SHARED_OFFSET: u64 = std::mem::offset_of!(GpuCtrl, n_rec) as u64;
+
+const _: () = assert!(std::mem::size_of::<ChunkCtrl>() == 32);
+const _: () = assert!(std::mem::size_of::<GpuCtrl>() == 80);
 
 /// Fixed-point scale of released vesicles in the per-step release sums (LSB per
 /// vesicle); each spike's release is rounded once.

@@ -525,7 +525,7 @@ impl Network {
             sample_capacity: batch / sample_interval + 2,
             rec_capacity: memory::record_capacity(scenario, batch as u64, |p| p.size as u64) as u32,
             fuse_steps: fuse_steps(scenario),
-            _pad1: 0,
+            parity: 0,
             inv_scale: params.sim.inv_scale,
         };
         let total_steps = steps_of(scenario.duration_ms, dt) as u64;
