@@ -81,14 +81,12 @@ for i, name in enumerate(POPS):
     o(f"v_sd_mV = {V0_SD[i]}")
     o("")
 
-o("# Recurrent connections. The reference connects Q = ln(1 - C) / ln(1 - 1/(N_pre N_post))")
+o("# Recurrent connections. The reference connects n = Q = ln(1 - C) / ln(1 - 1/(N_pre N_post))")
 o("# synapses per pair with NEST's fixed_total_number (multapses and autapses allowed;")
-o("# helpers.num_synapses_from_conn_probs). Here every presynaptic neuron has")
-o("# k = round(Q / N_pre) targets drawn with replacement (fixed_outdegree, multapses and")
-o("# autapses allowed): the same total up to the rounding of k (-0.02% in all), and the")
-o("# same in-degree statistics (a sum of N_pre binomial draws, as the multinomial of")
-o("# fixed_total_number); only the out-degree is fixed instead of binomial. Keeping k")
-o("# keeps the in-degrees when the network is scaled down. Weights: PSP 0.15 mV -> PSC %.4f pA (helpers.postsynaptic_potential_to_current)," % W)
+o("# helpers.num_synapses_from_conn_probs), and so does this file: each presynaptic")
+o("# neuron's out-degree is its multinomial share of Q, drawn once, and its targets are")
+o("# regenerated from the seed. Scaling the network down keeps the in-degree Q / N_post.")
+o("# Weights: PSP 0.15 mV -> PSC %.4f pA (helpers.postsynaptic_potential_to_current)," % W)
 o("# inhibitory x g = -4, L4E -> L2/3E doubled, normal with SD 10% of the mean (redrawn")
 o("# at the sign change); delays normal, E 1.5 ms and I 0.75 ms, SD 50% of the mean")
 o("# (redrawn below half a step).")
@@ -101,8 +99,7 @@ for t in range(8):
             continue
         prod = N_FULL[s] * N_FULL[t]
         q = round(math.log(1.0 - c) / math.log((prod - 1.0) / prod))
-        n_syn_total += round(q / N_FULL[s]) * N_FULL[s]
-        k = round(q / N_FULL[s])
+        n_syn_total += q
         exc = s % 2 == 0
         w = W if exc else G * W
         if t == 0 and s == 2:
@@ -111,8 +108,8 @@ for t in range(8):
         o("[[projections]]")
         o(f'pre = "{POPS[s]}"')
         o(f'post = "{POPS[t]}"')
-        o('rule = "fixed_outdegree"')
-        o(f"k = {k}   # C = {c}: Q = {q} synapses, Q / N_pre = {q / N_FULL[s]:.2f}, in-degree {k * N_FULL[s] / N_FULL[t]:.1f}")
+        o('rule = "fixed_total_number"')
+        o(f"n = {q}   # C = {c}: out-degree {q / N_FULL[s]:.2f}, in-degree {q / N_FULL[t]:.1f} on average")
         o(f"weight_pA = {w:.6f}")
         o(f"weight_sd_pA = {abs(w) * W_REL_SD:.6f}")
         o(f"delay_ms = {d}")

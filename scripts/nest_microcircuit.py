@@ -40,8 +40,8 @@ def patch_connect(copies, outdegree):
     """Patches nest.Connect, as the reference's network module calls it, for the
     recurrent `fixed_total_number` projections: with `outdegree`, each becomes a
     `fixed_outdegree` projection of round(N / N_pre) targets per presynaptic neuron
-    (multapses and autapses as before), ketasim's rule for the same synapses, so that
-    the effect of the rule alone can be measured in NEST; with `copies` > 1 they use
+    (multapses and autapses as before), ketasim's rule before 2026-11-27, for the
+    same synapses, so that the effect of the rule alone can be measured in NEST; with `copies` > 1 they use
     that many copies of static_synapse, balanced by synapse count. Returns the
     synapses per copy."""
     connect = nest.Connect
@@ -94,7 +94,7 @@ def main():
     ap.add_argument(
         "--outdegree",
         action="store_true",
-        help="connect with fixed_outdegree round(N / N_pre), ketasim's rule (an experiment)",
+        help="connect with fixed_outdegree round(N / N_pre), ketasim's former rule (an experiment)",
     )
     ap.add_argument("--seed", type=int, default=55)
     ap.add_argument("--t-presim-ms", type=float, default=500.0)

@@ -153,13 +153,20 @@ fn main(
                 j += 1u;
             }
         } else {
-            // Fixed out-degree with replacement: target m is mul_hi(word, range).
+            // Fixed out-degree, or fixed total number with this neuron's drawn share
+            // (the span of its row pointers): target m < degree is
+            // mul_hi(word, range), with replacement. Twin: connectivity::out_degree.
+            var degree = pr.k;
+            if (pr.rule == RULE_TOTAL) {
+                let row = pr.table_base + pre_local;
+                degree = table_rows[row + 1u] - table_rows[row];
+            }
             let k = proj_key(pr, pr.stream);
             var range = pr.post_size;
             if (exclude_self) {
                 range -= 1u;
             }
-            for (var m = tid; m < pr.k; m += PROC_SPLIT) {
+            for (var m = tid; m < degree; m += PROC_SPLIT) {
                 let r = threefry2x32(vec2<u32>(pre_local, m), k);
                 var t = mul_hi_u32(r.x, range);
                 if (exclude_self && t >= pre_local) {

@@ -303,8 +303,9 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
 /// the expected in-degree of every projection is kept: `p` of a `fixed_probability`
 /// projection is multiplied by old/new size of its presynaptic population (about
 /// old_N/new_N); `k` of `fixed_indegree` is kept as is, and so is `k` of
-/// `fixed_outdegree` (pre and post scale alike, so the in-degree k N_pre/N_post stays).
-/// Weights, drives, neuron parameters and recording are unchanged, so the mean input
+/// `fixed_outdegree` (pre and post scale alike, so the in-degree k N_pre/N_post stays);
+/// `n` of `fixed_total_number` scales with its postsynaptic population (in-degree
+/// n/N_post kept, at least one synapse). Weights, drives, neuron parameters and recording are unchanged, so the mean input
 /// per neuron is that of the original network. The result is named `NAME-nN` and
 /// validated.
 ///
@@ -363,6 +364,14 @@ pub fn scale_scenario(s: &Scenario, n: u64) -> Result<Scenario> {
         p.size = new;
     }
     for (j, pr) in out.projections.iter_mut().enumerate() {
+        if pr.rule == Rule::FixedTotalNumber {
+            // The in-degree n / N_post is kept: n scales with the postsynaptic size.
+            if let (Some(i), Some(n)) = (s.population_index(&pr.post), pr.n) {
+                let scaled = n as f64 * size[i] as f64 / s.populations[i].size.max(1) as f64;
+                pr.n = Some((scaled.round() as i64).max(1));
+            }
+            continue;
+        }
         if pr.rule != Rule::FixedProbability {
             continue;
         }
@@ -406,15 +415,15 @@ pub const KSCALE_MIN_OUTDEGREE: f64 = 20.0;
 /// excitatory inputs, tau_syn_in_ms for inhibitory ones), with the presynaptic rates
 /// of the full network given in `full_rates_hz` (one per population, in order; the
 /// reference uses its `full_mean_rates`) and the drives at their own rates. A
-/// `fixed_outdegree` projection keeps its rule with `k` x K rounded where that is at
-/// least [`KSCALE_MIN_OUTDEGREE`]; any other scaled projection becomes
-/// `fixed_probability` with `p = K_in K / N_pre` (small in-degrees such as 1.5 x K
-/// cannot be whole out-degrees; there p is small and the in-degree's binomial spread
-/// is close to the reference's). The reference keeps `fixed_total_number`, whose
-/// in-degrees spread like a Poisson count: `fixed_probability` would narrow that
-/// spread where p is large (0.47 for L5I -> L5E at N = K = 0.1) and lower those
-/// populations' rates. Projections onto conductance-based populations are not
-/// changed.
+/// `fixed_total_number` projection keeps its rule with `n` x K rounded (at least
+/// one synapse), as the reference does. A `fixed_outdegree` projection keeps its
+/// rule with `k` x K rounded where that is at least [`KSCALE_MIN_OUTDEGREE`]; any
+/// other scaled projection becomes `fixed_probability` with `p = K_in K / N_pre`
+/// (small in-degrees such as 1.5 x K cannot be whole out-degrees; there p is small
+/// and the in-degree's binomial spread is close to the reference's;
+/// `fixed_probability` would narrow the Poisson-like spread of `fixed_total_number`
+/// where p is large, 0.47 for L5I -> L5E at N = K = 0.1). Projections onto
+/// conductance-based populations are not changed.
 /// Combine with [`scale_scenario`] (which keeps the in-degrees) for `N_scaling`.
 pub fn scale_indegrees(s: &Scenario, k_scaling: f64, full_rates_hz: &[f64]) -> Result<Scenario> {
     let err = |message: String| Error::Scenario {
@@ -466,6 +475,7 @@ pub fn scale_indegrees(s: &Scenario, k_scaling: f64, full_rates_hz: &[f64]) -> R
             Rule::FixedProbability => pr.p.unwrap_or(0.0) * n_pre,
             Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
             Rule::FixedOutdegree => pr.k.unwrap_or(0) as f64 * n_pre / n_post,
+            Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64 / n_post,
         };
         let w = pr.weight_pA.unwrap_or(0.0);
         dc[post] += (1.0 - sq) * w * tau(post, w) * 1e-3 * k_in * full_rates_hz[pre];
@@ -474,6 +484,9 @@ pub fn scale_indegrees(s: &Scenario, k_scaling: f64, full_rates_hz: &[f64]) -> R
             // Whole out-degrees (rounded by at most 2.5%) keep the in-degrees'
             // Poisson-like spread of fixed_total_number.
             pr.k = Some(k_out.round() as i64);
+        } else if pr.rule == Rule::FixedTotalNumber && k_out * n_pre >= 1.0 {
+            // The same rule with K times the synapses.
+            pr.n = Some((k_out * n_pre).round() as i64);
         } else {
             let p = k_in * k_scaling / n_pre;
             if p > 1.0 {
@@ -484,6 +497,7 @@ pub fn scale_indegrees(s: &Scenario, k_scaling: f64, full_rates_hz: &[f64]) -> R
             }
             pr.rule = Rule::FixedProbability;
             pr.k = None;
+            pr.n = None;
             pr.p = Some(p);
         }
         pr.weight_pA = Some(w / sq);

@@ -52,6 +52,49 @@ pub const STREAM_CONN: u32 = 3 << 28;
 /// (the projection's connectivity stream with this tag instead of `STREAM_CONN`).
 pub const STREAM_SYN: u32 = 4 << 28;
 
+/// Host-side draws of a projection's out-degrees (`fixed_total_number`); low bits
+/// are the projection index.
+pub const STREAM_DEGREE: u32 = 5 << 28;
+
+/// Threefry blocks under one key at counters 0, 1, 2, ..., as a `rand_core`
+/// generator, for the host's samplers from `rand_distr` (the binomial out-degree
+/// split): deterministic for a key, on every machine.
+#[derive(Debug, Clone)]
+pub struct ThreefryStream {
+    key: UVec2,
+    counter: u64,
+}
+
+impl ThreefryStream {
+    /// The stream of `key` from counter 0.
+    pub fn new(key: UVec2) -> ThreefryStream {
+        ThreefryStream { key, counter: 0 }
+    }
+
+    fn block(&mut self) -> UVec2 {
+        let c = self.counter;
+        self.counter += 1;
+        threefry2x32(UVec2::new(c as u32, (c >> 32) as u32), self.key)
+    }
+}
+
+impl rand_core::TryRng for ThreefryStream {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.block().x)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let b = self.block();
+        Ok(b.x as u64 | ((b.y as u64) << 32))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        rand_core::utils::fill_bytes_via_next_word(dst, || self.try_next_u64())
+    }
+}
+
 /// The key for a (seed, stream) pair. Streams never collide: the stream tag is xor-ed
 /// into the high seed word, whose top 4 bits must be zero (checked by the scenario).
 pub fn key(seed: u64, stream: u32) -> UVec2 {

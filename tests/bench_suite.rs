@@ -302,6 +302,15 @@ k = 40
 weight_nS = 2.0
 delay_ms = 1.0
 
+[[projections]]
+pre = "SST"
+post = "E"
+receptor = "gaba_a"
+rule = "fixed_total_number"
+n = 60000
+weight_nS = 1.0
+delay_ms = 1.0
+
 [[drives]]
 population = "E"
 rate_hz = 2000.0
@@ -328,6 +337,7 @@ fn in_degree(s: &Scenario, j: usize) -> f64 {
         Rule::FixedProbability => pr.p.unwrap() * pre,
         Rule::FixedOutdegree => pr.k.unwrap() as f64 * pre / post,
         Rule::FixedIndegree => pr.k.unwrap() as f64,
+        Rule::FixedTotalNumber => pr.n.unwrap() as f64 / post,
     }
 }
 
@@ -352,18 +362,19 @@ fn scale_scenario_keeps_in_degree_and_neuron_count() {
         for j in 0..s.projections.len() {
             let (d0, d1) = (in_degree(&s, j), in_degree(&t, j));
             // Exact for p and fixed in-degree; out-degree moves with the rounding of
-            // the pre/post sizes (well under 1% here).
-            let tol = if s.projections[j].rule == Rule::FixedOutdegree {
-                0.01 * d0
-            } else {
-                1e-9 * d0
+            // the pre/post sizes (well under 1% here), total number with the
+            // rounding of n to whole synapses.
+            let tol = match s.projections[j].rule {
+                Rule::FixedOutdegree => 0.01 * d0,
+                Rule::FixedTotalNumber => 0.5 / t.populations[0].size as f64 + 1e-9 * d0,
+                _ => 1e-9 * d0,
             };
             assert!(
                 (d1 - d0).abs() <= tol,
                 "projection {j} at n = {n}: in-degree {d1} vs {d0}"
             );
         }
-        // Everything but sizes and p is untouched.
+        // Everything but sizes, p and n is untouched.
         for (a, b) in s.projections.iter().zip(&t.projections) {
             assert_eq!(a.weight_nS, b.weight_nS);
             assert_eq!(a.drive, b.drive);

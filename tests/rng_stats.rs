@@ -128,7 +128,7 @@ fn targets(pp: &ProjParams, seed: u64, pre: u32) -> Vec<u32> {
     pp.seed_hi = (seed >> 32) as u32;
     let mut t = Vec::new();
     for tid in 0..PROC_SPLIT {
-        for_each_target(&pp, pre, tid, |j| t.push(j));
+        for_each_target(&pp, &[], pre, tid, |j| t.push(j));
     }
     t
 }

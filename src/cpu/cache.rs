@@ -109,7 +109,7 @@ impl DrawRange {
     }
 
     /// The exact range of the projection's synapses (every synapse drawn once).
-    pub fn observed(proj: &ProjParams, ring_slots: u32) -> DrawRange {
+    pub fn observed(proj: &ProjParams, rows: &[u32], ring_slots: u32) -> DrawRange {
         let mut r = DrawRange {
             w_min: i32::MAX,
             w_max: i32::MIN,
@@ -117,7 +117,7 @@ impl DrawRange {
             d_max: 0,
         };
         for pre in 0..proj.pre_size {
-            for_each_row_synapse(proj, pre, ring_slots, |_, w, d| {
+            for_each_row_synapse(proj, rows, pre, ring_slots, |_, w, d| {
                 r.w_min = r.w_min.min(w);
                 r.w_max = r.w_max.max(w);
                 r.d_min = r.d_min.min(d);
@@ -209,12 +209,13 @@ impl WordLayout {
 /// `pre_local` of a procedural projection, in the shader's order (slice by slice).
 fn for_each_row_synapse(
     proj: &ProjParams,
+    rows: &[u32],
     pre_local: u32,
     ring_slots: u32,
     mut f: impl FnMut(u32, i32, u32),
 ) {
     for tid in 0..PROC_SPLIT {
-        for_each_synapse(proj, pre_local, tid, |t, id| {
+        for_each_synapse(proj, rows, pre_local, tid, |t, id| {
             let (w, d) = synapse_draw(proj, pre_local, id, ring_slots);
             f(t, w, d);
         });
@@ -230,6 +231,7 @@ fn for_each_row_synapse(
 )]
 fn pack_rows(
     proj: &ProjParams,
+    table_rows: &[u32],
     pres: std::ops::Range<u32>,
     ring_slots: u32,
     range: &DrawRange,
@@ -242,7 +244,7 @@ fn pack_rows(
     for pre in pres {
         row.clear();
         let mut inside = true;
-        for_each_row_synapse(proj, pre, ring_slots, |t, w, d| {
+        for_each_row_synapse(proj, table_rows, pre, ring_slots, |t, w, d| {
             inside &= range.contains(w, d);
             row.push((t, w, d));
         });
@@ -286,6 +288,7 @@ impl PackedProjection {
     /// table would exceed 2^32 words.
     pub fn build_with_range(
         proj: &ProjParams,
+        table_rows: &[u32],
         ring_slots: u32,
         range: &DrawRange,
         expected_words: usize,
@@ -306,6 +309,7 @@ impl PackedProjection {
                     let (mut w, mut l) = (Vec::new(), Vec::new());
                     pack_rows(
                         proj,
+                        table_rows,
                         lo..hi,
                         ring_slots,
                         range,
@@ -342,18 +346,20 @@ impl PackedProjection {
     /// the projection cannot be packed ([`PackedProjection::build_with_range`]).
     pub fn build(
         proj: &ProjParams,
+        table_rows: &[u32],
         ring_slots: u32,
         expected_words: usize,
     ) -> Option<PackedProjection> {
         PackedProjection::build_with_range(
             proj,
+            table_rows,
             ring_slots,
             &DrawRange::analytic(proj, ring_slots),
             expected_words,
         )
         .or_else(|| {
-            let exact = DrawRange::observed(proj, ring_slots);
-            PackedProjection::build_with_range(proj, ring_slots, &exact, expected_words)
+            let exact = DrawRange::observed(proj, table_rows, ring_slots);
+            PackedProjection::build_with_range(proj, table_rows, ring_slots, &exact, expected_words)
         })
     }
 
@@ -466,6 +472,7 @@ impl SynapseCache {
     pub fn build(
         budget_bytes: usize,
         projs: &[ProjParams],
+        table_rows: &[u32],
         synapses: &[f64],
         ring_slots: u32,
     ) -> SynapseCache {
@@ -478,7 +485,7 @@ impl SynapseCache {
                 out.push(None);
                 continue;
             }
-            let packed = PackedProjection::build(pr, ring_slots, words);
+            let packed = PackedProjection::build(pr, table_rows, ring_slots, words);
             if let Some(p) = &packed {
                 budget = budget.saturating_sub(p.bytes());
             }
@@ -534,7 +541,7 @@ mod tests {
     /// The sorted synapses of `pre` as `synapse_draw` gives them.
     fn drawn(p: &ProjParams, pre: u32, ring_slots: u32) -> Vec<(u32, i32, u32)> {
         let mut v = Vec::new();
-        for_each_row_synapse(p, pre, ring_slots, |t, w, d| v.push((t, w, d)));
+        for_each_row_synapse(p, &[], pre, ring_slots, |t, w, d| v.push((t, w, d)));
         v.sort_unstable();
         v
     }
@@ -549,7 +556,7 @@ mod tests {
             } else {
                 fixed(proj(post_size, k))
             };
-            let packed = PackedProjection::build(&p, 64, 0).expect("packable");
+            let packed = PackedProjection::build(&p, &[], 64, 0).expect("packable");
             for pre in 0..p.pre_size {
                 let mut row = packed.row(pre);
                 row.sort_unstable();
@@ -577,7 +584,7 @@ mod tests {
     }
 
     fn arrivals_wrap(p: &ProjParams) {
-        let packed = PackedProjection::build(p, 64, 0).expect("packable");
+        let packed = PackedProjection::build(p, &[], 64, 0).expect("packable");
         let (slots, n_total, post) = (64u32, 70_000u32, 1000u32);
         for prop_step in [0u32, 50, 63, 1000] {
             for pre in 0..p.pre_size {
@@ -602,7 +609,7 @@ mod tests {
     #[test]
     fn sparse_rows_use_skip_words() {
         let p = proj(60_000, 5);
-        let packed = PackedProjection::build(&p, 64, 0).expect("packable");
+        let packed = PackedProjection::build(&p, &[], 64, 0).expect("packable");
         let gap_max = packed.layout().gap_mask as usize;
         assert!(gap_max < 60_000 / 5, "gaps would all fit: {gap_max}");
         assert!(packed.words() > (p.pre_size * p.k) as usize);
@@ -611,7 +618,10 @@ mod tests {
     #[test]
     fn analytic_range_contains_the_draws() {
         let p = proj(2000, 300);
-        let (a, o) = (DrawRange::analytic(&p, 64), DrawRange::observed(&p, 64));
+        let (a, o) = (
+            DrawRange::analytic(&p, 64),
+            DrawRange::observed(&p, &[], 64),
+        );
         assert!(a.w_min <= o.w_min && a.w_max >= o.w_max, "{a:?} {o:?}");
         assert!(a.d_min <= o.d_min && a.d_max >= o.d_max, "{a:?} {o:?}");
     }
@@ -619,18 +629,18 @@ mod tests {
     #[test]
     fn a_draw_outside_the_range_is_refused_and_the_exact_range_used() {
         let p = proj(2000, 300);
-        let exact = DrawRange::observed(&p, 64);
+        let exact = DrawRange::observed(&p, &[], 64);
         let narrow = DrawRange {
             w_max: exact.w_max - 1,
             ..exact
         };
-        assert!(PackedProjection::build_with_range(&p, 64, &narrow, 0).is_none());
+        assert!(PackedProjection::build_with_range(&p, &[], 64, &narrow, 0).is_none());
         let narrow = DrawRange {
             d_min: exact.d_min + 1,
             ..exact
         };
-        assert!(PackedProjection::build_with_range(&p, 64, &narrow, 0).is_none());
-        let packed = PackedProjection::build_with_range(&p, 64, &exact, 0).expect("exact");
+        assert!(PackedProjection::build_with_range(&p, &[], 64, &narrow, 0).is_none());
+        let packed = PackedProjection::build_with_range(&p, &[], 64, &exact, 0).expect("exact");
         assert_eq!(packed.layout().w_min, exact.w_min);
     }
 

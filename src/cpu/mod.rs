@@ -557,7 +557,13 @@ pub fn glutamate_step(prm: &ParamsBlock, b: &mut Buffers, step: u32) {
 fn cache_procedural(cache_bytes: usize, params: &ParamsBlock, net: &Network) -> SynapseCache {
     let projs = &params.projs[..params.sim.n_proj as usize];
     let synapses: Vec<f64> = net.projections.iter().map(|p| p.synapses).collect();
-    SynapseCache::build(cache_bytes, projs, &synapses, params.sim.ring_slots)
+    SynapseCache::build(
+        cache_bytes,
+        projs,
+        &net.tables.rows,
+        &synapses,
+        params.sim.ring_slots,
+    )
 }
 
 impl Backend for CpuBackend {

@@ -57,7 +57,7 @@ pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
             }
         } else if has_random_synapses(pr) {
             for tid in 0..PROC_SPLIT {
-                for_each_synapse(pr, pre_local, tid, |j, id| {
+                for_each_synapse(pr, &b.table_rows, pre_local, tid, |j, id| {
                     let (w, d) = synapse_draw(pr, pre_local, id, sim.ring_slots);
                     let t = slot_of(d) + j as usize;
                     ring[t] = ring[t].wrapping_add(w);
@@ -65,7 +65,7 @@ pub fn propagate(s: u32, prm: &ParamsBlock, b: &mut Buffers, ctrl: &Ctrl) {
             }
         } else {
             for tid in 0..PROC_SPLIT {
-                for_each_synapse(pr, pre_local, tid, |j, _| {
+                for_each_synapse(pr, &b.table_rows, pre_local, tid, |j, _| {
                     let t = base + j as usize;
                     ring[t] = ring[t].wrapping_add(w);
                 });
@@ -176,14 +176,14 @@ fn propagate_atomic(
             }
         } else if has_random_synapses(pr) {
             for tid in 0..PROC_SPLIT {
-                for_each_synapse(pr, pre_local, tid, |j, id| {
+                for_each_synapse(pr, rows, pre_local, tid, |j, id| {
                     let (w, d) = synapse_draw(pr, pre_local, id, sim.ring_slots);
                     full[slot_of(d) + j as usize].fetch_add(w, Ordering::Relaxed);
                 });
             }
         } else {
             for tid in 0..PROC_SPLIT {
-                for_each_synapse(pr, pre_local, tid, |j, _| {
+                for_each_synapse(pr, rows, pre_local, tid, |j, _| {
                     ring[j as usize].fetch_add(w, Ordering::Relaxed);
                 });
             }

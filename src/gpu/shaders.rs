@@ -2,8 +2,8 @@
 //! twice), then `shaders/common.wgsl`, then one kernel file.
 
 use crate::model::layout::{
-    RULE_OUTDEGREE, RULE_PROBABILITY, RULE_TABLE, SIG_SCALE, SLOW_SCALE, SLOW_SIGNAL, SLOW_STATE,
-    SLOW_SUMS_PER_POP,
+    RULE_OUTDEGREE, RULE_PROBABILITY, RULE_TABLE, RULE_TOTAL, SIG_SCALE, SLOW_SCALE, SLOW_SIGNAL,
+    SLOW_STATE, SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::*;
 use crate::model::MG_SLOPE_PER_MV;
@@ -103,6 +103,7 @@ pub fn header() -> String {
         ("RULE_PROBABILITY", RULE_PROBABILITY),
         ("RULE_OUTDEGREE", RULE_OUTDEGREE),
         ("RULE_TABLE", RULE_TABLE),
+        ("RULE_TOTAL", RULE_TOTAL),
         ("STREAM_INIT", rng::STREAM_INIT),
         ("STREAM_POISSON", rng::STREAM_POISSON),
         ("STREAM_CONN", rng::STREAM_CONN),

@@ -12,7 +12,7 @@ use super::limits::{BATCH_BINDING_BYTES, MAX_DRIVES, MAX_POPULATIONS, MAX_PROJEC
 use super::memory;
 use super::{Copy, Network, Tables};
 use crate::error::{Error, Result};
-use crate::model::layout::{ParamsBlock, RULE_TABLE};
+use crate::model::layout::{ParamsBlock, RULE_TABLE, RULE_TOTAL};
 
 /// What must agree for networks to share a simulation, as a comparable string: time
 /// step and span, protocol, drug, recording, fixed-point scales and read-back sizes.
@@ -185,14 +185,16 @@ impl Network {
                 let mut pr = net.params.projs[j];
                 pr.pre_offset += n_off;
                 pr.post_offset += n_off;
-                if pr.rule == RULE_TABLE {
+                if pr.rule == RULE_TABLE || pr.rule == RULE_TOTAL {
                     pr.table_base += rows0;
                 }
                 params.projs.push(pr);
             }
+            // Wrapping: a fixed-total-number projection's row pointers only keep its
+            // out-degrees as their differences (connectivity::out_degree).
             tables
                 .rows
-                .extend(net.tables.rows.iter().map(|r| r + cols0));
+                .extend(net.tables.rows.iter().map(|r| r.wrapping_add(cols0)));
             tables.cols.extend_from_slice(&net.tables.cols);
             let rename = |name: &str| format!("{name}#{k}");
             for p in &net.scenario.populations {

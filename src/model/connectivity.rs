@@ -9,9 +9,12 @@
 
 use glam::UVec2;
 
-use super::layout::{ProjParams, RULE_OUTDEGREE, RULE_PROBABILITY};
+use super::layout::{ProjParams, RULE_PROBABILITY, RULE_TOTAL};
 use super::limits::{PROC_SPLIT, SYN_REDRAWS};
-use crate::rng::{ln_f32, normal_f32, threefry2x32, uniform_open0, STREAM_SYN};
+use crate::rng::{
+    ln_f32, normal_f32, threefry2x32, uniform_open0, ThreefryStream, STREAM_DEGREE, STREAM_SYN,
+};
+use rand_distr::{Binomial, Distribution};
 
 /// High 32 bits of the 64-bit product `a * b`, from 16-bit halves (WGSL has no 64-bit
 /// integers). Used to map a random word onto `0..b` without modulo bias of float
@@ -44,9 +47,54 @@ pub fn proj_key(proj: &ProjParams, stream: u32) -> UVec2 {
 }
 
 /// Calls `deliver(post_local)` for every target of presynaptic neuron `pre_local`
-/// handled by slice `tid` of a procedural projection.
-pub fn for_each_target(proj: &ProjParams, pre_local: u32, tid: u32, mut deliver: impl FnMut(u32)) {
-    for_each_synapse(proj, pre_local, tid, |t, _| deliver(t));
+/// handled by slice `tid` of a procedural projection (`rows`: see [`out_degree`]).
+pub fn for_each_target(
+    proj: &ProjParams,
+    rows: &[u32],
+    pre_local: u32,
+    tid: u32,
+    mut deliver: impl FnMut(u32),
+) {
+    for_each_synapse(proj, rows, pre_local, tid, |t, _| deliver(t));
+}
+
+/// Out-degree of presynaptic neuron `pre_local` under the fixed-count rules: `k`
+/// for fixed out-degree; for fixed total number, its share of the projection's total,
+/// drawn when the network was built ([`total_number_degrees`]) and kept as the span
+/// `rows[table_base + pre_local + 1] - rows[table_base + pre_local]` of the table
+/// row pointers (`Tables::rows`; no columns: the targets are still regenerated).
+/// Twin: the same lines in `shaders/propagate.wgsl`.
+pub fn out_degree(proj: &ProjParams, rows: &[u32], pre_local: u32) -> u32 {
+    if proj.rule == RULE_TOTAL {
+        let row = (proj.table_base + pre_local) as usize;
+        rows[row + 1].wrapping_sub(rows[row])
+    } else {
+        proj.k
+    }
+}
+
+/// The out-degrees of `n_pre` presynaptic neurons sharing `total` synapses as NEST's
+/// `fixed_total_number` shares them: each synapse picks its presynaptic neuron
+/// uniformly, so the degrees are multinomial(total; 1/n_pre, ..., 1/n_pre). Drawn
+/// as conditional binomials, neuron i taking Binomial(remaining, 1/(n_pre - i)) of
+/// what the neurons before it left (`rand_distr::Binomial`, exact BINV/BTPE), on
+/// stream `STREAM_DEGREE | projection` of the network's seed: the degrees sum to
+/// `total` exactly and are the same on every backend (the host draws them once).
+pub fn total_number_degrees(total: u64, n_pre: u32, seed: u64, projection: u32) -> Vec<u32> {
+    let mut rng = ThreefryStream::new(crate::rng::key(seed, STREAM_DEGREE | projection));
+    let mut left = total;
+    (0..n_pre)
+        .map(|i| {
+            let k = if i + 1 == n_pre || left == 0 {
+                left
+            } else {
+                // 1/(n_pre - i) is in (0, 1): the constructor cannot fail.
+                Binomial::new(left, 1.0 / (n_pre - i) as f64).map_or(0, |b| b.sample(&mut rng))
+            };
+            left -= k;
+            k as u32
+        })
+        .collect()
 }
 
 /// Whether a projection draws a weight or a delay per synapse ([`synapse_draw`]).
@@ -103,9 +151,11 @@ pub fn synapse_draw(proj: &ProjParams, pre_local: u32, id: u32, ring_slots: u32)
 /// Calls `deliver(post_local, id)` for every synapse of presynaptic neuron
 /// `pre_local` handled by slice `tid` of a procedural projection, with the synapse's
 /// identity for [`synapse_draw`]: the target for fixed probability (no multapses),
-/// the draw number for fixed out-degree.
+/// the draw number for fixed out-degree and fixed total number (`rows`: see
+/// [`out_degree`]).
 pub fn for_each_synapse(
     proj: &ProjParams,
+    rows: &[u32],
     pre_local: u32,
     tid: u32,
     mut deliver: impl FnMut(u32, u32),
@@ -137,7 +187,9 @@ pub fn for_each_synapse(
                 }
             }
         }
-    } else if proj.rule == RULE_OUTDEGREE {
+    } else {
+        // Fixed out-degree and fixed total number: the neuron's draws m < degree.
+        let degree = out_degree(proj, rows, pre_local);
         let k = proj_key(proj, proj.stream);
         let range = if exclude_self {
             proj.post_size - 1
@@ -145,7 +197,7 @@ pub fn for_each_synapse(
             proj.post_size
         };
         let mut m = tid;
-        while m < proj.k {
+        while m < degree {
             let r = threefry2x32(UVec2::new(pre_local, m), k);
             let mut t = mul_hi_u32(r.x, range);
             if exclude_self && t >= pre_local {
@@ -160,6 +212,7 @@ pub fn for_each_synapse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytemuck::Zeroable;
 
     #[test]
     fn mul_hi_matches_u64() {
@@ -196,6 +249,82 @@ mod tests {
                 next = hi;
             }
             assert_eq!(next, size);
+        }
+    }
+
+    /// The out-degrees of fixed total number: exactly the total, reproducible, one
+    /// stream per projection, and distributed as multinomial marginals
+    /// (Binomial(total, 1/n_pre): mean total/n_pre, variance total/n_pre (1 - 1/n_pre)).
+    #[test]
+    fn total_number_degrees_are_multinomial() {
+        for (total, n_pre) in [
+            (0u64, 5u32),
+            (7, 1),
+            (3, 10),
+            (2_000_000, 20_000),
+            (50_000, 3),
+        ] {
+            let d = total_number_degrees(total, n_pre, 11, 4);
+            assert_eq!(d.len(), n_pre as usize);
+            assert_eq!(d.iter().map(|&k| k as u64).sum::<u64>(), total);
+            assert_eq!(d, total_number_degrees(total, n_pre, 11, 4), "reproducible");
+        }
+        let (total, n_pre) = (2_000_000u64, 20_000u32);
+        let d = total_number_degrees(total, n_pre, 11, 4);
+        assert_ne!(d, total_number_degrees(total, n_pre, 11, 5), "own stream");
+        assert_ne!(d, total_number_degrees(total, n_pre, 12, 4), "own seed");
+        let mean = total as f64 / n_pre as f64;
+        let var_expected = mean * (1.0 - 1.0 / n_pre as f64);
+        let var = d.iter().map(|&k| (k as f64 - mean).powi(2)).sum::<f64>() / n_pre as f64;
+        // The sample variance of 20,000 near-normal draws is within 4% (about 4 SE).
+        assert!(
+            (var / var_expected - 1.0).abs() < 0.04,
+            "variance {var} against {var_expected}"
+        );
+        // The first and last halves are alike (the conditional split has no drift).
+        let half = n_pre as usize / 2;
+        let first: u64 = d[..half].iter().map(|&k| k as u64).sum();
+        let sd_half = (total as f64 * 0.25).sqrt();
+        assert!(
+            (first as f64 - total as f64 / 2.0).abs() < 5.0 * sd_half,
+            "first half {first}"
+        );
+    }
+
+    /// Fixed total number delivers each neuron's drawn share: as many synapses as its
+    /// row span, with the out-degree rule's targets.
+    #[test]
+    fn total_number_delivers_the_drawn_degrees() {
+        let degrees = total_number_degrees(900, 30, 3, 0);
+        let rows: Vec<u32> = std::iter::once(0)
+            .chain(degrees.iter().scan(0u32, |a, &d| {
+                *a += d;
+                Some(*a)
+            }))
+            .collect();
+        let mut p = ProjParams::zeroed();
+        p.rule = RULE_TOTAL;
+        p.pre_size = 30;
+        p.post_size = 50;
+        p.autapses = 1;
+        let mut q = p;
+        q.rule = crate::model::layout::RULE_OUTDEGREE;
+        for pre in 0..30u32 {
+            let mut got = Vec::new();
+            for tid in 0..PROC_SPLIT {
+                for_each_synapse(&p, &rows, pre, tid, |t, id| got.push((id, t)));
+            }
+            got.sort_unstable();
+            assert_eq!(got.len() as u32, degrees[pre as usize]);
+            assert_eq!(out_degree(&p, &rows, pre), degrees[pre as usize]);
+            // The same targets as a fixed out-degree of that size.
+            q.k = degrees[pre as usize];
+            let mut want = Vec::new();
+            for tid in 0..PROC_SPLIT {
+                for_each_synapse(&q, &[], pre, tid, |t, id| want.push((id, t)));
+            }
+            want.sort_unstable();
+            assert_eq!(got, want);
         }
     }
 }

@@ -188,6 +188,10 @@ pub const RULE_PROBABILITY: u32 = 0;
 pub const RULE_OUTDEGREE: u32 = 1;
 /// Explicit CSR table.
 pub const RULE_TABLE: u32 = 2;
+/// Fixed total number, procedural: the targets are drawn as for fixed out-degree,
+/// each presynaptic neuron's out-degree kept as the span of its table row pointers
+/// (`connectivity::out_degree`).
+pub const RULE_TOTAL: u32 = 3;
 
 /// Per-projection constants.
 #[repr(C)]
@@ -215,7 +219,8 @@ pub struct ProjParams {
     pub stream: u32,
     /// 1 if a neuron may target itself (only matters when pre == post).
     pub autapses: u32,
-    /// Index of the projection's first row pointer in the table-row buffer.
+    /// Index of the projection's first row pointer in the table-row buffer
+    /// (`RULE_TABLE`, and `RULE_TOTAL`, whose rows hold only the out-degrees).
     pub table_base: u32,
     /// 1 / ln(1 - p) for geometric skipping (0 when p = 1).
     pub inv_ln_1mp: f32,

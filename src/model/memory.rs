@@ -77,16 +77,21 @@ pub fn plan(s: &Scenario, factor: f64, batch_steps: u32) -> MemoryPlan {
             Storage::Procedural => false,
             Storage::Auto => p.rule == Rule::FixedIndegree,
         };
+        let (pre, post) = (size(&p.pre), size(&p.post));
         if !table {
+            // A procedural fixed total number keeps its out-degrees as row pointers.
+            if p.rule == Rule::FixedTotalNumber {
+                table_rows += pre as u64 + 1;
+            }
             continue;
         }
-        let (pre, post) = (size(&p.pre), size(&p.post));
         table_rows += pre as u64 + 1;
         let k = p.k.unwrap_or(0) as f64;
         table_cols += match p.rule {
             Rule::FixedProbability => (p.p.unwrap_or(0.0) * pre * post).ceil(),
             Rule::FixedOutdegree => k * pre,
             Rule::FixedIndegree => k * post,
+            Rule::FixedTotalNumber => p.n.unwrap_or(0) as f64,
         } as u64;
     }
     let sample_interval = steps_of(s.record.sample_interval_ms, s.dt_ms).max(1) as u64;

@@ -108,7 +108,9 @@ pub struct NeuronState {
 /// Explicit synapse tables (CSR by presynaptic neuron), for projections that need one.
 #[derive(Debug, Clone, Default)]
 pub struct Tables {
-    /// Row pointers: for each table projection, `pre_size + 1` entries indexing `cols`.
+    /// Row pointers: for each table projection, `pre_size + 1` entries indexing `cols`;
+    /// for each procedural fixed-total-number projection, `pre_size + 1` entries
+    /// whose differences are the out-degrees (`connectivity::out_degree`).
     pub rows: Vec<u32>,
     /// Postsynaptic local indices.
     pub cols: Vec<u32>,
@@ -383,9 +385,13 @@ impl Network {
             let arrivals = match pr.rule {
                 Rule::FixedProbability => pre,
                 Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
-                Rule::FixedOutdegree => {
-                    let lam = pre * pr.k.unwrap_or(0) as f64 / post;
-                    (lam + 10.0 * lam.sqrt() + 10.0).min(pre * pr.k.unwrap_or(0) as f64)
+                Rule::FixedOutdegree | Rule::FixedTotalNumber => {
+                    let total = match pr.rule {
+                        Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64,
+                        _ => pre * pr.k.unwrap_or(0) as f64,
+                    };
+                    let lam = total / post;
+                    (lam + 10.0 * lam.sqrt() + 10.0).min(total)
                 }
             };
             // The largest jump a synapse can have (drawn weights reach mean + 5.3 SD).
@@ -467,18 +473,40 @@ impl Network {
                     pp.k = pr.k.unwrap_or(0) as u32;
                 }
                 Rule::FixedIndegree => pp.rule = RULE_TABLE,
+                Rule::FixedTotalNumber => pp.rule = RULE_TOTAL,
             }
+            // Fixed total number: each presynaptic neuron's drawn out-degree, kept as
+            // row pointers from 0 (connectivity::out_degree).
+            let degree_rows: Vec<u32> = if pr.rule == Rule::FixedTotalNumber {
+                let degrees = connectivity::total_number_degrees(
+                    pr.n.unwrap_or(0) as u64,
+                    pre_size,
+                    scenario.seed,
+                    i as u32,
+                );
+                std::iter::once(0)
+                    .chain(degrees.iter().scan(0u32, |acc, &d| {
+                        *acc = acc.wrapping_add(d);
+                        Some(*acc)
+                    }))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let label = match pr.receptor {
                 Some(r) => format!("{} -> {} ({r:?})", pr.pre, pr.post),
                 None if channel == 0 => format!("{} -> {} (excitatory current)", pr.pre, pr.post),
                 None => format!("{} -> {} (inhibitory current)", pr.pre, pr.post),
             };
             if use_table {
-                let proc_copy = *pp;
+                let proc_copy = ProjParams {
+                    table_base: 0,
+                    ..*pp
+                };
                 pp.rule = RULE_TABLE;
                 pp.table_base = tables.rows.len() as u32;
                 let start = tables.cols.len();
-                build_table(&mut tables, &proc_copy, pr, scenario.seed, i)?;
+                build_table(&mut tables, &proc_copy, &degree_rows, pr, scenario.seed, i)?;
                 projections.push(ProjectionInfo {
                     label,
                     synapses: (tables.cols.len() - start) as f64,
@@ -486,6 +514,10 @@ impl Network {
                     procedural: false,
                 });
             } else {
+                if !degree_rows.is_empty() {
+                    pp.table_base = tables.rows.len() as u32;
+                    tables.rows.extend_from_slice(&degree_rows);
+                }
                 let expected = match pr.rule {
                     Rule::FixedProbability => {
                         let p = pr.p.unwrap_or(1.0);
@@ -497,6 +529,7 @@ impl Network {
                             };
                         p * pairs
                     }
+                    Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64,
                     _ => pre_size as f64 * pr.k.unwrap_or(0) as f64,
                 };
                 projections.push(ProjectionInfo {
@@ -801,12 +834,14 @@ impl Network {
     }
 }
 
-/// CSR table of one projection: from the procedural generator (storage = "table"), or
-/// a fixed in-degree draw (each post neuron picks `k` sources uniformly with
+/// CSR table of one projection: from the procedural generator (storage = "table";
+/// `degree_rows`: a fixed-total-number projection's out-degree rows, see
+/// `connectivity::out_degree`, with `proj.table_base` 0), or a fixed in-degree draw (each post neuron picks `k` sources uniformly with
 /// replacement, stream `STREAM_CONN | index * PROC_SPLIT`, counter `(post, m)`).
 fn build_table(
     tables: &mut Tables,
     proj: &ProjParams,
+    degree_rows: &[u32],
     pr: &crate::scenario::Projection,
     seed: u64,
     index: usize,
@@ -836,7 +871,7 @@ fn build_table(
     } else {
         for (pre, row) in rows.iter_mut().enumerate() {
             for tid in 0..PROC_SPLIT {
-                connectivity::for_each_target(proj, pre as u32, tid, |t| row.push(t));
+                connectivity::for_each_target(proj, degree_rows, pre as u32, tid, |t| row.push(t));
             }
         }
     }

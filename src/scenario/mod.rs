@@ -566,6 +566,11 @@ pub enum Rule {
     /// Each postsynaptic neuron has exactly `k` sources, drawn uniformly with
     /// replacement; needs an explicit table.
     FixedIndegree,
+    /// Exactly `n` synapses in all, each with a uniformly drawn source and target
+    /// (multapses allowed, as NEST's `fixed_total_number`): multinomial out-degrees,
+    /// drawn once when the network is built and kept per presynaptic neuron (4 bytes
+    /// each); the targets are regenerated from the seed as for fixed out-degree.
+    FixedTotalNumber,
 }
 
 impl Rule {
@@ -575,6 +580,7 @@ impl Rule {
             Rule::FixedProbability => "fixed_probability",
             Rule::FixedOutdegree => "fixed_outdegree",
             Rule::FixedIndegree => "fixed_indegree",
+            Rule::FixedTotalNumber => "fixed_total_number",
         }
     }
 }
@@ -613,6 +619,9 @@ pub struct Projection {
     /// Out-degree (fixed_outdegree) or in-degree (fixed_indegree).
     #[serde(default)]
     pub k: Option<i64>,
+    /// Total number of synapses (fixed_total_number; NEST's `N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<i64>,
     /// Conductance jump per spike (nS), for AMPA and GABA_A.
     #[serde(default)]
     pub weight_nS: Option<f64>,

@@ -373,6 +373,9 @@ impl Scenario {
                     if pr.k.is_some() {
                         return Err(format!("{f}.k: fixed_probability takes `p`, not `k`"));
                     }
+                    if pr.n.is_some() {
+                        return Err(format!("{f}.n: fixed_probability takes `p`, not `n`"));
+                    }
                     match pr.p {
                         Some(p) if p.is_finite() && p > 0.0 && p <= 1.0 => {}
                         Some(p) => {
@@ -385,9 +388,33 @@ impl Scenario {
                         }
                     }
                 }
+                Rule::FixedTotalNumber => {
+                    for (key, given) in [("p", pr.p.is_some()), ("k", pr.k.is_some())] {
+                        if given {
+                            return Err(format!(
+                                "{f}.{key}: fixed_total_number takes `n` (the total number of synapses), not `{key}`"
+                            ));
+                        }
+                    }
+                    match pr.n {
+                        Some(n) if (1..=u32::MAX as i64 / 2).contains(&n) => {}
+                        Some(n) => {
+                            return Err(format!(
+                                "{f}.n: must be an integer in 1..={} (got {n})",
+                                u32::MAX / 2
+                            ))
+                        }
+                        None => return Err(format!(
+                            "{f}.n: missing; fixed_total_number needs the total number of synapses"
+                        )),
+                    }
+                }
                 Rule::FixedOutdegree | Rule::FixedIndegree => {
                     if pr.p.is_some() {
                         return Err(format!("{f}.p: {} takes `k`, not `p`", pr.rule.label()));
+                    }
+                    if pr.n.is_some() {
+                        return Err(format!("{f}.n: {} takes `k`, not `n`", pr.rule.label()));
                     }
                     match pr.k {
                         Some(k) if (1..=u32::MAX as i64 / 2).contains(&k) => {}

@@ -78,7 +78,8 @@ pub fn read(path: &Path) -> String {
 /// A small network that exercises every path of the kernels: two populations with
 /// AMPA, GABA_A and NMDA (2B pool in E, 2D in I), Poisson drive on every receptor,
 /// fixed-probability (procedural), fixed-out-degree (procedural, no autapses),
-/// fixed-in-degree (table) and a procedural rule stored as a table, delays of 1 to 7
+/// fixed-in-degree (table), fixed total number (procedural) and a procedural rule
+/// stored as a table, delays of 1 to 7
 /// steps, spikes recorded everywhere, two NMDA subunit pools in E, ketamine, and
 /// glutamate release with short-term depression from E.
 pub const MIXED: &str = r#"
@@ -177,6 +178,15 @@ p = 0.2
 weight_nS = 5.0
 delay_ms = 0.15
 autapses = false
+
+[[projections]]
+pre = "E"
+post = "I"
+receptor = "ampa"
+rule = "fixed_total_number"
+n = 1500
+weight_nS = 0.5
+delay_ms = 0.4
 
 [[drives]]
 population = "E"
