@@ -396,17 +396,13 @@ impl Scenario {
                             ));
                         }
                     }
-                    match pr.n {
-                        Some(n) if (1..=u32::MAX as i64 / 2).contains(&n) => {}
-                        Some(n) => {
-                            return Err(format!(
-                                "{f}.n: must be an integer in 1..={} (got {n})",
-                                u32::MAX / 2
-                            ))
-                        }
-                        None => return Err(format!(
-                            "{f}.n: missing; fixed_total_number needs the total number of synapses"
-                        )),
+                    let what = "fixed_total_number needs the total number of synapses";
+                    let Some(n) = pr.n else {
+                        return Err(format!("{f}.n: missing; {what}"));
+                    };
+                    if !(1..=u32::MAX as i64 / 2).contains(&n) {
+                        let most = u32::MAX / 2;
+                        return Err(format!("{f}.n: must be an integer in 1..={most} (got {n})"));
                     }
                 }
                 Rule::FixedOutdegree | Rule::FixedIndegree => {
