@@ -166,8 +166,9 @@ pub fn table(rows: &[BenchRow]) -> String {
 #[serde(rename_all = "lowercase")]
 pub enum Suite {
     /// COBA at 4000 neurons (as published) and scaled to 1e5 and 1e6 neurons with
-    /// 1000 synapses per neuron; the ketamine network at its own size, 1e5 and 1e6;
-    /// the Potjans-Diesmann microcircuit. Meant for real GPUs.
+    /// 1000 synapses per neuron; the ketamine network at its own size, at 1e5, and
+    /// at 1e6 with 1000 synapses per neuron; the Potjans-Diesmann microcircuit.
+    /// Meant for real GPUs.
     Standard,
     /// Small sizes and a few hundred steps: tests and CI.
     Quick,
@@ -212,12 +213,16 @@ pub enum NetworkSource {
         k: u64,
     },
     /// An embedded scenario (skipped, with a note, while it is not compiled in), at
-    /// its own size or scaled by [`scale_scenario`] to `n` neurons.
+    /// its own size or scaled by [`scale_scenario`] to `n` neurons, optionally with
+    /// `k` synapses per neuron.
     Embedded {
         /// Name in `scenario::EMBEDDED`.
         name: &'static str,
         /// Target size; `None`: the scenario's own size.
         n: Option<u64>,
+        /// Synapses per neuron ([`with_synapses_per_neuron`], after scaling);
+        /// `None`: the scenario's own.
+        k: Option<u64>,
     },
 }
 
@@ -262,20 +267,22 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
         source: NetworkSource::Embedded {
             name: KETAMINE_SCENARIO,
             n: Some(BATCH_NETWORK_NEURONS),
+            k: None,
         },
         steps,
         copies,
     };
-    let embedded = |name: &'static str, n: Option<u64>, steps| SuiteEntry {
+    let embedded_k = |name: &'static str, n: Option<u64>, k: Option<u64>, steps| SuiteEntry {
         id: match n {
             Some(n) => format!("{name}-n{n}"),
             None => name.to_string(),
-        },
+        } + &k.map_or(String::new(), |k| format!("-k{k}")),
         network: name,
-        source: NetworkSource::Embedded { name, n },
+        source: NetworkSource::Embedded { name, n, k },
         steps,
         copies: 1,
     };
+    let embedded = |name, n, steps| embedded_k(name, n, None, steps);
     match suite {
         Suite::Standard => vec![
             coba(10_000),
@@ -283,7 +290,8 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
             scaled(1_000_000, 500),
             embedded(KETAMINE_SCENARIO, None, 10_000),
             embedded(KETAMINE_SCENARIO, Some(100_000), 2000),
-            embedded(KETAMINE_SCENARIO, Some(1_000_000), 500),
+            // Issue 6's target network: 10^6 neurons, 1000 synapses per neuron.
+            embedded_k(KETAMINE_SCENARIO, Some(1_000_000), Some(1000), 500),
             embedded(MICROCIRCUIT_SCENARIO, None, 2000),
             batch(1000, 2000),
         ],
@@ -291,7 +299,7 @@ pub fn suite_entries(suite: Suite) -> Vec<SuiteEntry> {
             coba(300),
             scaled(10_000, 300),
             embedded(KETAMINE_SCENARIO, None, 300),
-            embedded(KETAMINE_SCENARIO, Some(10_000), 300),
+            embedded_k(KETAMINE_SCENARIO, Some(10_000), Some(1000), 300),
             embedded(MICROCIRCUIT_SCENARIO, Some(10_000), 300),
             batch(25, 300),
         ],
@@ -396,6 +404,80 @@ pub fn scale_scenario(s: &Scenario, n: u64) -> Result<Scenario> {
     if n != old_n {
         out.name = format!("{}-n{n}", s.name);
     }
+    out.validate().map_err(err)?;
+    Ok(out)
+}
+
+/// Expected synapses of projection `pr` of `s` (exact for the count rules).
+fn expected_synapses(s: &Scenario, pr: &crate::scenario::Projection) -> f64 {
+    let size = |name: &str| {
+        s.population_index(name)
+            .map_or(0.0, |i| s.populations[i].size.max(0) as f64)
+    };
+    let (pre, post) = (size(&pr.pre), size(&pr.post));
+    match pr.rule {
+        Rule::FixedProbability => {
+            let self_pairs = if pr.pre == pr.post && !pr.autapses {
+                pre
+            } else {
+                0.0
+            };
+            pr.p.unwrap_or(0.0) * (pre * post - self_pairs)
+        }
+        Rule::FixedOutdegree => pr.k.unwrap_or(0) as f64 * pre,
+        Rule::FixedIndegree => pr.k.unwrap_or(0) as f64 * post,
+        Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64,
+    }
+}
+
+/// `s` with `k` synapses per neuron on average (all projections, as
+/// `summary.json`'s synapses over neurons), the way [`scaled_coba`] scales COBA:
+/// every projection's expected count times f = k / (the scenario's synapses per
+/// neuron), by its own parameter (`p`, `k` or `n`, whole numbers rounded), and
+/// every weight and NMDA drive divided by f, so that the mean synaptic input per
+/// neuron is kept. Named `NAME-kK` and validated.
+///
+/// Errors: a scenario without synapses, or a `p` that would exceed 1.
+pub fn with_synapses_per_neuron(s: &Scenario, k: u64) -> Result<Scenario> {
+    let err = |message: String| Error::Scenario {
+        file: format!("<k-scaled:{}>", s.name),
+        message,
+    };
+    let now: f64 = s
+        .projections
+        .iter()
+        .map(|pr| expected_synapses(s, pr))
+        .sum::<f64>()
+        / s.neuron_count().max(1) as f64;
+    if now <= 0.0 {
+        return Err(err(format!(
+            "cannot give {k} synapses per neuron: the scenario has no synapses to scale"
+        )));
+    }
+    let f = k as f64 / now;
+    let mut out = s.clone();
+    for (j, pr) in out.projections.iter_mut().enumerate() {
+        let whole = |x: i64| ((x as f64 * f).round() as i64).max(1);
+        match pr.rule {
+            Rule::FixedProbability => {
+                let p = pr.p.unwrap_or(0.0) * f;
+                if p > 1.0 {
+                    return Err(err(format!(
+                        "projections[{j}] ({} -> {}): {k} synapses per neuron need p = {p:.3} > 1; choose fewer synapses or a larger network",
+                        pr.pre, pr.post
+                    )));
+                }
+                pr.p = Some(p);
+            }
+            Rule::FixedOutdegree | Rule::FixedIndegree => pr.k = pr.k.map(whole),
+            Rule::FixedTotalNumber => pr.n = pr.n.map(whole),
+        }
+        pr.weight_nS = pr.weight_nS.map(|w| w / f);
+        pr.weight_pA = pr.weight_pA.map(|w| w / f);
+        pr.weight_sd_pA = pr.weight_sd_pA.map(|w| w / f);
+        pr.drive = pr.drive.map(|d| d / f);
+    }
+    out.name = format!("{}-k{k}", s.name);
     out.validate().map_err(err)?;
     Ok(out)
 }
@@ -802,7 +884,7 @@ fn entry_scenario(e: &SuiteEntry, steps: u64) -> Result<Option<(Scenario, String
             scaled_coba(*n, *k, steps)?,
             format!("scaled_coba: {k} synapses/neuron, weights x 80/{k}"),
         ),
-        NetworkSource::Embedded { name, n } => {
+        NetworkSource::Embedded { name, n, k } => {
             let Some((_, text)) = crate::scenario::EMBEDDED.iter().find(|(x, _)| x == name) else {
                 return Ok(None);
             };
@@ -817,6 +899,15 @@ fn entry_scenario(e: &SuiteEntry, steps: u64) -> Result<Option<(Scenario, String
                     ),
                 ),
                 _ => (base, format!("embedded {name} at its own size")),
+            };
+            let s = match k {
+                Some(k) => {
+                    how.push_str(&format!(
+                        "; {k} synapses per neuron (every in-degree scaled, weights and NMDA drives divided by the same factor)"
+                    ));
+                    with_synapses_per_neuron(&s, *k)?
+                }
+                None => s,
             };
             if was_windowed {
                 how.push_str("; its multiscale [protocol] replaced by one continuous run");

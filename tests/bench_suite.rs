@@ -150,6 +150,20 @@ fn quick_suite_on_cpu_writes_json_and_markdown() {
         "{scaled:#}"
     );
 
+    // The ketamine network with 1000 synapses per neuron (issue 6's target network
+    // at 1e6 in the standard suite).
+    if embedded("pfc_ketamine") {
+        let k = rows
+            .iter()
+            .find(|r| r["entry"] == "pfc_ketamine-n10000-k1000")
+            .expect("the k1000 ketamine row");
+        assert_eq!(k["neurons"].as_u64(), Some(10_000), "{k:#}");
+        assert!(
+            (num(k, "synapses_per_neuron") - 1000.0).abs() < 1.0,
+            "{k:#}"
+        );
+    }
+
     // Scenarios not compiled in are marked, not faked; present ones run.
     for (name, prefix) in [
         ("pfc_ketamine", "pfc_ketamine"),
@@ -450,4 +464,25 @@ fn peak_bandwidth_only_for_exactly_known_gpus() {
     for (name, want) in cases {
         assert_eq!(bench::peak_bandwidth_gb_per_s(name), want, "{name}");
     }
+}
+
+/// `with_synapses_per_neuron` scales COBA exactly as `scaled_coba` does (the same
+/// p and weights), and refuses a p above 1 by naming it.
+#[test]
+fn synapses_per_neuron_scale_like_scaled_coba() {
+    let coba = Scenario::from_toml("<embedded:coba>", bench::COBA).unwrap();
+    let k = bench::with_synapses_per_neuron(&coba, 1000).expect("scales");
+    let want = bench::scaled_coba(4000, 1000, 10).unwrap();
+    assert_eq!(k.name, "coba-k1000");
+    for (a, b) in k.projections.iter().zip(&want.projections) {
+        let (pa, pb) = (a.p.unwrap(), b.p.unwrap());
+        assert!((pa - pb).abs() < 1e-12, "p {pa} vs {pb}");
+        let (wa, wb) = (a.weight_nS.unwrap(), b.weight_nS.unwrap());
+        assert!((wa - wb).abs() < 1e-12 * wb, "w {wa} vs {wb}");
+    }
+    let net = ketasim::model::Network::build(&k, 100).unwrap();
+    let per_neuron = net.synapse_count() / 4000.0;
+    assert!((per_neuron - 1000.0).abs() < 1e-6, "{per_neuron}");
+    let e = bench::with_synapses_per_neuron(&coba, 5000).expect_err("p = 1.25");
+    assert!(e.to_string().contains("p = 1.250 > 1"), "{e}");
 }
