@@ -408,28 +408,6 @@ pub fn scale_scenario(s: &Scenario, n: u64) -> Result<Scenario> {
     Ok(out)
 }
 
-/// Expected synapses of projection `pr` of `s` (exact for the count rules).
-fn expected_synapses(s: &Scenario, pr: &crate::scenario::Projection) -> f64 {
-    let size = |name: &str| {
-        s.population_index(name)
-            .map_or(0.0, |i| s.populations[i].size.max(0) as f64)
-    };
-    let (pre, post) = (size(&pr.pre), size(&pr.post));
-    match pr.rule {
-        Rule::FixedProbability => {
-            let self_pairs = if pr.pre == pr.post && !pr.autapses {
-                pre
-            } else {
-                0.0
-            };
-            pr.p.unwrap_or(0.0) * (pre * post - self_pairs)
-        }
-        Rule::FixedOutdegree => pr.k.unwrap_or(0) as f64 * pre,
-        Rule::FixedIndegree => pr.k.unwrap_or(0) as f64 * post,
-        Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64,
-    }
-}
-
 /// `s` with `k` synapses per neuron on average (all projections, as
 /// `summary.json`'s synapses over neurons), the way [`scaled_coba`] scales COBA:
 /// every projection's expected count times f = k / (the scenario's synapses per
@@ -446,7 +424,7 @@ pub fn with_synapses_per_neuron(s: &Scenario, k: u64) -> Result<Scenario> {
     let now: f64 = s
         .projections
         .iter()
-        .map(|pr| expected_synapses(s, pr))
+        .map(|pr| crate::model::expected_synapses(s, pr))
         .sum::<f64>()
         / s.neuron_count().max(1) as f64;
     if now <= 0.0 {

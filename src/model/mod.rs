@@ -518,23 +518,9 @@ impl Network {
                     pp.table_base = tables.rows.len() as u32;
                     tables.rows.extend_from_slice(&degree_rows);
                 }
-                let expected = match pr.rule {
-                    Rule::FixedProbability => {
-                        let p = pr.p.unwrap_or(1.0);
-                        let pairs = pre_size as f64 * post_size as f64
-                            - if pp.same_pop != 0 && !pr.autapses {
-                                pre_size as f64
-                            } else {
-                                0.0
-                            };
-                        p * pairs
-                    }
-                    Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64,
-                    _ => pre_size as f64 * pr.k.unwrap_or(0) as f64,
-                };
                 projections.push(ProjectionInfo {
                     label,
-                    synapses: expected,
+                    synapses: expected_synapses(scenario, pr),
                     exact: pr.rule != Rule::FixedProbability,
                     procedural: true,
                 });
@@ -834,10 +820,36 @@ impl Network {
     }
 }
 
+/// Expected synapse count of projection `pr` of `scenario`: `p` times the pairs
+/// (less the self-pairs of a population without autapses) for fixed probability,
+/// exact for the count rules (`k N_pre`, `k N_post`, `n`).
+pub fn expected_synapses(scenario: &Scenario, pr: &crate::scenario::Projection) -> f64 {
+    let size = |name: &str| {
+        scenario
+            .population_index(name)
+            .map_or(0.0, |i| scenario.populations[i].size.max(0) as f64)
+    };
+    let (pre, post) = (size(&pr.pre), size(&pr.post));
+    match pr.rule {
+        Rule::FixedProbability => {
+            let self_pairs = if pr.pre == pr.post && !pr.autapses {
+                pre
+            } else {
+                0.0
+            };
+            pr.p.unwrap_or(1.0) * (pre * post - self_pairs)
+        }
+        Rule::FixedOutdegree => pr.k.unwrap_or(0) as f64 * pre,
+        Rule::FixedIndegree => pr.k.unwrap_or(0) as f64 * post,
+        Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64,
+    }
+}
+
 /// CSR table of one projection: from the procedural generator (storage = "table";
 /// `degree_rows`: a fixed-total-number projection's out-degree rows, see
-/// `connectivity::out_degree`, with `proj.table_base` 0), or a fixed in-degree draw (each post neuron picks `k` sources uniformly with
-/// replacement, stream `STREAM_CONN | index * PROC_SPLIT`, counter `(post, m)`).
+/// `connectivity::out_degree`, with `proj.table_base` 0), or a fixed in-degree draw
+/// (each post neuron picks `k` sources uniformly with replacement, stream
+/// `STREAM_CONN | index * PROC_SPLIT`, counter `(post, m)`).
 fn build_table(
     tables: &mut Tables,
     proj: &ProjParams,
