@@ -97,6 +97,19 @@ pub fn total_number_degrees(total: u64, n_pre: u32, seed: u64, projection: u32) 
         .collect()
 }
 
+/// [`total_number_degrees`] as the row pointers [`out_degree`] reads: `n_pre + 1`
+/// entries from 0, each degree the difference of two neighbours (wrapping, so that
+/// a batch merge may offset them all).
+pub fn total_number_rows(total: u64, n_pre: u32, seed: u64, projection: u32) -> Vec<u32> {
+    let degrees = total_number_degrees(total, n_pre, seed, projection);
+    std::iter::once(0)
+        .chain(degrees.iter().scan(0u32, |acc, &d| {
+            *acc = acc.wrapping_add(d);
+            Some(*acc)
+        }))
+        .collect()
+}
+
 /// Whether a projection draws a weight or a delay per synapse ([`synapse_draw`]).
 pub fn has_random_synapses(proj: &ProjParams) -> bool {
     proj.w_sd_fixed > 0.0 || proj.d_sd_steps > 0.0
@@ -296,12 +309,7 @@ mod tests {
     #[test]
     fn total_number_delivers_the_drawn_degrees() {
         let degrees = total_number_degrees(900, 30, 3, 0);
-        let rows: Vec<u32> = std::iter::once(0)
-            .chain(degrees.iter().scan(0u32, |a, &d| {
-                *a += d;
-                Some(*a)
-            }))
-            .collect();
+        let rows = total_number_rows(900, 30, 3, 0);
         let mut p = ProjParams::zeroed();
         p.rule = RULE_TOTAL;
         p.pre_size = 30;

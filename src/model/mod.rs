@@ -386,10 +386,7 @@ impl Network {
                 Rule::FixedProbability => pre,
                 Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
                 Rule::FixedOutdegree | Rule::FixedTotalNumber => {
-                    let total = match pr.rule {
-                        Rule::FixedTotalNumber => pr.n.unwrap_or(0) as f64,
-                        _ => pre * pr.k.unwrap_or(0) as f64,
-                    };
+                    let total = expected_synapses(scenario, pr);
                     let lam = total / post;
                     (lam + 10.0 * lam.sqrt() + 10.0).min(total)
                 }
@@ -478,18 +475,12 @@ impl Network {
             // Fixed total number: each presynaptic neuron's drawn out-degree, kept as
             // row pointers from 0 (connectivity::out_degree).
             let degree_rows: Vec<u32> = if pr.rule == Rule::FixedTotalNumber {
-                let degrees = connectivity::total_number_degrees(
+                connectivity::total_number_rows(
                     pr.n.unwrap_or(0) as u64,
                     pre_size,
                     scenario.seed,
                     i as u32,
-                );
-                std::iter::once(0)
-                    .chain(degrees.iter().scan(0u32, |acc, &d| {
-                        *acc = acc.wrapping_add(d);
-                        Some(*acc)
-                    }))
-                    .collect()
+                )
             } else {
                 Vec::new()
             };
