@@ -927,6 +927,19 @@ fn label(b: BackendChoice) -> &'static str {
 /// of an error, so one run always reports every (entry, backend) pair. `progress`
 /// logs each run on stderr.
 pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Result<SuiteReport> {
+    run_suite_with(suite, backends, progress, &mut |_| Ok(()))
+}
+
+/// [`run_suite`], calling `on_entry` with the report so far after each entry (all its
+/// backends), so that a caller can write partial results: a suite stopped by a time
+/// limit then keeps the rows it finished. With `progress`, each row's result is printed
+/// to stderr as it finishes.
+pub fn run_suite_with(
+    suite: Suite,
+    backends: &[BackendChoice],
+    progress: bool,
+    on_entry: &mut dyn FnMut(&SuiteReport) -> Result<()>,
+) -> Result<SuiteReport> {
     let wants_gpu = backends.iter().any(|&b| b != BackendChoice::Cpu);
     let gpu = if wants_gpu {
         Some(crate::gpu::GpuContext::new().map(|c| c.describe()))
@@ -970,8 +983,17 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
         .collect();
     let warmup_steps = suite.warmup_steps();
     let policy = warmup_policy(warmup_steps);
-    let mut rows = Vec::new();
+    let report = |results: Vec<SuiteRow>| SuiteReport {
+        benchmark: "suite".into(),
+        suite,
+        ketasim_version: env!("CARGO_PKG_VERSION").into(),
+        warmup_policy: policy.clone(),
+        backends: status.clone(),
+        results,
+    };
+    let mut rows: Vec<SuiteRow> = Vec::new();
     for e in suite_entries(suite) {
+        let first_row = rows.len();
         let target_n = match &e.source {
             NetworkSource::Coba => None,
             NetworkSource::ScaledCoba { n, .. } => Some(*n),
@@ -1131,15 +1153,31 @@ pub fn run_suite(suite: Suite, backends: &[BackendChoice], progress: bool) -> Re
                 ..blank(&r.backend, "ok", String::new())
             });
         }
+        if progress {
+            for r in &rows[first_row..] {
+                eprintln!("bench: {}", row_line(r));
+            }
+        }
+        on_entry(&report(rows.clone()))?;
     }
-    Ok(SuiteReport {
-        benchmark: "suite".into(),
-        suite,
-        ketasim_version: env!("CARGO_PKG_VERSION").into(),
-        warmup_policy: policy,
-        backends: status,
-        results: rows,
-    })
+    Ok(report(rows))
+}
+
+/// One line for the progress output: the row's status, and its speed when it ran.
+fn row_line(r: &SuiteRow) -> String {
+    match (r.wall_s, r.rtf) {
+        (Some(wall), Some(rtf)) => format!(
+            "{} on {}: {}, {} neurons, build {:.2} s, wall {wall:.3} s, RTF {rtf:.4}, {:.3e} neuron-updates/s, {:.1} GB/s",
+            r.entry,
+            r.backend,
+            r.status,
+            r.neurons.unwrap_or(0),
+            r.build_s.unwrap_or(f64::NAN),
+            r.neuron_updates_per_s.unwrap_or(f64::NAN),
+            r.achieved_gb_per_s.unwrap_or(f64::NAN),
+        ),
+        _ => format!("{} on {}: {} ({})", r.entry, r.backend, r.status, r.note),
+    }
 }
 
 fn cell(s: &str) -> String {

@@ -266,7 +266,11 @@ fn real_main() -> anyhow::Result<()> {
                     out.display()
                 );
             }
-            let report = bench::run_suite(suite, &backend, true)?;
+            // Written after each entry too, so a suite stopped by a time limit keeps the
+            // rows it finished.
+            let report = bench::run_suite_with(suite, &backend, true, &mut |partial| {
+                bench::write_suite(partial, &out).map(|_| ())
+            })?;
             print!("{}", bench::suite_markdown(&report));
             let md = bench::write_suite(&report, &out)?;
             eprintln!("wrote {} and {}", out.display(), md.display());

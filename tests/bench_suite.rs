@@ -50,6 +50,17 @@ fn quick_suite_on_cpu_writes_json_and_markdown() {
     let entries = bench::suite_entries(Suite::Quick);
     let rows = v["results"].as_array().expect("results array");
     assert_eq!(rows.len(), entries.len(), "{v:#}");
+    // The progress output gives each row's result as it finishes, in suite order.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let done: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("bench: "))
+        .filter(|l| l.contains(" on cpu: "))
+        .collect();
+    assert_eq!(done.len(), entries.len(), "{stderr}");
+    for (line, e) in done.iter().zip(&entries) {
+        assert!(line.starts_with(&format!("{} on cpu: ", e.id)), "{line}");
+    }
     let mut seen = HashSet::new();
     for (r, e) in rows.iter().zip(&entries) {
         assert_eq!(r["entry"], e.id.as_str(), "{r:#}");
@@ -485,4 +496,33 @@ fn synapses_per_neuron_scale_like_scaled_coba() {
     assert!((per_neuron - 1000.0).abs() < 1e-6, "{per_neuron}");
     let e = bench::with_synapses_per_neuron(&coba, 5000).expect_err("p = 1.25");
     assert!(e.to_string().contains("p = 1.250 > 1"), "{e}");
+}
+
+/// `run_suite_with` hands over the report after each entry (so `bench --suite` can
+/// write partial results), and an error from the callback stops the suite there.
+#[test]
+fn suite_reports_each_entry_and_stops_on_a_callback_error() {
+    let entries = bench::suite_entries(Suite::Quick);
+    let mut seen = Vec::new();
+    let err = bench::run_suite_with(Suite::Quick, &[BackendChoice::Cpu], false, &mut |r| {
+        seen.push(r.clone());
+        Err(ketasim::Error::Internal(
+            "stop after the first entry".into(),
+        ))
+    })
+    .expect_err("the callback's error must end the suite");
+    assert!(
+        err.to_string().contains("stop after the first entry"),
+        "{err}"
+    );
+    assert_eq!(
+        seen.len(),
+        1,
+        "the suite went on after the callback's error"
+    );
+    let first = &seen[0];
+    assert_eq!(first.results.len(), 1, "{first:#?}");
+    assert_eq!(first.results[0].entry, entries[0].id, "{first:#?}");
+    assert_eq!(first.results[0].status, "ok", "{first:#?}");
+    assert_eq!(first.suite, Suite::Quick);
 }
