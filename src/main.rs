@@ -215,7 +215,7 @@ fn real_main() -> anyhow::Result<()> {
             } else {
                 for a in &list {
                     println!(
-                        "{} | {} | {} | {}\n    max storage binding {:.0} MiB, max buffer {:.0} MiB, {} storage buffers/stage, {} workgroups/dim, {} invocations/workgroup, timestamps in passes: {}{}",
+                        "{} | {} | {} | {}\n    max storage binding {:.0} MiB, max buffer {:.0} MiB, {} storage buffers/stage, {} workgroups/dim, {} invocations/workgroup, timestamps in passes: {}, strict float (no contraction): {}{}",
                         a.name,
                         a.backend,
                         a.device_type,
@@ -226,6 +226,7 @@ fn real_main() -> anyhow::Result<()> {
                         a.max_compute_workgroups_per_dimension,
                         a.max_compute_invocations_per_workgroup,
                         a.timestamp_queries,
+                        a.strict_float,
                         if a.usable { "" } else { "  (unusable: too few storage buffers per stage)" }
                     );
                 }

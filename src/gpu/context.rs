@@ -24,6 +24,11 @@ pub struct GpuContext {
     /// Whether the device was created with `TIMESTAMP_QUERY` (only by
     /// [`GpuContext::with_timestamps`], and only where the adapter has it).
     pub timestamps: bool,
+    /// Whether kernels run as SPIR-V with float contraction forbidden
+    /// ([`super::strict`]): on Vulkan adapters with `PASSTHROUGH_SHADERS`, unless
+    /// `KETASIM_GPU_CONTRACT=1`. Only then do CPU and GPU agree bit for bit on drivers
+    /// that fuse multiply-adds (NVIDIA's do).
+    pub strict_float: bool,
 }
 
 fn instance() -> wgpu::Instance {
@@ -60,6 +65,9 @@ pub struct AdapterReport {
     pub max_compute_invocations_per_workgroup: u32,
     /// Whether GPU timestamps can be taken inside passes.
     pub timestamp_queries: bool,
+    /// Whether kernels run without float contraction there ([`super::strict`]), so
+    /// that CPU and GPU agree bit for bit.
+    pub strict_float: bool,
     /// Whether ketasim can run on it.
     pub usable: bool,
 }
@@ -88,6 +96,7 @@ pub fn list_adapters() -> Vec<AdapterReport> {
                 timestamp_queries: a
                     .features()
                     .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+                strict_float: super::strict::wanted(info.backend, a.features()),
                 usable: l.max_storage_buffers_per_shader_stage >= STORAGE_BUFFERS_NEEDED,
             }
         })
@@ -132,11 +141,14 @@ impl GpuContext {
         }
         let timestamps =
             want_timestamps && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        let strict_float = super::strict::wanted(info.backend, adapter.features());
+        let mut required_features = wgpu::Features::empty();
+        if timestamps {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        if strict_float {
+            required_features |= wgpu::Features::PASSTHROUGH_SHADERS;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ketasim"),
             required_features,
@@ -160,6 +172,7 @@ impl GpuContext {
             limits,
             uncaptured,
             timestamps,
+            strict_float,
         })
     }
 

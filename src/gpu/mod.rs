@@ -4,6 +4,7 @@
 mod backend;
 mod context;
 pub mod shaders;
+pub mod strict;
 
 pub use backend::{
     capped_fuse_steps, fuse_steps_from_env, GpuBackend, KernelTime, FUSE_ENV, KERNEL_NAMES,
