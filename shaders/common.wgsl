@@ -18,6 +18,11 @@ struct SimParams {
     fuse_steps: u32,
     // Chunk-control slot of this dispatch (GpuCtrl.chunks), alternating per chunk.
     parity: u32,
+    // Workgroups per spike in propagate (SimParams::spike_groups).
+    spike_groups: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
     inv_scale: vec4<f32>,
 }
 

@@ -281,14 +281,16 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
     }
     st.last_step = step;
     isi[i] = st;
-    // The chunk's spike list, and the propagation's dispatch grown to cover it: one
-    // workgroup per spike, MAX_WG_DIM per row (ChunkCtrl in src/model/layout.rs).
+    // The chunk's spike list, and the propagation's dispatch grown to cover it:
+    // sim.spike_groups workgroups per spike, MAX_WG_DIM per row (ChunkCtrl in
+    // src/model/layout.rs).
     let c = sim.parity;
     let n = atomicAdd(&ctrl.chunks[c].n_spikes, 1u);
     spikes[n] = vec2<u32>(i, step);
-    atomicMax(&ctrl.chunks[c].dispatch_x, min(n + 1u, MAX_WG_DIM));
-    if (n >= MAX_WG_DIM) {
-        atomicMax(&ctrl.chunks[c].dispatch_y, n / MAX_WG_DIM + 1u);
+    let groups = (n + 1u) * sim.spike_groups;
+    atomicMax(&ctrl.chunks[c].dispatch_x, min(groups, MAX_WG_DIM));
+    if (groups > MAX_WG_DIM) {
+        atomicMax(&ctrl.chunks[c].dispatch_y, (groups - 1u) / MAX_WG_DIM + 1u);
     }
     atomicAdd(&pop_counts[(step % sim.count_capacity) * sim.n_pop + pop], 1u);
     if (p.record_spikes != 0u) {

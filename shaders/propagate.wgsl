@@ -1,10 +1,13 @@
-// Spike propagation: one workgroup of PROC_SPLIT invocations per spike of the chunk
-// (each spike carries its own step), dispatched indirectly with the size the neuron
-// update wrote (ChunkCtrl); at least one workgroup runs, and the first also advances
-// the extracellular glutamate pools through the chunk (advance_glutamate);
-// invocation `tid` handles slice `tid` of each outgoing projection and adds the
-// fixed-point weight to the ring-buffer slot of the arrival step with an integer
-// atomic (order-independent sums). Projections with normally distributed weights or
+// Spike propagation: sim.spike_groups workgroups of PROC_SPLIT invocations per spike
+// of the chunk (each spike carries its own step), dispatched indirectly with the size
+// the neuron update wrote (ChunkCtrl); at least one workgroup runs, and the first
+// also advances the extracellular glutamate pools through the chunk
+// (advance_glutamate). The spike's invocations (lanes) share the synapses of the
+// tables and of the out-degree and total-number rules, one synapse per lane and
+// stride; the probability rule's PROC_SPLIT slices, each with its own random stream,
+// stay with the first workgroup's invocations. Each synapse adds its fixed-point
+// weight to the ring-buffer slot of the arrival step with an integer atomic
+// (order-independent sums), so no result depends on the split. Projections with normally distributed weights or
 // delays draw them per synapse from the seed (synapse_draw). Procedural rules regenerate the targets from the
 // seed. Twins: src/cpu/propagate.rs, src/model/connectivity.rs.
 
@@ -76,13 +79,17 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) tid: u32,
 ) {
-    let s = wid.y * MAX_WG_DIM + wid.x;
-    if (s == 0u) {
+    let w = wid.y * MAX_WG_DIM + wid.x;
+    if (w == 0u) {
         advance_glutamate(tid);
     }
+    let s = w / sim.spike_groups;
+    let part = w % sim.spike_groups;
     if (s >= ctrl.chunks[sim.parity].n_spikes) {
         return;
     }
+    let lane = part * PROC_SPLIT + tid;
+    let lanes = sim.spike_groups * PROC_SPLIT;
     let pre = spikes[s].x;
     let spike_step = spikes[s].y;
     // Only the spike's own network's projections can carry it (a batch holds many
@@ -102,7 +109,7 @@ fn main(
             let row = pr.table_base + pre_local;
             let start = table_rows[row];
             let end = table_rows[row + 1u];
-            for (var idx = start + tid; idx < end; idx += PROC_SPLIT) {
+            for (var idx = start + lane; idx < end; idx += lanes) {
                 if (drawn) {
                     deliver_drawn(pr, pre_local, idx - start, table_cols[idx], spike_step);
                 } else {
@@ -110,6 +117,9 @@ fn main(
                 }
             }
         } else if (pr.rule == RULE_PROBABILITY) {
+            if (part != 0u) {
+                continue;
+            }
             // Geometric skipping over this slice: gaps between targets are
             // floor(ln(u) / ln(1 - p)), u uniform in (0, 1].
             let b = slice_bounds(pr.post_size, tid);
@@ -166,7 +176,7 @@ fn main(
             if (exclude_self) {
                 range -= 1u;
             }
-            for (var m = tid; m < degree; m += PROC_SPLIT) {
+            for (var m = lane; m < degree; m += lanes) {
                 let r = threefry2x32(vec2<u32>(pre_local, m), k);
                 var t = mul_hi_u32(r.x, range);
                 if (exclude_self && t >= pre_local) {

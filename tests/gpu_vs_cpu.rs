@@ -197,6 +197,15 @@ fn microcircuit_agrees_on_gpu_and_cpu() {
     let mut s = Scenario::from_toml("microcircuit", &text).expect("scenario");
     s.duration_ms = 60.0;
     s.record.spikes = s.populations.iter().map(|p| p.name.clone()).collect();
+    // Each spike's synapses are spread over several workgroups
+    // (SimParams::spike_groups), as at full scale.
+    let groups = Network::build(&s, 250)
+        .expect("network")
+        .params
+        .sim
+        .spike_groups;
+    eprintln!("spike_groups {groups}");
+    assert!(groups > 1, "spike_groups {groups}");
     check_identical(&s, 250, "microcircuit_agrees_on_gpu_and_cpu");
 }
 

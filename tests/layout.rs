@@ -86,6 +86,10 @@ fn shared_structs_match_rust_layout() {
                 rec_capacity,
                 fuse_steps,
                 parity,
+                spike_groups,
+                _pad0,
+                _pad1,
+                _pad2,
                 inv_scale,
             ]
         );

@@ -776,12 +776,12 @@ fn map_read_all(device: &wgpu::Device, staging: &[&wgpu::Buffer]) -> Result<Vec<
     Ok(out)
 }
 
-/// Bytes between the two `SimParams` copies in the `sim` buffer: the adapter's
-/// alignment for uniform binding offsets (256 on most), at least the struct's size.
+/// Bytes between the two `SimParams` copies in the `sim` buffer: the struct's size
+/// rounded up to the adapter's alignment for uniform binding offsets (256 on most),
+/// so that the second copy's offset is a valid binding offset.
 fn sim_stride(limits: &wgpu::Limits) -> u64 {
-    (limits.min_uniform_buffer_offset_alignment as u64)
-        .max(std::mem::size_of::<SimParams>() as u64)
-        .next_multiple_of(std::mem::size_of::<SimParams>() as u64)
+    (std::mem::size_of::<SimParams>() as u64)
+        .next_multiple_of((limits.min_uniform_buffer_offset_alignment as u64).max(1))
 }
 
 /// The contents of the `sim` buffer: `sim` with `parity` 0 at offset 0 and with

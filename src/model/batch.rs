@@ -255,6 +255,11 @@ impl Network {
             .min()
             .unwrap_or(1);
         params.sim.rec_capacity = rec_capacity;
+        params.sim.spike_groups = nets
+            .iter()
+            .map(|n| n.params.sim.spike_groups)
+            .max()
+            .unwrap_or(1);
         Ok(Network {
             scenario,
             params,

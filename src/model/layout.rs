@@ -40,6 +40,18 @@ pub struct SimParams {
     /// use: 0 or 1, alternating from one chunk of fused steps to the next (the GPU
     /// keeps two copies of this block, one per value); 0 and unused on the CPU.
     pub parity: u32,
+    /// Workgroups of `PROC_SPLIT` invocations per spike in the GPU's propagation
+    /// (1 to `MAX_SPIKE_GROUPS`; `Network::build`): the procedural out-degree and
+    /// total-number rules and the tables spread a spike's synapses over all of them;
+    /// the probability rule's `PROC_SPLIT` slices (their own random streams) stay in
+    /// the first. Unused on the CPU. No result depends on it.
+    pub spike_groups: u32,
+    /// Padding (keeps `inv_scale` 16-byte aligned, as WGSL requires).
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+    /// Padding.
+    pub _pad2: u32,
     /// nS (or drive units) per fixed-point LSB of the AMPA, GABA_A and NMDA ring
     /// buffers (powers of two); the fourth entry is unused.
     pub inv_scale: [f32; 4],
@@ -412,7 +424,7 @@ pub struct SlowParams {
 
 const _: () = assert!(std::mem::size_of::<SlowPop>() == 32);
 const _: () = assert!(std::mem::size_of::<SlowParams>().is_multiple_of(16));
-const _: () = assert!(std::mem::size_of::<SimParams>() == 64);
+const _: () = assert!(std::mem::size_of::<SimParams>() == 80);
 const _: () = assert!(std::mem::size_of::<PopParams>() == 208);
 const _: () = assert!(std::mem::size_of::<PoolParams>() == 32);
 const _: () = assert!(std::mem::size_of::<ProjParams>() == 80);

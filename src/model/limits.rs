@@ -35,6 +35,10 @@ pub const WORKGROUP_SIZE: u32 = 64;
 /// slices, each with its own random stream, so the connectivity itself depends on this
 /// number (and is identical on every backend).
 pub const PROC_SPLIT: u32 = 64;
+/// Most workgroups of `PROC_SPLIT` invocations that share one spike in the
+/// propagation kernel (`SimParams::spike_groups`): enough for 4096 synapses per spike
+/// at one per invocation; a spike with more takes several per invocation.
+pub const MAX_SPIKE_GROUPS: u32 = 64;
 /// Most workgroups per dispatch dimension (WebGPU's guaranteed minimum).
 pub const MAX_WORKGROUPS_PER_DIM: u32 = 65_535;
 /// NMDA receptor pools (subunits) per population.
