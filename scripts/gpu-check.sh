@@ -33,6 +33,8 @@
 #   GPU_CHECK_RUN_ARGS=          scenario arguments for the `ketasim run` step (default: none,
 #                                the default scenario; quick: coba --duration-ms 100)
 #   GPU_CHECK_SCALE_NEURONS=10000000  size of the extra large-network bench ("" to skip)
+#   GPU_CHECK_VARIANTS=           ';'-separated settings ("VAR=value VAR2=value"), each
+#                                running the suite again after the main one
 #   GPU_CHECK_LOADER=auto        auto: bundled loader libraries only where the system lacks
 #                                them; bundle: always the bundled ones; system: never
 #   GPU_CHECK_ALLOW_SOFTWARE=1   accept a software adapter (llvmpipe) as the GPU
@@ -368,13 +370,14 @@ bench_step() { # label, timeout, args...: run ketasim bench in logs/bench
   fi
   say "  bench $label: ketasim bench $* (timeout ${t}s)"
   t0=$(now)
-  (cd "$LOGS/bench" && timeout -k 10 "$t" "$BIN" bench "$@") >"$LOGS/bench/$label.log" 2>&1 </dev/null
+  (cd "$LOGS/bench" && env "${BENCH_ENV[@]}" timeout -k 10 "$t" "$BIN" bench "$@") >"$LOGS/bench/$label.log" 2>&1 </dev/null
   rc=$?
   case $rc in 0) st=OK ;; 124|137) st="TIMEOUT(budget)" ;; *) st=FAIL; fail_note "bench $label failed (exit $rc)" ;; esac
   printf '%s\t%s\t%s\n' "$label" "$st" "$(( $(now) - t0 ))" >>"$BENCH_RES"
   say "  bench $label: $st"
   [ "$st" = FAIL ] && { echo "==== bench $label: exit $rc"; tail -40 "$LOGS/bench/$label.log"; echo; } >>"$FAILURES"
 }
+BENCH_ENV=()   # VAR=value settings for the next bench_step (the variants below)
 HAS_SUITE=0
 "$BIN" bench --help 2>/dev/null | grep -q -- --suite && HAS_SUITE=1
 if [ "$HAS_SUITE" = 1 ]; then
@@ -387,6 +390,19 @@ if [ "$HAS_SUITE" = 1 ]; then
   bench_step "suite-$suite" "$(left $((BENCH_DEADLINE - res)))" --suite "$suite" --backend "$BENCH_BACKEND" --out bench.json
   if [ ${#scale[@]} -gt 0 ]; then
     bench_step scale "$(left "$BENCH_DEADLINE")" "${scale[@]}" --backend gpu --out bench-scale.json
+  fi
+  # The suite again under each variant's settings, on the same machine (timings are
+  # comparable only there): GPU_CHECK_VARIANTS="KETASIM_SPIKE_GROUPS=1;KETASIM_GPU_CONTRACT=1".
+  if [ -n "${GPU_CHECK_VARIANTS:-}" ]; then
+    IFS=';' read -r -a variants <<<"$GPU_CHECK_VARIANTS"
+    vi=0
+    for v in "${variants[@]}"; do
+      vi=$((vi + 1))
+      read -r -a BENCH_ENV <<<"$v"
+      say "  variant $vi: ${BENCH_ENV[*]}"
+      bench_step "variant$vi" "$(left "$BENCH_DEADLINE")" --suite "$suite" --backend "$BENCH_BACKEND" --out "bench-variant$vi.json"
+      BENCH_ENV=()
+    done
   fi
   [ -f "$LOGS/bench/bench.json" ] && cp "$LOGS/bench/bench.json" "$OUT/bench.json"
   [ -f "$LOGS/bench/bench.md" ] && cp "$LOGS/bench/bench.md" "$OUT/bench.md"

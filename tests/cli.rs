@@ -610,15 +610,23 @@ fn dose_response_on_the_default_scenario_replaces_its_protocol() {
     assert_png(&out_dir.join("dose_response.png"), 0);
 }
 
-/// `KETASIM_FUSE_STEPS` must be a positive whole number: anything else stops a GPU
-/// run with an error naming the variable (and no panic).
+/// `KETASIM_FUSE_STEPS` must be a positive whole number and `KETASIM_SPIKE_GROUPS` a
+/// whole number from 1 to 64: anything else stops a GPU run with an error naming the
+/// variable (and no panic).
 #[test]
-fn bad_fuse_steps_variable_is_named() {
-    if common::gpu_or_skip("bad_fuse_steps_variable_is_named").is_none() {
+fn bad_tuning_variables_are_named() {
+    if common::gpu_or_skip("bad_tuning_variables_are_named").is_none() {
         return;
     }
     let dir = TempDir::new("fuse-env");
-    for bad in ["0", "abc", "-3"] {
+    for (var, bad) in [
+        ("KETASIM_FUSE_STEPS", "0"),
+        ("KETASIM_FUSE_STEPS", "abc"),
+        ("KETASIM_FUSE_STEPS", "-3"),
+        ("KETASIM_SPIKE_GROUPS", "0"),
+        ("KETASIM_SPIKE_GROUPS", "65"),
+        ("KETASIM_SPIKE_GROUPS", "two"),
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ketasim"))
             .args([
                 "run",
@@ -630,12 +638,12 @@ fn bad_fuse_steps_variable_is_named() {
                 "--out",
             ])
             .arg(dir.path())
-            .env("KETASIM_FUSE_STEPS", bad)
+            .env(var, bad)
             .output()
             .expect("cannot start the ketasim binary");
-        assert_eq!(out.status.code(), Some(1), "{bad}: {}", report(&out));
+        assert_eq!(out.status.code(), Some(1), "{var}={bad}: {}", report(&out));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("KETASIM_FUSE_STEPS"), "{bad}: {err}");
-        assert!(!err.contains("panicked"), "{bad}: {err}");
+        assert!(err.contains(var), "{var}={bad}: {err}");
+        assert!(!err.contains("panicked"), "{var}={bad}: {err}");
     }
 }

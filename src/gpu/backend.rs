@@ -17,7 +17,9 @@ use crate::model::layout::{
     ChunkCtrl, DrugParams, GpuCtrl, IsiStat, SimParams, SlowParams, SlowPop,
     GPU_CTRL_SHARED_OFFSET, SLOW_SUMS_PER_POP,
 };
-use crate::model::limits::{MAX_NMDA_POOLS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE};
+use crate::model::limits::{
+    MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
+};
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
 
@@ -215,6 +217,26 @@ pub fn capped_fuse_steps(fuse_steps: u32) -> Result<u32> {
     Ok(fuse_steps.min(fuse_steps_from_env()?.unwrap_or(u32::MAX)))
 }
 
+/// Environment variable that sets `SimParams::spike_groups` (1 to
+/// `MAX_SPIKE_GROUPS`) in place of the network's own choice: for measuring the
+/// propagation's split on a GPU (`KETASIM_SPIKE_GROUPS=1` is one workgroup per
+/// spike). No result depends on it.
+pub const SPIKE_GROUPS_ENV: &str = "KETASIM_SPIKE_GROUPS";
+
+/// The workgroups per spike asked for by [`SPIKE_GROUPS_ENV`], if set (an error
+/// naming it if it is not a whole number from 1 to `MAX_SPIKE_GROUPS`).
+pub fn spike_groups_from_env() -> Result<Option<u32>> {
+    let Some(value) = std::env::var_os(SPIKE_GROUPS_ENV) else {
+        return Ok(None);
+    };
+    match value.to_str().map(|v| v.trim().parse::<u32>()) {
+        Some(Ok(n)) if (1..=MAX_SPIKE_GROUPS).contains(&n) => Ok(Some(n)),
+        _ => Err(Error::Capacity(format!(
+            "environment variable {SPIKE_GROUPS_ENV}={value:?} is not a whole number from 1 to {MAX_SPIKE_GROUPS}: give e.g. 1 (one workgroup per spike), or unset it"
+        ))),
+    }
+}
+
 /// Workgroup grid covering `n` invocations of `WORKGROUP_SIZE`, spilling into y.
 fn grid_for(n: u32) -> (u32, u32) {
     let groups = n.div_ceil(WORKGROUP_SIZE).max(1);
@@ -257,6 +279,9 @@ impl GpuBackend {
         let slots = net.params.sim.ring_slots as u64;
         let mut sim = net.params.sim;
         sim.fuse_steps = capped_fuse_steps(sim.fuse_steps)?;
+        if let Some(groups) = spike_groups_from_env()? {
+            sim.spike_groups = groups;
+        }
         let sim_stride = sim_stride(&ctx.limits);
         let f32s =
             |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
