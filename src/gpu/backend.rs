@@ -279,6 +279,9 @@ impl GpuBackend {
         let slots = net.params.sim.ring_slots as u64;
         let mut sim = net.params.sim;
         sim.fuse_steps = capped_fuse_steps(sim.fuse_steps)?;
+        if !ctx.split_spikes {
+            sim.spike_groups = 1;
+        }
         if let Some(groups) = spike_groups_from_env()? {
             sim.spike_groups = groups;
         }

@@ -29,6 +29,13 @@ pub struct GpuContext {
     /// `KETASIM_GPU_CONTRACT=1`. Only then do CPU and GPU agree bit for bit on drivers
     /// that fuse multiply-adds (NVIDIA's do).
     pub strict_float: bool,
+    /// Whether the propagation spreads a spike's synapses over several workgroups
+    /// (`SimParams::spike_groups` as the network sets it) or gives each spike one:
+    /// on by default except on CPU adapters (llvmpipe), which run workgroups on a
+    /// few threads, so extra ones cost their setup and buy no parallelism (the quick
+    /// suite's 10,000-neuron microcircuit took 23 s split, 2.2 s not, on 2 cores).
+    /// `KETASIM_SPIKE_GROUPS` overrides both. No result depends on it.
+    pub split_spikes: bool,
 }
 
 fn instance() -> wgpu::Instance {
@@ -142,6 +149,7 @@ impl GpuContext {
         let timestamps =
             want_timestamps && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let strict_float = super::strict::wanted(info.backend, adapter.features());
+        let split_spikes = info.device_type != wgpu::DeviceType::Cpu;
         let mut required_features = wgpu::Features::empty();
         if timestamps {
             required_features |= wgpu::Features::TIMESTAMP_QUERY;
@@ -173,6 +181,7 @@ impl GpuContext {
             uncaptured,
             timestamps,
             strict_float,
+            split_spikes,
         })
     }
 
