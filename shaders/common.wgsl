@@ -313,9 +313,58 @@ fn one_minus_exp_neg(x: f32) -> f32 {
     return 1.0 - exp_f32(-x);
 }
 
+// a / b rounded to nearest, ties to even, as IEEE 754 division (and so the CPU
+// twin's `/`) gives it. Vulkan lets OpFDiv be off by 2.5 ulp ("Precision and
+// Operation of SPIR-V Instructions"), and NVIDIA's is: on an H200 the NMDA sums of
+// the mixed test circuit drifted by one fixed-point unit within 34 steps. Normal
+// operands with a normal quotient take 25 steps of restoring long division of the
+// 24-bit significands (the quotient's 24 bits and a guard bit; the remainder is the
+// sticky bit); zeros, subnormals, infinities, NaN and quotients at the ends of the
+// exponent range fall back to the native division. EXACT_DIV (generated header) is
+// false on the plain WGSL path, which is not exact anyway (src/gpu/strict.rs).
+fn div_rn(a: f32, b: f32) -> f32 {
+    if (!EXACT_DIV) {
+        return a / b;
+    }
+    let ba = bitcast<u32>(a);
+    let bb = bitcast<u32>(b);
+    let ea = i32((ba >> 23u) & 0xffu);
+    let eb = i32((bb >> 23u) & 0xffu);
+    var e = ea - eb + 127;
+    if (ea == 0 || ea == 255 || eb == 0 || eb == 255 || e < 2 || e > 253) {
+        return a / b;
+    }
+    var ma = (ba & 0x7fffffu) | 0x800000u;
+    let mb = (bb & 0x7fffffu) | 0x800000u;
+    if (ma < mb) {
+        ma = ma << 1u;
+        e -= 1;
+    }
+    // mb <= ma < 2 mb: the quotient is in [1, 2).
+    var q = 0u;
+    var r = ma;
+    for (var k = 0u; k < 25u; k++) {
+        q = q << 1u;
+        if (r >= mb) {
+            r -= mb;
+            q |= 1u;
+        }
+        r = r << 1u;
+    }
+    var m = q >> 1u;
+    if ((q & 1u) != 0u && (r != 0u || (m & 1u) != 0u)) {
+        m += 1u;
+    }
+    if (m == 0x1000000u) {
+        m = 0x800000u;
+        e += 1;
+    }
+    return bitcast<f32>(((ba ^ bb) & 0x80000000u) | (u32(e) << 23u) | (m & 0x7fffffu));
+}
+
 // Mg2+ unblocked fraction, Jahr & Stevens 1990 (twin of model::mg_block).
 fn mg_block(v: f32, mg_over_k0: f32) -> f32 {
-    return 1.0 / (1.0 + mg_over_k0 * exp_f32(-MG_SLOPE * v));
+    return div_rn(1.0, 1.0 + mg_over_k0 * exp_f32(-MG_SLOPE * v));
 }
 
 // One exact split step of an NMDA pool's four-state ketamine scheme (twin of
@@ -326,7 +375,7 @@ fn pool_step(st: vec4<f32>, pl: PoolParams, x: f32, v: f32, mg_free: f32, conc: 
     let a = pl.alpha_dt * x;
     let ab = a + pl.beta_dt;
     let e_gate = exp_f32(-ab);
-    let g_gate = a * (1.0 / ab) * one_minus_exp_neg(ab);
+    let g_gate = a * div_rn(1.0, ab) * one_minus_exp_neg(ab);
     let c = 1.0 - st.x - st.y - st.z;
     let unblocked = c + st.x;
     let blocked = st.z + st.y;
@@ -337,7 +386,7 @@ fn pool_step(st: vec4<f32>, pl: PoolParams, x: f32, v: f32, mg_free: f32, conc: 
     let ku = pl.kon_dt * pl.kd_ref_um * exp_f32(pl.kd_slope_per_mv * (v - KD_REF_MV));
     let kk = kb + ku;
     let e_block = exp_f32(-kk);
-    let g_block = kb * (1.0 / kk) * one_minus_exp_neg(kk);
+    let g_block = kb * div_rn(1.0, kk) * one_minus_exp_neg(kk);
     let open_all = o1 + b1;
     let b2 = b1 * e_block + open_all * g_block;
     return vec4<f32>(open_all - b2, b2, t1, 0.0);

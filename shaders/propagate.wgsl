@@ -42,7 +42,7 @@ fn advance_glutamate(tid: u32) {
             let idx = ((start + k) % sim.count_capacity) * sim.n_pop + pop;
             let rel = f32(glu_release[2u * idx + 1u]) * 4294967296.0 + f32(glu_release[2u * idx]);
             g = g + rel * (1.0 / GLU_SCALE) * p.glu_um_per_vesicle;
-            g = g - p.glu_vmax_dt * g * (1.0 / (p.glu_km_um + g));
+            g = g - p.glu_vmax_dt * g * div_rn(1.0, p.glu_km_um + g);
             glu_trace[idx] = g;
         }
         glu_state[pop] = g;

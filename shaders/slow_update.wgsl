@@ -36,7 +36,7 @@ fn hill(r: f32) -> f32 {
     for (var k = 0u; k < slow.hill_n; k++) {
         rn = rn * r;
     }
-    return rn / (rn + slow.hill_k_pow);
+    return div_rn(rn, rn + slow.hill_k_pow);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -59,21 +59,21 @@ fn main(
     if (slow.mode == 1u) {
         st = vec4<f32>(sp.a_end, slow.m_rest, slow.m_rest, 1.0);
     } else {
-        let inv_n = 1.0 / f32(slow.n_sub);
+        let inv_n = div_rn(1.0, f32(slow.n_sub));
         for (var j = 0u; j < slow.n_sub; j++) {
             let a = sp.a_start + (sp.a_end - sp.a_start) * ((f32(j) + 0.5) * inv_n);
             var r = 1.0;
             if (st.x > 0.0) {
-                r = a / st.x;
+                r = div_rn(a, st.x);
             }
             let d = hill(r);
             st.x = st.x + (a - st.x) * slow.adapt_rate;
             st.y = st.y + (d - st.y) * slow.bdnf_rate;
             st.z = st.z + (slow.mtor_gain * (slow.bdnf_gain * st.y) - st.z) * slow.mtor_rate;
-            st.w = st.w + (st.z / slow.m_rest - st.w) * slow.protein_rate;
+            st.w = st.w + (div_rn(st.z, slow.m_rest) - st.w) * slow.protein_rate;
             let g = slow.growth_per_h * max(st.w - 1.0 - slow.threshold, 0.0);
             let lam = g + slow.loss_per_h;
-            let s_inf = (g * slow.max_density + sp.s_set * slow.loss_per_h) / lam;
+            let s_inf = div_rn(g * slow.max_density + sp.s_set * slow.loss_per_h, lam);
             sg.x = s_inf + (sg.x - s_inf) * exp_f32(-lam * slow.h_hours);
         }
         sig_nrn[i] = sg;

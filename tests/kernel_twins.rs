@@ -1,16 +1,18 @@
 //! The WGSL helper functions of `shaders/common.wgsl` against their Rust twins on
 //! random inputs run through a small test kernel on the adapter: `pool_step`
-//! (ketamine receptor kinetics), `exp_f32`, `ln_f32`, `one_minus_exp_neg` and
-//! `mg_block`. The operations are the same, but a GPU compiler may fuse a multiply
-//! and an add into one rounding (lavapipe does so in the polynomials), so agreement
-//! is required to a few ulp (relative 2e-6), not bit for bit; the counts of exact
-//! matches are printed.
+//! (ketamine receptor kinetics), `exp_f32`, `ln_f32`, `one_minus_exp_neg`,
+//! `mg_block` and `div_rn` (against Rust's `/`). The kernel is built as the
+//! simulation's are (`strict::compute_pipeline`): where the context has strict float
+//! (no contraction, exact division) every result must be bit for bit the CPU's; on
+//! the plain WGSL path a GPU compiler may fuse a multiply and an add into one
+//! rounding and divide to 2.5 ulp, so agreement is required to a few ulp (relative
+//! 2e-6) there; the counts of exact matches are printed.
 
 mod common;
 
 use bytemuck::{Pod, Zeroable};
 use glam::UVec2;
-use ketasim::gpu::shaders;
+use ketasim::gpu::{shaders, strict};
 use ketasim::model::ketamine::{pool_step, PoolRates, PoolState};
 use ketasim::model::layout::PoolParams;
 use ketasim::model::mg_block;
@@ -28,7 +30,8 @@ struct Case {
     conc: f32,
     e_arg: f32,
     l_arg: f32,
-    _pad: [f32; 2],
+    div_a: f32,
+    div_b: f32,
     pl: PoolParams,
 }
 
@@ -41,8 +44,8 @@ struct Case {
     conc: f32,
     e_arg: f32,
     l_arg: f32,
-    _p0: f32,
-    _p1: f32,
+    div_a: f32,
+    div_b: f32,
     pl: PoolParams,
 }
 // Bindings 0 and 1 are common.wgsl's (unused here, so not in the layout).
@@ -56,8 +59,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let c = cases[i];
-    outs[2u * i] = pool_step(c.st, c.pl, c.x, c.v, c.mg_free, c.conc);
-    outs[2u * i + 1u] = vec4<f32>(exp_f32(c.e_arg), ln_f32(c.l_arg), one_minus_exp_neg(abs(c.e_arg)), mg_block(c.v, c.pl.mg_over_k0));
+    outs[3u * i] = pool_step(c.st, c.pl, c.x, c.v, c.mg_free, c.conc);
+    outs[3u * i + 1u] = vec4<f32>(exp_f32(c.e_arg), ln_f32(c.l_arg), one_minus_exp_neg(abs(c.e_arg)), mg_block(c.v, c.pl.mg_over_k0));
+    outs[3u * i + 2u] = vec4<f32>(div_rn(c.div_a, c.div_b), div_rn(c.div_b, c.div_a), div_rn(1.0, c.div_b), div_rn(c.div_a, 3.0));
 }
 "#;
 
@@ -98,7 +102,8 @@ fn cases(n: u32) -> Vec<Case> {
                 },
                 e_arg: -80.0 + 160.0 * u6,
                 l_arg: 10.0f32.powf(-7.0 + 12.0 * u7),
-                _pad: [0.0; 2],
+                div_a: div_operand(i, 4),
+                div_b: div_operand(i, 5),
                 pl: PoolParams {
                     fraction: 1.0,
                     mg_over_k0,
@@ -114,7 +119,25 @@ fn cases(n: u32) -> Vec<Case> {
         .collect()
 }
 
-fn cpu(c: &Case) -> [[f32; 4]; 2] {
+/// A division operand: any sign and significand, exponents over most of the normal
+/// range (quotients of two such stay normal, where `div_rn` divides exactly); every
+/// 8th a significand near 1 (quotients at the rounding boundaries), every 16th 0.
+fn div_operand(i: u32, k: u32) -> f32 {
+    let w = threefry2x32(UVec2::new(i, k), UVec2::new(99, 7));
+    if i % 16 == 15 {
+        return 0.0;
+    }
+    let sign = w.x & 0x8000_0000;
+    let exponent = 64 + w.y % 128;
+    let significand = if i % 8 == 7 {
+        (w.x & 0x7) | if w.x & 0x10 != 0 { 0x7f_fff8 } else { 0 }
+    } else {
+        w.x & 0x7f_ffff
+    };
+    f32::from_bits(sign | (exponent << 23) | significand)
+}
+
+fn cpu(c: &Case) -> [[f32; 4]; 3] {
     let s = pool_step(
         PoolState {
             o: c.st[0],
@@ -135,6 +158,12 @@ fn cpu(c: &Case) -> [[f32; 4]; 2] {
             one_minus_exp_neg(c.e_arg.abs()),
             mg_block(c.v, c.pl.mg_over_k0),
         ],
+        [
+            c.div_a / c.div_b,
+            c.div_b / c.div_a,
+            1.0 / c.div_b,
+            c.div_a / 3.0,
+        ],
     ]
 }
 
@@ -146,25 +175,21 @@ fn wgsl_helpers_match_their_rust_twins() {
     let n = 20_000u32;
     let cs = cases(n);
     let device = &ctx.device;
-    let src = format!("{}\n{}\n{}", shaders::header(), shaders::COMMON, KERNEL);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("twins"),
-        source: wgpu::ShaderSource::Wgsl(src.into()),
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some("twins"),
-        layout: None,
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
+    let pipeline = strict::compute_pipeline(device, "twins", ctx.strict_float, |exact_div| {
+        format!(
+            "{}\n{}\n{}",
+            shaders::header_with(exact_div),
+            shaders::COMMON,
+            KERNEL
+        )
+    })
+    .expect("pipeline");
     let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("cases"),
         contents: bytemuck::cast_slice(&cs),
         usage: wgpu::BufferUsages::STORAGE,
     });
-    let out_bytes = (n as u64) * 32;
+    let out_bytes = (n as u64) * 48;
     let out = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("outs"),
         size: out_bytes,
@@ -208,17 +233,23 @@ fn wgsl_helpers_match_their_rust_twins() {
         .poll(wgpu::PollType::wait_indefinitely())
         .expect("poll");
     rx.recv().expect("callback").expect("map");
+    ctx.check_uncaptured().expect("no wgpu error");
     let gpu: Vec<[f32; 4]> =
         bytemuck::pod_collect_to_vec(&staging.get_mapped_range(..).expect("range"));
     let names = [
         "pool_step",
         "exp_f32 / ln_f32 / one_minus_exp_neg / mg_block",
+        "div_rn",
     ];
     let mut bad = Vec::new();
-    let mut exact = [0usize; 2];
-    // Fractions: absolute 2e-6 (a few ulp of 1); the other functions: relative 2e-6.
+    let mut exact = [0usize; 3];
+    // Fractions: absolute 2e-6 (a few ulp of 1); the other functions: relative 2e-6;
+    // nothing but the same bits with strict float.
+    let strict = ctx.strict_float;
     let close = |k: usize, a: f32, b: f32| {
-        if k == 0 {
+        if strict {
+            a.to_bits() == b.to_bits()
+        } else if k == 0 {
             (a - b).abs() <= 2e-6
         } else {
             (a - b).abs() <= 2e-6 * a.abs().max(b.abs())
@@ -226,8 +257,8 @@ fn wgsl_helpers_match_their_rust_twins() {
     };
     for (i, c) in cs.iter().enumerate() {
         let want = cpu(c);
-        for k in 0..2 {
-            let got = gpu[2 * i + k];
+        for k in 0..3 {
+            let got = gpu[3 * i + k];
             if got
                 .iter()
                 .zip(&want[k])
@@ -243,9 +274,10 @@ fn wgsl_helpers_match_their_rust_twins() {
         }
     }
     eprintln!(
-        "bit-identical: pool_step {}/{n}, elementary functions {}/{n} (on {})",
+        "bit-identical: pool_step {}/{n}, elementary functions {}/{n}, division {}/{n} (on {}, strict float {strict})",
         exact[0],
         exact[1],
+        exact[2],
         ctx.describe()
     );
     assert!(

@@ -255,23 +255,6 @@ impl GpuBackend {
         };
         let plan = memory::check(&net.scenario, net.params.sim.count_capacity, &lim)?;
         let device = &ctx.device;
-        // Kernels without float contraction (`strict.rs`), translated before the
-        // error scopes open so that a failure returns with none left open.
-        let mut strict_kernels = Vec::new();
-        if ctx.strict_float {
-            let mut kernels = vec![
-                shaders::NEURON_UPDATE,
-                shaders::REDUCE_STATS,
-                shaders::PROPAGATE,
-            ];
-            if net.has_signalling() {
-                kernels.extend([shaders::SIGNAL_SUM, shaders::SLOW_UPDATE]);
-            }
-            for k in kernels {
-                let t = strict::translate(k.name, &shaders::source(&k), "main")?;
-                strict_kernels.push((k.name, t));
-            }
-        }
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let valid = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let st = net.initial_state();
@@ -451,11 +434,7 @@ impl GpuBackend {
         };
         let b = &buf;
         let pipeline = |kernel: &Kernel, buffers: &[&wgpu::Buffer]| {
-            let strict = strict_kernels
-                .iter()
-                .find(|(name, _)| *name == kernel.name)
-                .map(|(_, t)| t);
-            make_pipeline(device, kernel, strict, sim_stride, buffers)
+            make_pipeline(device, kernel, ctx.strict_float, sim_stride, buffers)
         };
         let neuron = pipeline(
             &shaders::NEURON_UPDATE,
@@ -483,13 +462,13 @@ impl GpuBackend {
                 &b.sig_nrn,
                 &b.drives,
             ],
-        );
-        let slow = net.has_signalling().then(|| {
-            (
+        )?;
+        let slow = if net.has_signalling() {
+            Some((
                 pipeline(
                     &shaders::SIGNAL_SUM,
                     &[&b.sim, &b.pops, &b.slow_params, &b.sig_nrn, &b.slow_sums],
-                ),
+                )?,
                 pipeline(
                     &shaders::SLOW_UPDATE,
                     &[
@@ -501,9 +480,11 @@ impl GpuBackend {
                         &b.slow_sums,
                         &b.slow_pops,
                     ],
-                ),
-            )
-        });
+                )?,
+            ))
+        } else {
+            None
+        };
         let reduce = pipeline(
             &shaders::REDUCE_STATS,
             &[
@@ -517,7 +498,7 @@ impl GpuBackend {
                 &b.ctrl,
                 &b.samples,
             ],
-        );
+        )?;
         let propagate = pipeline(
             &shaders::PROPAGATE,
             &[
@@ -535,7 +516,7 @@ impl GpuBackend {
                 &b.glu_state,
                 &b.glu_trace,
             ],
-        );
+        )?;
         let valid_err = pollster::block_on(valid.pop());
         let oom_err = pollster::block_on(oom.pop());
         if let Some(e) = oom_err {
@@ -827,61 +808,18 @@ fn sim_copies(sim: &SimParams, stride: u64) -> Vec<u8> {
 
 /// A kernel's pipeline and its two bind groups. `buffers[i]` goes to binding `i`;
 /// binding 0 is the `SimParams` uniform of every kernel (tests/layout.rs), bound at
-/// the copy of each group's parity. With `strict`, the pipeline runs that SPIR-V
-/// translation of the kernel (no float contraction, `strict.rs`) with its reflected
-/// layout; otherwise wgpu compiles the WGSL and derives the layout.
+/// the copy of each group's parity. `strict`: the kernel runs as SPIR-V without float
+/// contraction and with exact division (`strict.rs`).
 fn make_pipeline(
     device: &wgpu::Device,
     kernel: &Kernel,
-    strict: Option<&strict::StrictKernel>,
+    strict: bool,
     sim_stride: u64,
     buffers: &[&wgpu::Buffer],
-) -> Pipeline {
-    let (module, layout) = match strict {
-        Some(t) => {
-            let [x, y, z] = t.workgroup_size;
-            // SAFETY: the words are naga's own SPIR-V translation of a module that
-            // naga validated, with only `NoContraction` decorations added; the
-            // layout is reflected from the same module.
-            let module = unsafe {
-                device.create_shader_module_passthrough(wgpu::ShaderModuleDescriptorPassthrough {
-                    label: Some(kernel.name),
-                    entry_points: vec![wgpu::PassthroughShaderEntryPoint {
-                        name: "main".into(),
-                        workgroup_size: (x, y, z),
-                    }]
-                    .into(),
-                    spirv: Some(t.words.as_slice().into()),
-                    ..Default::default()
-                })
-            };
-            let group = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(kernel.name),
-                entries: &t.layout,
-            });
-            let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.name),
-                bind_group_layouts: &[Some(&group)],
-                immediate_size: 0,
-            });
-            (module, Some(layout))
-        }
-        None => (
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kernel.name),
-                source: wgpu::ShaderSource::Wgsl(shaders::source(kernel).into()),
-            }),
-            None,
-        ),
-    };
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(kernel.name),
-        layout: layout.as_ref(),
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
+) -> Result<Pipeline> {
+    let pipeline = strict::compute_pipeline(device, kernel.name, strict, |exact_div| {
+        shaders::source_with(kernel, exact_div)
+    })?;
     let layout = pipeline.get_bind_group_layout(0);
     let sim_size = std::num::NonZeroU64::new(std::mem::size_of::<SimParams>() as u64);
     let bind_group = |parity: u64| {
@@ -907,10 +845,10 @@ fn make_pipeline(
             entries: &entries,
         })
     };
-    Pipeline {
+    Ok(Pipeline {
         pipeline,
         bind_groups: [bind_group(0), bind_group(1)],
-    }
+    })
 }
 
 impl Backend for GpuBackend {

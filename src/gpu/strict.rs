@@ -114,6 +114,27 @@ pub fn translate(name: &str, wgsl: &str, entry: &str) -> Result<StrictKernel> {
         });
     }
     layout.sort_by_key(|e| e.binding);
+    // wgpu-hal's Vulkan backend numbers a bind group layout's descriptors 0, 1, 2, ...
+    // in the order of its entries, which wgpu-core sorts by binding
+    // (`BindGroupLayout` creation in wgpu-hal 30, `vulkan/device.rs`), so binding b is
+    // descriptor (set 0, rank of b); wgpu passes naga the same map for WGSL modules.
+    let binding_map = layout
+        .iter()
+        .enumerate()
+        .map(|(rank, e)| {
+            (
+                naga::ResourceBinding {
+                    group: 0,
+                    binding: e.binding,
+                },
+                naga::back::spv::BindingInfo {
+                    descriptor_set: 0,
+                    binding: rank as u32,
+                    binding_array_size: None,
+                },
+            )
+        })
+        .collect();
     let options = naga::back::spv::Options {
         lang_version: SPIRV_VERSION,
         flags: naga::back::spv::WriterFlags::empty(),
@@ -126,9 +147,8 @@ pub fn translate(name: &str, wgsl: &str, entry: &str) -> Result<StrictKernel> {
         zero_initialize_workgroup_memory:
             naga::back::spv::ZeroInitializeWorkgroupMemoryMode::Polyfill,
         force_loop_bounding: true,
-        // No binding map: descriptor set = group, binding = binding, as wgpu-hal lays
-        // out a bind group layout on Vulkan.
-        fake_missing_bindings: true,
+        binding_map,
+        fake_missing_bindings: false,
         ..Default::default()
     };
     let pipeline = naga::back::spv::PipelineOptions {
@@ -183,6 +203,64 @@ pub fn decorate_no_contraction(words: &[u32]) -> std::result::Result<(Vec<u32>, 
     }
     out.extend_from_slice(&words[insert_at..]);
     Ok((out, results.len()))
+}
+
+/// A compute pipeline for the entry point `main` of `source(exact_div)` (a complete
+/// WGSL module; `exact_div` as in `shaders::header_with`). With `strict` it runs the
+/// [`translate`]d SPIR-V with its reflected bind group layout; otherwise wgpu
+/// compiles the WGSL (native division, contraction allowed) and derives the layout.
+/// Either way bind group 0 is `pipeline.get_bind_group_layout(0)`.
+pub fn compute_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    strict: bool,
+    source: impl Fn(bool) -> String,
+) -> Result<wgpu::ComputePipeline> {
+    let (module, layout) = if strict {
+        let t = translate(label, &source(true), "main")?;
+        let [x, y, z] = t.workgroup_size;
+        // SAFETY: the words are naga's own SPIR-V translation of a module that naga
+        // validated, with only `NoContraction` decorations added; the layout is
+        // reflected from the same module.
+        let module = unsafe {
+            device.create_shader_module_passthrough(wgpu::ShaderModuleDescriptorPassthrough {
+                label: Some(label),
+                entry_points: vec![wgpu::PassthroughShaderEntryPoint {
+                    name: "main".into(),
+                    workgroup_size: (x, y, z),
+                }]
+                .into(),
+                spirv: Some(t.words.as_slice().into()),
+                ..Default::default()
+            })
+        };
+        let group = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &t.layout,
+        });
+        let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&group)],
+            immediate_size: 0,
+        });
+        (module, Some(layout))
+    } else {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(source(false).into()),
+        });
+        (module, None)
+    };
+    Ok(
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: layout.as_ref(),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        }),
+    )
 }
 
 /// Whether kernels on this device go through [`translate`]: on Vulkan where the
