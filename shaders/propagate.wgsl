@@ -3,9 +3,11 @@
 // the neuron update wrote (ChunkCtrl); at least one workgroup runs, and the first
 // also advances the extracellular glutamate pools through the chunk
 // (advance_glutamate). The spike's invocations (lanes) share the synapses of the
-// tables and of the out-degree and total-number rules, one synapse per lane and
-// stride; the probability rule's PROC_SPLIT slices, each with its own random stream,
-// stay with the first workgroup's invocations. Each synapse adds its fixed-point
+// tables and of the out-degree and total-number rules, numbered consecutively across
+// the spike's projections (flat index = the projection's offset + m), lane l taking
+// flat indices l, l + lanes, ... (at most about one, as spike_groups is sized); the
+// probability rule's PROC_SPLIT slices, each with its own random stream, stay with
+// the first workgroup's invocations. Each synapse adds its fixed-point
 // weight to the ring-buffer slot of the arrival step with an integer atomic
 // (order-independent sums), so no result depends on the split. Projections with normally distributed weights or
 // delays draw them per synapse from the seed (synapse_draw). Procedural rules regenerate the targets from the
@@ -66,6 +68,12 @@ fn deliver_drawn(pr: ProjParams, pre_local: u32, id: u32, t: u32, t_spike: u32) 
     deliver(pr.receptor, slot * sim.n_total + pr.post_offset + t, bitcast<i32>(sd.x));
 }
 
+// The first m >= 0 with flat index offset + m congruent to lane modulo lanes: where
+// lane `lane` starts in a projection whose synapses begin at flat index `offset`.
+fn first_of_lane(offset: u32, lane: u32, lanes: u32) -> u32 {
+    return (lane + lanes - offset % lanes) % lanes;
+}
+
 // Balanced split of 0..size into PROC_SPLIT slices (twin of slice_bounds).
 fn slice_bounds(size: u32, tid: u32) -> vec2<u32> {
     let base = size / PROC_SPLIT;
@@ -90,6 +98,9 @@ fn main(
     }
     let lane = part * PROC_SPLIT + tid;
     let lanes = sim.spike_groups * PROC_SPLIT;
+    // Flat index of the next projection's first synapse (tables and the out-degree
+    // and total-number rules).
+    var offset = 0u;
     let pre = spikes[s].x;
     let spike_step = spikes[s].y;
     // Only the spike's own network's projections can carry it (a batch holds many
@@ -109,7 +120,9 @@ fn main(
             let row = pr.table_base + pre_local;
             let start = table_rows[row];
             let end = table_rows[row + 1u];
-            for (var idx = start + lane; idx < end; idx += lanes) {
+            let first = start + first_of_lane(offset, lane, lanes);
+            offset += end - start;
+            for (var idx = first; idx < end; idx += lanes) {
                 if (drawn) {
                     deliver_drawn(pr, pre_local, idx - start, table_cols[idx], spike_step);
                 } else {
@@ -176,7 +189,9 @@ fn main(
             if (exclude_self) {
                 range -= 1u;
             }
-            for (var m = lane; m < degree; m += lanes) {
+            let first = first_of_lane(offset, lane, lanes);
+            offset += degree;
+            for (var m = first; m < degree; m += lanes) {
                 let r = threefry2x32(vec2<u32>(pre_local, m), k);
                 var t = mul_hi_u32(r.x, range);
                 if (exclude_self && t >= pre_local) {
