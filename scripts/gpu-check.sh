@@ -378,6 +378,14 @@ bench_step() { # label, timeout, args...: run ketasim bench in logs/bench
   [ "$st" = FAIL ] && { echo "==== bench $label: exit $rc"; tail -40 "$LOGS/bench/$label.log"; echo; } >>"$FAILURES"
 }
 BENCH_ENV=()   # VAR=value settings for the next bench_step (the variants below)
+# GPU clocks, power and utilisation every 200 ms through the bench phase (an idle
+# GPU runs at low clocks, and a suite row lasts well under a second): logs/bench/clocks.csv.
+CLOCKS_PID=
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu \
+    --format=csv -lms 200 >"$LOGS/bench/clocks.csv" 2>&1 &
+  CLOCKS_PID=$!
+fi
 HAS_SUITE=0
 "$BIN" bench --help 2>/dev/null | grep -q -- --suite && HAS_SUITE=1
 if [ "$HAS_SUITE" = 1 ]; then
@@ -428,6 +436,16 @@ print(json.dumps({"benchmark": d[0].get("benchmark"), "synapses_per_neuron": d[0
   fi
 fi
 
+if [ -n "$CLOCKS_PID" ]; then
+  kill "$CLOCKS_PID" 2>/dev/null; wait "$CLOCKS_PID" 2>/dev/null
+  # SM clock (MHz) over the bench phase: samples, min, median, max.
+  tail -n +2 "$LOGS/bench/clocks.csv" | cut -d, -f2 | tr -dc '0-9\n' | grep -v '^$' | sort -n >"$WORK/sm.txt"
+  n=$(wc -l <"$WORK/sm.txt")
+  if [ "$n" -gt 0 ]; then
+    echo "$n samples, SM clock min $(head -1 "$WORK/sm.txt"), median $(sed -n "$(( (n + 1) / 2 ))p" "$WORK/sm.txt"), max $(tail -1 "$WORK/sm.txt") MHz" >"$WORK/clocks.txt"
+  fi
+fi
+
 # ---------------------------------------------------------------- 6. run
 # The default scenario (a multiscale protocol whose length is fixed by the scenario), or
 # with GPU_CHECK_QUICK=1 100 ms of the embedded coba network; GPU_CHECK_RUN_ARGS replaces
@@ -471,6 +489,7 @@ TOTAL_S=$(( $(now) - START ))
   awk -F'\t' '{p+=$3; f+=$4; i+=$5; s+=$6; if ($2=="PASS") ok++} END {printf "  %-24s %-12s %7d %7d %8d %7d\n", "total", ok+0 "/" NR " ok", p, f, i, s}' "$TESTS_RES"
   echo
   echo "BENCH"
+  [ -s "$WORK/clocks.txt" ] && echo "  GPU clocks during the bench (nvidia-smi, logs/bench/clocks.csv): $(cat "$WORK/clocks.txt")"
   while IFS=$'\t' read -r l st s; do printf '  %-24s %-16s %5ss\n' "$l" "$st" "$s"; done <"$BENCH_RES"
   for f in "$LOGS"/bench/*.log; do
     [ -f "$f" ] || continue
