@@ -16,6 +16,9 @@
 //! divide and negate is decorated, and the module is handed to the driver through
 //! wgpu's SPIR-V passthrough. Add, subtract and multiply are then correctly rounded
 //! (Vulkan spec, "Precision and Operation of SPIR-V Instructions"), as on the CPU.
+//! Division is not (2.5 ulp allowed), so the kernels divide with `div_rn`
+//! (`shaders/common.wgsl`), which this path compiles as an exact long division
+//! (`shaders::header_with(true)`). docs/determinism.md has the measurements.
 
 use crate::error::{Error, Result};
 
@@ -265,8 +268,9 @@ pub fn compute_pipeline(
 
 /// Whether kernels on this device go through [`translate`]: on Vulkan where the
 /// device has `PASSTHROUGH_SHADERS`, unless `KETASIM_GPU_CONTRACT=1` asks for the
-/// plain WGSL path (the driver may then fuse, and CPU and GPU can differ in the last
-/// bits; for measuring what the decorations cost).
+/// plain WGSL path (the driver may then fuse multiply-adds, division is the native
+/// one, and CPU and GPU can differ in the last bits; for measuring what exactness
+/// costs).
 pub fn wanted(backend: wgpu::Backend, features: wgpu::Features) -> bool {
     backend == wgpu::Backend::Vulkan
         && features.contains(wgpu::Features::PASSTHROUGH_SHADERS)
