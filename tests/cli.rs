@@ -610,9 +610,10 @@ fn dose_response_on_the_default_scenario_replaces_its_protocol() {
     assert_png(&out_dir.join("dose_response.png"), 0);
 }
 
-/// `KETASIM_FUSE_STEPS` must be a positive whole number and `KETASIM_SPIKE_GROUPS` a
-/// whole number from 1 to 64: anything else stops a GPU run with an error naming the
-/// variable (and no panic).
+/// `KETASIM_FUSE_STEPS` must be a positive whole number, `KETASIM_SPIKE_GROUPS` a
+/// whole number from 1 to 64 and `KETASIM_WG_SIZE` a power of two from 32 to the
+/// adapter's limit: anything else stops a GPU run with an error naming the variable
+/// (and no panic).
 #[test]
 fn bad_tuning_variables_are_named() {
     if common::gpu_or_skip("bad_tuning_variables_are_named").is_none() {
@@ -626,6 +627,9 @@ fn bad_tuning_variables_are_named() {
         ("KETASIM_SPIKE_GROUPS", "0"),
         ("KETASIM_SPIKE_GROUPS", "65"),
         ("KETASIM_SPIKE_GROUPS", "two"),
+        ("KETASIM_WG_SIZE", "48"),
+        ("KETASIM_WG_SIZE", "2048"),
+        ("KETASIM_WG_SIZE", "16"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ketasim"))
             .args([

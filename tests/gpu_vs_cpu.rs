@@ -59,6 +59,9 @@ enum Path {
     Default,
     /// WGSL compiled by wgpu (`KETASIM_GPU_CONTRACT=1`), contraction allowed.
     Wgsl,
+    /// What the context chose, with this many threads per workgroup in the
+    /// per-neuron kernels (`GpuContext::workgroup_size`).
+    Workgroup(u32),
 }
 
 fn check_identical(scenario: &Scenario, batch: u32, test: &str) {
@@ -69,8 +72,10 @@ fn check(scenario: &Scenario, batch: u32, test: &str, path: Path) {
     let Some(mut ctx) = common::gpu_or_skip(test) else {
         return;
     };
-    if path == Path::Wgsl {
-        ctx.strict_float = false;
+    match path {
+        Path::Default => {}
+        Path::Wgsl => ctx.strict_float = false,
+        Path::Workgroup(n) => ctx.workgroup_size = n,
     }
     // Spikes spread over several workgroups, as on a GPU, also on a CPU adapter.
     ctx.split_spikes = true;
@@ -87,6 +92,13 @@ fn check(scenario: &Scenario, batch: u32, test: &str, path: Path) {
     let net = Network::build(scenario, batch).expect("network");
     let mut cpu = CpuBackend::new(&net).expect("cpu");
     let mut gpu = GpuBackend::new(ctx, &net).expect("gpu");
+    if let Path::Workgroup(n) = path {
+        assert_eq!(
+            gpu.workgroup_size(),
+            n,
+            "the workgroup size was not applied"
+        );
+    }
     let c = run_all(&mut cpu, net.steps, batch);
     let g = run_all(&mut gpu, net.steps, batch);
     let cs = cpu.state().expect("cpu state");
@@ -223,6 +235,20 @@ fn mixed_network_on_the_wgsl_path_agrees_on_gpu_and_cpu() {
         73,
         "mixed_network_on_the_wgsl_path_agrees_on_gpu_and_cpu",
         Path::Wgsl,
+    );
+}
+
+/// The per-neuron kernels' workgroup size changes no result: the mixed circuit (every
+/// rule, NMDA pools, glutamate, uneven 73-step batches) with 256 threads per
+/// workgroup instead of 64 is bit for bit the CPU's, as with 64.
+#[test]
+fn mixed_network_with_256_thread_workgroups_is_identical_on_gpu_and_cpu() {
+    let s = Scenario::from_toml("mixed", common::MIXED).expect("scenario");
+    check(
+        &s,
+        73,
+        "mixed_network_with_256_thread_workgroups_is_identical_on_gpu_and_cpu",
+        Path::Workgroup(256),
     );
 }
 

@@ -18,7 +18,7 @@ use crate::model::layout::{
     GPU_CTRL_SHARED_OFFSET, SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::{
-    MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP, WORKGROUP_SIZE,
+    MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP,
 };
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
@@ -97,6 +97,8 @@ pub struct GpuBackend {
     /// `signal_sum` and `slow_update`, when the network has signalling populations.
     slow: Option<(Pipeline, Pipeline)>,
     grid: (u32, u32),
+    /// Threads per workgroup of the per-neuron kernels (`workgroup_size`).
+    wg_size: u32,
     timing: Option<KernelTiming>,
 }
 
@@ -237,14 +239,45 @@ pub fn spike_groups_from_env() -> Result<Option<u32>> {
     }
 }
 
-/// Workgroup grid covering `n` invocations of `WORKGROUP_SIZE`, spilling into y.
-fn grid_for(n: u32) -> (u32, u32) {
-    let groups = n.div_ceil(WORKGROUP_SIZE).max(1);
+/// Environment variable that sets the per-neuron kernels' workgroup size in place of
+/// `GpuContext::workgroup_size`: for measuring it on a GPU. No result depends on it.
+pub const WG_SIZE_ENV: &str = "KETASIM_WG_SIZE";
+
+/// The workgroup size for the per-neuron kernels: [`WG_SIZE_ENV`] if set, else
+/// `default`; an error naming its source unless it is a power of two from 32 to
+/// `max_invocations` (the adapter's invocations per workgroup) and to 1024
+/// (`reduce_stats` keeps 32 bytes of workgroup memory per thread).
+pub fn workgroup_size(default: u32, max_invocations: u32) -> Result<u32> {
+    let (size, source) = match std::env::var_os(WG_SIZE_ENV) {
+        Some(v) => (
+            v.to_str().and_then(|v| v.trim().parse::<u32>().ok()),
+            format!("environment variable {WG_SIZE_ENV}={v:?}"),
+        ),
+        None => (Some(default), format!("workgroup size {default}")),
+    };
+    let most = max_invocations.min(1024);
+    match size {
+        Some(n) if n.is_power_of_two() && (32..=most).contains(&n) => Ok(n),
+        _ => Err(Error::Capacity(format!(
+            "{source} is not a power of two from 32 to {most} (this adapter's limit): give e.g. 64 or 256, or unset it"
+        ))),
+    }
+}
+
+/// Workgroup grid covering `n` invocations of `wg_size`, spilling into y.
+fn grid_for(n: u32, wg_size: u32) -> (u32, u32) {
+    let groups = n.div_ceil(wg_size).max(1);
     let x = groups.min(MAX_WORKGROUPS_PER_DIM);
     (x, groups.div_ceil(x))
 }
 
 impl GpuBackend {
+    /// Threads per workgroup of the per-neuron kernels, as chosen at creation
+    /// (`GpuContext::workgroup_size`, or `KETASIM_WG_SIZE`).
+    pub fn workgroup_size(&self) -> u32 {
+        self.wg_size
+    }
+
     /// Check the memory plan against the adapter, allocate, upload and build the
     /// pipelines. Fails (never panics) on too little memory or any wgpu error.
     pub fn new(ctx: GpuContext, net: &Network) -> Result<GpuBackend> {
@@ -268,6 +301,10 @@ impl GpuBackend {
         if let Some(groups) = spike_groups_from_env()? {
             sim.spike_groups = groups;
         }
+        let wg_size = workgroup_size(
+            ctx.workgroup_size,
+            ctx.limits.max_compute_invocations_per_workgroup,
+        )?;
         let sim_stride = sim_stride(&ctx.limits);
         let f32s =
             |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
@@ -434,7 +471,14 @@ impl GpuBackend {
         };
         let b = &buf;
         let pipeline = |kernel: &Kernel, buffers: &[&wgpu::Buffer]| {
-            make_pipeline(device, kernel, ctx.strict_float, sim_stride, buffers)
+            make_pipeline(
+                device,
+                kernel,
+                ctx.strict_float,
+                wg_size,
+                sim_stride,
+                buffers,
+            )
         };
         let neuron = pipeline(
             &shaders::NEURON_UPDATE,
@@ -531,7 +575,8 @@ impl GpuBackend {
         }
         ctx.check_uncaptured()?;
         Ok(GpuBackend {
-            grid: grid_for(net.n),
+            grid: grid_for(net.n, wg_size),
+            wg_size,
             net_n: net.n,
             n_pop: sim.n_pop,
             sim,
@@ -814,11 +859,12 @@ fn make_pipeline(
     device: &wgpu::Device,
     kernel: &Kernel,
     strict: bool,
+    wg_size: u32,
     sim_stride: u64,
     buffers: &[&wgpu::Buffer],
 ) -> Result<Pipeline> {
     let pipeline = strict::compute_pipeline(device, kernel.name, strict, |exact_div| {
-        shaders::source_with(kernel, exact_div)
+        shaders::source_for(kernel, exact_div, wg_size)
     })?;
     let layout = pipeline.get_bind_group_layout(0);
     let sim_size = std::num::NonZeroU64::new(std::mem::size_of::<SimParams>() as u64);

@@ -28,7 +28,9 @@ pub const MAX_DELAY_STEPS: u32 = 4096;
 /// (`connectivity::synapse_draw`; a delay of mean 1.5 ms and SD 0.75 ms falls below
 /// half a step 2.7% of the time, so 8 attempts all fail with probability 3e-13).
 pub const SYN_REDRAWS: u32 = 8;
-/// Threads per workgroup of the per-neuron kernels.
+/// Threads per workgroup of the per-neuron kernels (the default of
+/// `GpuContext::workgroup_size`; `KETASIM_WG_SIZE` chooses another). No result depends
+/// on it.
 pub const WORKGROUP_SIZE: u32 = 64;
 /// Threads that share one presynaptic spike in the propagation kernel; procedural
 /// connectivity splits the postsynaptic range (or the out-degree) into this many
