@@ -178,7 +178,7 @@ fn wgsl_helpers_match_their_rust_twins() {
     let pipeline = strict::compute_pipeline(device, "twins", ctx.strict_float, |exact_div| {
         format!(
             "{}\n{}\n{}",
-            shaders::header_with(exact_div),
+            shaders::header_for(exact_div, ketasim::model::limits::WORKGROUP_SIZE),
             shaders::COMMON,
             KERNEL
         )

@@ -93,17 +93,11 @@ fn f32_array(name: &str, values: &[f32]) -> String {
 /// exact (`EXACT_DIV`), as the strict SPIR-V path runs it, and the default workgroup
 /// size.
 pub fn header() -> String {
-    header_with(true)
+    header_for(true, WORKGROUP_SIZE)
 }
 
-/// The generated header with the default workgroup size; `exact_div` false makes
-/// `div_rn` (common.wgsl) the native division, for the plain WGSL path
-/// (`src/gpu/strict.rs`).
-pub fn header_with(exact_div: bool) -> String {
-    header_for(exact_div, WORKGROUP_SIZE)
-}
-
-/// The generated header: `exact_div` as in [`header_with`], `wg_size` threads per
+/// The generated header: `exact_div` false makes `div_rn` (common.wgsl) the native
+/// division, for the plain WGSL path (`src/gpu/strict.rs`); `wg_size` threads per
 /// workgroup of the per-neuron kernels (`WG_SIZE`).
 pub fn header_for(exact_div: bool, wg_size: u32) -> String {
     let mut h =

@@ -18,7 +18,7 @@
 //! (Vulkan spec, "Precision and Operation of SPIR-V Instructions"), as on the CPU.
 //! Division is not (2.5 ulp allowed), so the kernels divide with `div_rn`
 //! (`shaders/common.wgsl`), which this path compiles as an exact long division
-//! (`shaders::header_with(true)`). docs/determinism.md has the measurements.
+//! (`shaders::header_for(true, ..)`). docs/determinism.md has the measurements.
 
 use crate::error::{Error, Result};
 
@@ -209,7 +209,7 @@ pub fn decorate_no_contraction(words: &[u32]) -> std::result::Result<(Vec<u32>, 
 }
 
 /// A compute pipeline for the entry point `main` of `source(exact_div)` (a complete
-/// WGSL module; `exact_div` as in `shaders::header_with`). With `strict` it runs the
+/// WGSL module; `exact_div` as in `shaders::header_for`). With `strict` it runs the
 /// [`translate`]d SPIR-V with its reflected bind group layout; otherwise wgpu
 /// compiles the WGSL (native division, contraction allowed) and derives the layout.
 /// Either way bind group 0 is `pipeline.get_bind_group_layout(0)`.
