@@ -2,10 +2,12 @@
 // blocked fractions, and NMDA, AMPA and GABA_A currents are quantised once
 // (STAT_SCALES), summed per population in workgroup memory with integer atomics, and
 // added to 64-bit sums (lo/hi word pairs with carry) in global memory. A workgroup's
-// WG_SIZE neurons span at most WG_SIZE populations (none is empty), counted from the
-// population of its first neuron, so the workgroup accumulator has WG_SIZE slots
-// however many populations the simulation holds. Integer sums are exact, so the
-// result does not depend on order.
+// REDUCE_WG_SIZE neurons span at most REDUCE_WG_SIZE populations (none is empty),
+// counted from the population of its first neuron, so the workgroup accumulator has
+// REDUCE_WG_SIZE slots however many populations the simulation holds. Integer sums
+// are exact, so the result does not depend on order; REDUCE_WG_SIZE is fixed (not
+// the other kernels' WG_SIZE) so that a workgroup's i32 sum cannot overflow
+// (REDUCE_WORKGROUP_SIZE in src/model/limits.rs).
 // Twin: src/cpu/reduce_stats.rs and the sampling block of CpuBackend::step.
 
 @group(0) @binding(2) var<storage, read> v_mv: array<f32>;
@@ -23,7 +25,7 @@ fn pool_get(k: u32, i: u32) -> vec4<f32> {
     return nmda_pool1[i];
 }
 
-var<workgroup> acc: array<atomic<i32>, WG_SIZE * STATS_PER_POP>;
+var<workgroup> acc: array<atomic<i32>, REDUCE_WG_SIZE * STATS_PER_POP>;
 
 fn quantise(x: f32, scale: f32) -> i32 {
     return i32(clamp(floor(x * scale + 0.5), -STAT_CLAMP, STAT_CLAMP));
@@ -37,19 +39,19 @@ fn add64(idx: u32, a: i32) {
     atomicAdd(&samples[2u * idx + 1u], add_hi + carry);
 }
 
-@compute @workgroup_size(WG_SIZE)
+@compute @workgroup_size(REDUCE_WG_SIZE)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    for (var k = lid; k < WG_SIZE * STATS_PER_POP; k += WG_SIZE) {
+    for (var k = lid; k < REDUCE_WG_SIZE * STATS_PER_POP; k += REDUCE_WG_SIZE) {
         atomicStore(&acc[k], 0);
     }
     workgroupBarrier();
     // Population of the workgroup's first neuron (the same in every invocation).
-    let pop0 = find_pop(min(linear_id(wid, nwg, 0u, WG_SIZE), sim.n_total - 1u));
-    let i = linear_id(wid, nwg, lid, WG_SIZE);
+    let pop0 = find_pop(min(linear_id(wid, nwg, 0u, REDUCE_WG_SIZE), sim.n_total - 1u));
+    let i = linear_id(wid, nwg, lid, REDUCE_WG_SIZE);
     if (i < sim.n_total) {
         let pop = find_pop(i);
         let p = pops[pop];
@@ -85,7 +87,7 @@ fn main(
     // The chunk ends at this sample step, so its first step is in the same interval.
     let slot = (ctrl.chunks[sim.parity].step / sim.sample_interval) % sim.sample_capacity;
     let out_base = (slot * sim.n_pop + pop0) * STATS_PER_POP;
-    for (var k = lid; k < WG_SIZE * STATS_PER_POP; k += WG_SIZE) {
+    for (var k = lid; k < REDUCE_WG_SIZE * STATS_PER_POP; k += REDUCE_WG_SIZE) {
         let a = atomicLoad(&acc[k]);
         if (a != 0) {
             add64(out_base + k, a);

@@ -18,7 +18,7 @@ use crate::model::layout::{
     GPU_CTRL_SHARED_OFFSET, SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::{
-    MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM, STATS_PER_POP,
+    MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM, REDUCE_WORKGROUP_SIZE, STATS_PER_POP,
 };
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
@@ -97,6 +97,8 @@ pub struct GpuBackend {
     /// `signal_sum` and `slow_update`, when the network has signalling populations.
     slow: Option<(Pipeline, Pipeline)>,
     grid: (u32, u32),
+    /// The population-sum kernel's grid (`REDUCE_WORKGROUP_SIZE` per workgroup).
+    reduce_grid: (u32, u32),
     /// Threads per workgroup of the per-neuron kernels (`workgroup_size`).
     wg_size: u32,
     timing: Option<KernelTiming>,
@@ -576,6 +578,7 @@ impl GpuBackend {
         ctx.check_uncaptured()?;
         Ok(GpuBackend {
             grid: grid_for(net.n, wg_size),
+            reduce_grid: grid_for(net.n, REDUCE_WORKGROUP_SIZE),
             wg_size,
             net_n: net.n,
             n_pop: sim.n_pop,
@@ -719,6 +722,8 @@ impl GpuBackend {
             let offset = (parity * std::mem::size_of::<ChunkCtrl>()
                 + std::mem::offset_of!(ChunkCtrl, dispatch_x)) as u64;
             pass.dispatch_workgroups_indirect(&self.buf.ctrl, offset);
+        } else if k == K_REDUCE {
+            pass.dispatch_workgroups(self.reduce_grid.0, self.reduce_grid.1, 1);
         } else {
             pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
         }

@@ -106,6 +106,7 @@ pub fn header_for(exact_div: bool, wg_size: u32) -> String {
     for (name, v) in [
         ("MAX_NMDA_POOLS", MAX_NMDA_POOLS as u32),
         ("WG_SIZE", wg_size),
+        ("REDUCE_WG_SIZE", REDUCE_WORKGROUP_SIZE),
         ("PROC_SPLIT", PROC_SPLIT),
         ("MAX_WG_DIM", MAX_WORKGROUPS_PER_DIM),
         ("STATS_PER_POP", STATS_PER_POP as u32),

@@ -64,5 +64,12 @@ pub const STAT_SCALES: [f32; STATS_PER_POP] = [
 ];
 /// Magnitude limit of one neuron's quantised sample (keeps a workgroup's sum in i32).
 pub const STAT_CLAMP: f32 = 16_777_216.0;
+/// Threads per workgroup of the population-sum kernel (`shaders/reduce_stats.wgsl`),
+/// whatever the other per-neuron kernels use: its workgroup adds up to this many
+/// quantised values, each at most `STAT_CLAMP` (2^24) in size, in an `i32` before
+/// the 64-bit sum, so it must stay below 2^31 / 2^24 = 128. With 128 threads a
+/// population held at the clamp wrapped by 2^32 (found with `KETASIM_WG_SIZE=128`).
+pub const REDUCE_WORKGROUP_SIZE: u32 = 64;
+const _: () = assert!((REDUCE_WORKGROUP_SIZE as u64) * (STAT_CLAMP as u64) < (1u64 << 31));
 /// Marks "no spike yet" in the per-neuron last-spike step.
 pub const NO_SPIKE: u32 = u32::MAX;
