@@ -248,7 +248,7 @@ pub const WG_SIZE_ENV: &str = "KETASIM_WG_SIZE";
 /// The workgroup size for the per-neuron kernels: [`WG_SIZE_ENV`] if set, else
 /// `default`; an error naming its source unless it is a power of two from 32 to
 /// `max_invocations` (the adapter's invocations per workgroup) and to 1024
-/// (`reduce_stats` keeps 32 bytes of workgroup memory per thread).
+/// (WebGPU's most).
 pub fn workgroup_size(default: u32, max_invocations: u32) -> Result<u32> {
     let (size, source) = match std::env::var_os(WG_SIZE_ENV) {
         Some(v) => (

@@ -36,10 +36,10 @@ pub struct GpuContext {
     /// suite's 10,000-neuron microcircuit took 23 s split, 2.2 s not, on 2 cores).
     /// `KETASIM_SPIKE_GROUPS` overrides both. No result depends on it.
     pub split_spikes: bool,
-    /// Threads per workgroup of the per-neuron kernels (neuron update, population
-    /// sums, signalling): `WORKGROUP_SIZE` (64) unless set otherwise here or by
-    /// `KETASIM_WG_SIZE`; a power of two from 32 to the adapter's
-    /// invocations per workgroup. No result depends on it.
+    /// Threads per workgroup of the per-neuron kernels (neuron update, signalling;
+    /// the population sums keep `REDUCE_WORKGROUP_SIZE`): `WORKGROUP_SIZE` (64)
+    /// unless set otherwise here or by `KETASIM_WG_SIZE`; a power of two from 32 to
+    /// the adapter's invocations per workgroup. No result depends on it.
     pub workgroup_size: u32,
 }
 
