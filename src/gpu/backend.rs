@@ -202,18 +202,28 @@ fn staging(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
 /// a GPU backend is created. Results do not depend on it.
 pub const FUSE_ENV: &str = "KETASIM_FUSE_STEPS";
 
-/// The cap asked for by [`FUSE_ENV`], if set (an error naming it if it is not a
-/// positive whole number).
-pub fn fuse_steps_from_env() -> Result<Option<u32>> {
-    let Some(value) = std::env::var_os(FUSE_ENV) else {
+/// The whole number in environment variable `name`, if set; an error naming it and
+/// saying `wanted` unless it parses and passes `valid`.
+fn u32_from_env(name: &str, valid: impl Fn(u32) -> bool, wanted: &str) -> Result<Option<u32>> {
+    let Some(value) = std::env::var_os(name) else {
         return Ok(None);
     };
     match value.to_str().map(|v| v.trim().parse::<u32>()) {
-        Some(Ok(n)) if n >= 1 => Ok(Some(n)),
+        Some(Ok(n)) if valid(n) => Ok(Some(n)),
         _ => Err(Error::Capacity(format!(
-            "environment variable {FUSE_ENV}={value:?} is not a positive whole number of steps: give e.g. 1 (no fusion), or unset it"
+            "environment variable {name}={value:?} {wanted}"
         ))),
     }
+}
+
+/// The cap asked for by [`FUSE_ENV`], if set (an error naming it if it is not a
+/// positive whole number).
+pub fn fuse_steps_from_env() -> Result<Option<u32>> {
+    u32_from_env(
+        FUSE_ENV,
+        |n| n >= 1,
+        "is not a positive whole number of steps: give e.g. 1 (no fusion), or unset it",
+    )
 }
 
 /// `fuse_steps` (what a network allows) capped by [`FUSE_ENV`] where it is set.
@@ -230,15 +240,11 @@ pub const SPIKE_GROUPS_ENV: &str = "KETASIM_SPIKE_GROUPS";
 /// The workgroups per spike asked for by [`SPIKE_GROUPS_ENV`], if set (an error
 /// naming it if it is not a whole number from 1 to `MAX_SPIKE_GROUPS`).
 pub fn spike_groups_from_env() -> Result<Option<u32>> {
-    let Some(value) = std::env::var_os(SPIKE_GROUPS_ENV) else {
-        return Ok(None);
-    };
-    match value.to_str().map(|v| v.trim().parse::<u32>()) {
-        Some(Ok(n)) if (1..=MAX_SPIKE_GROUPS).contains(&n) => Ok(Some(n)),
-        _ => Err(Error::Capacity(format!(
-            "environment variable {SPIKE_GROUPS_ENV}={value:?} is not a whole number from 1 to {MAX_SPIKE_GROUPS}: give e.g. 1 (one workgroup per spike), or unset it"
-        ))),
-    }
+    u32_from_env(
+        SPIKE_GROUPS_ENV,
+        |n| (1..=MAX_SPIKE_GROUPS).contains(&n),
+        &format!("is not a whole number from 1 to {MAX_SPIKE_GROUPS}: give e.g. 1 (one workgroup per spike), or unset it"),
+    )
 }
 
 /// Environment variable that sets the per-neuron kernels' workgroup size in place of
@@ -250,18 +256,16 @@ pub const WG_SIZE_ENV: &str = "KETASIM_WG_SIZE";
 /// `max_invocations` (the adapter's invocations per workgroup) and to 1024
 /// (WebGPU's most).
 pub fn workgroup_size(default: u32, max_invocations: u32) -> Result<u32> {
-    let (size, source) = match std::env::var_os(WG_SIZE_ENV) {
-        Some(v) => (
-            v.to_str().and_then(|v| v.trim().parse::<u32>().ok()),
-            format!("environment variable {WG_SIZE_ENV}={v:?}"),
-        ),
-        None => (Some(default), format!("workgroup size {default}")),
-    };
     let most = max_invocations.min(1024);
-    match size {
-        Some(n) if n.is_power_of_two() && (32..=most).contains(&n) => Ok(n),
-        _ => Err(Error::Capacity(format!(
-            "{source} is not a power of two from 32 to {most} (this adapter's limit): give e.g. 64 or 256, or unset it"
+    let valid = |n: u32| n.is_power_of_two() && (32..=most).contains(&n);
+    let wanted = format!(
+        "is not a power of two from 32 to {most} (this adapter's limit): give e.g. 64 or 256, or unset it"
+    );
+    match u32_from_env(WG_SIZE_ENV, valid, &wanted)? {
+        Some(n) => Ok(n),
+        None if valid(default) => Ok(default),
+        None => Err(Error::Capacity(format!(
+            "workgroup size {default} {wanted}"
         ))),
     }
 }
