@@ -227,24 +227,32 @@ fn rotl(x: u32, r: u32) -> u32 {
     return (x << r) | (x >> (32u - r));
 }
 
+// One Threefry round: x0 += x1, x1 = rotl(x1, r) ^ x0.
+fn tf_round(x: vec2<u32>, r: u32) -> vec2<u32> {
+    let x0 = x.x + x.y;
+    return vec2<u32>(x0, rotl(x.y, r) ^ x0);
+}
+
+// The 20 rounds and 5 key injections written out (the twin's loop unrolled, the same
+// operations in the same order), so that no driver has to unroll a loop or keep the
+// key schedule in an indexed array: rounds 8j..8j+3 rotate by 13, 15, 26, 6 and
+// rounds 8j+4..8j+7 by 17, 29, 16, 24; injection s adds ks[s % 3] and
+// ks[(s + 1) % 3] + s.
 fn threefry2x32(ctr: vec2<u32>, k: vec2<u32>) -> vec2<u32> {
-    let ks = array<u32, 3>(k.x, k.y, KS_PARITY ^ k.x ^ k.y);
-    var x0 = ctr.x + ks[0];
-    var x1 = ctr.y + ks[1];
-    for (var s = 1u; s <= 5u; s++) {
-        // Rounds 8j..8j+3 use rotations 13, 15, 26, 6; rounds 8j+4..8j+7 use 17, 29, 16, 24.
-        var rot = vec4<u32>(13u, 15u, 26u, 6u);
-        if (s % 2u == 0u) {
-            rot = vec4<u32>(17u, 29u, 16u, 24u);
-        }
-        x0 += x1; x1 = rotl(x1, rot.x); x1 ^= x0;
-        x0 += x1; x1 = rotl(x1, rot.y); x1 ^= x0;
-        x0 += x1; x1 = rotl(x1, rot.z); x1 ^= x0;
-        x0 += x1; x1 = rotl(x1, rot.w); x1 ^= x0;
-        x0 += ks[s % 3u];
-        x1 += ks[(s + 1u) % 3u] + s;
-    }
-    return vec2<u32>(x0, x1);
+    let ks0 = k.x;
+    let ks1 = k.y;
+    let ks2 = KS_PARITY ^ k.x ^ k.y;
+    var x = vec2<u32>(ctr.x + ks0, ctr.y + ks1);
+    x = tf_round(tf_round(tf_round(tf_round(x, 13u), 15u), 26u), 6u);
+    x = vec2<u32>(x.x + ks1, x.y + (ks2 + 1u));
+    x = tf_round(tf_round(tf_round(tf_round(x, 17u), 29u), 16u), 24u);
+    x = vec2<u32>(x.x + ks2, x.y + (ks0 + 2u));
+    x = tf_round(tf_round(tf_round(tf_round(x, 13u), 15u), 26u), 6u);
+    x = vec2<u32>(x.x + ks0, x.y + (ks1 + 3u));
+    x = tf_round(tf_round(tf_round(tf_round(x, 17u), 29u), 16u), 24u);
+    x = vec2<u32>(x.x + ks1, x.y + (ks2 + 4u));
+    x = tf_round(tf_round(tf_round(tf_round(x, 13u), 15u), 26u), 6u);
+    return vec2<u32>(x.x + ks2, x.y + (ks0 + 5u));
 }
 
 // Key of a projection's stream: the seed of the projection's own network.
@@ -273,10 +281,15 @@ fn ln_f32(x: f32) -> f32 {
         m -= 1.0;
     }
     let z = m * m;
-    var y = LN_POLY[0];
-    for (var c = 1u; c < 9u; c++) {
-        y = y * m + LN_POLY[c];
-    }
+    // Horner with constant indices (no indexed constant array in the kernel).
+    var y = LN_POLY[0] * m + LN_POLY[1];
+    y = y * m + LN_POLY[2];
+    y = y * m + LN_POLY[3];
+    y = y * m + LN_POLY[4];
+    y = y * m + LN_POLY[5];
+    y = y * m + LN_POLY[6];
+    y = y * m + LN_POLY[7];
+    y = y * m + LN_POLY[8];
     y = y * m * z;
     let ef = f32(e);
     y += LN2_LO * ef;
@@ -291,10 +304,11 @@ fn exp_f32(x_in: f32) -> f32 {
     var r = x - n * LN2_HI;
     r -= n * LN2_LO;
     let z = r * r;
-    var y = EXP_POLY[0];
-    for (var c = 1u; c < 6u; c++) {
-        y = y * r + EXP_POLY[c];
-    }
+    var y = EXP_POLY[0] * r + EXP_POLY[1];
+    y = y * r + EXP_POLY[2];
+    y = y * r + EXP_POLY[3];
+    y = y * r + EXP_POLY[4];
+    y = y * r + EXP_POLY[5];
     y = y * z + r + 1.0;
     let scale = bitcast<f32>(u32(i32(n) + 127) << 23u);
     return y * scale;
@@ -317,11 +331,24 @@ fn one_minus_exp_neg(x: f32) -> f32 {
 // twin's `/`) gives it. Vulkan lets OpFDiv be off by 2.5 ulp ("Precision and
 // Operation of SPIR-V Instructions"), and NVIDIA's is: on an H200 the NMDA sums of
 // the mixed test circuit drifted by one fixed-point unit within 34 steps. Normal
-// operands with a normal quotient take 25 steps of restoring long division of the
-// 24-bit significands (the quotient's 24 bits and a guard bit; the remainder is the
-// sticky bit); zeros, subnormals, infinities, NaN and quotients at the ends of the
-// exponent range fall back to the native division. EXACT_DIV (generated header) is
-// false on the plain WGSL path, which is not exact anyway (src/gpu/strict.rs).
+// operands with a normal quotient divide their 24-bit significands exactly: with
+// mb <= ma < 2 mb, the quotient's significand is Q = floor(ma 2^23 / mb) in
+// [2^23, 2^24) and the remainder R = ma 2^23 - Q mb in [0, mb) decides the rounding
+// (up if 2R > mb, or 2R = mb and Q odd). Q is first estimated from the native
+// quotient of the two significands (within 2.5 ulp of ma / mb in [1, 2), so its
+// truncation is Q - 2 to Q + 3), corrected by
+// the sign and size of the remainder's low word (integer arithmetic), and the
+// corrected Q is verified exactly (the remainder is in [0, mb), and an f32 bound on
+// it shows that its low word is the whole remainder); a driver whose
+// native division is outside Vulkan's bound fails that check and takes the 25-step
+// restoring long division (div_rn_long) instead, so the result is exact either way.
+// Zeros, subnormals, infinities, NaN and quotients at the ends of the exponent range
+// fall back to the native division. From the generated header (shaders::Division):
+// EXACT_DIV is false on the plain WGSL path, which is not exact anyway
+// (src/gpu/strict.rs); LONG_DIV makes every division take the long division, for
+// measuring what the estimate saves (KETASIM_GPU_DIV=long); DIV_ESTIMATE_OFFSET (0)
+// and DIV_FALLBACK (true) differ only in tests that move the estimate as an
+// out-of-bound driver would, with and without the fallback.
 fn div_rn(a: f32, b: f32) -> f32 {
     if (!EXACT_DIV) {
         return a / b;
@@ -340,19 +367,38 @@ fn div_rn(a: f32, b: f32) -> f32 {
         ma = ma << 1u;
         e -= 1;
     }
-    // mb <= ma < 2 mb: the quotient is in [1, 2).
+    // mb <= ma < 2 mb: the quotient is in [1, 2). ma < 2^25 is even when it was
+    // doubled, so both significands are exact as f32.
     var q = 0u;
-    var r = ma;
-    for (var k = 0u; k < 25u; k++) {
-        q = q << 1u;
-        if (r >= mb) {
-            r -= mb;
-            q |= 1u;
-        }
-        r = r << 1u;
+    var r = 0u;
+    var ok = false;
+    if (!LONG_DIV) {
+        // Within Vulkan's 2.5 ulp the truncated estimate is Q - 2 to Q + 3; three
+        // corrections fix Q - 3 to Q + 3.
+        q = u32(f32(ma) / f32(mb) * 8388608.0) + DIV_ESTIMATE_OFFSET;
+        // The remainder's low word, ma 2^23 - q mb modulo 2^32.
+        var qr = vec2<u32>(q, (ma << 23u) - q * mb);
+        qr = div_correct(div_correct(div_correct(qr, mb), mb), mb);
+        q = qr.x;
+        r = qr.y;
+        // r is the exact remainder T = ma 2^23 - q mb if |T| < 2^31. Checked in f32,
+        // whose conversions, multiply and subtract are correctly rounded (Vulkan):
+        // f32(q) f32(mb) is within 2^-23 q mb of q mb, and ma 2^23 < 2^48 is exact,
+        // so a computed |T| <= 2^27 means |T| < 2^28. Then q = Q iff r < mb.
+        let t = f32(ma) * 8388608.0 - f32(q) * f32(mb);
+        ok = abs(t) <= 134217728.0 && r < mb;
     }
-    var m = q >> 1u;
-    if ((q & 1u) != 0u && (r != 0u || (m & 1u) != 0u)) {
+    if (!ok) {
+        if (!DIV_FALLBACK) {
+            return bitcast<f32>(0x7fc00000u);
+        }
+        let qr = div_rn_long(ma, mb);
+        q = qr.x;
+        r = qr.y;
+    }
+    var m = q;
+    let twice = r << 1u;
+    if (twice > mb || (twice == mb && (q & 1u) != 0u)) {
         m += 1u;
     }
     if (m == 0x1000000u) {
@@ -362,9 +408,52 @@ fn div_rn(a: f32, b: f32) -> f32 {
     return bitcast<f32>(((ba ^ bb) & 0x80000000u) | (u32(e) << 23u) | (m & 0x7fffffu));
 }
 
+// One correction of a quotient estimate (q, low word of ma 2^23 - q mb): down if the
+// remainder is negative, up if it is at least mb (div_rn).
+fn div_correct(qr: vec2<u32>, mb: u32) -> vec2<u32> {
+    let ri = bitcast<i32>(qr.y);
+    let low = ri < 0;
+    let high = ri >= i32(mb);
+    let q = select(select(qr.x, qr.x + 1u, high), qr.x - 1u, low);
+    let r = select(select(qr.y, qr.y - mb, high), qr.y + mb, low);
+    return vec2<u32>(q, r);
+}
+
+// Q = floor(ma 2^23 / mb) and R = ma 2^23 - Q mb for mb <= ma < 2 mb, by 24 steps of
+// restoring long division, one quotient bit each (div_rn's fallback). After step k,
+// r = 2 (ma 2^k - q mb) with 0 <= r / 2 < mb.
+fn div_rn_long(ma: u32, mb: u32) -> vec2<u32> {
+    var q = 0u;
+    var r = ma;
+    for (var k = 0u; k < 24u; k++) {
+        q = q << 1u;
+        if (r >= mb) {
+            r -= mb;
+            q |= 1u;
+        }
+        r = r << 1u;
+    }
+    return vec2<u32>(q, r >> 1u);
+}
+
 // Mg2+ unblocked fraction, Jahr & Stevens 1990 (twin of model::mg_block).
 fn mg_block(v: f32, mg_over_k0: f32) -> f32 {
-    return div_rn(1.0, 1.0 + mg_over_k0 * exp_f32(-MG_SLOPE * v));
+    return mg_block_e(exp_f32(-MG_SLOPE * v), mg_over_k0);
+}
+
+// mg_block with e_mg = exp_f32(-MG_SLOPE V) given: a neuron's pools share it.
+fn mg_block_e(e_mg: f32, mg_over_k0: f32) -> f32 {
+    return div_rn(1.0, 1.0 + mg_over_k0 * e_mg);
+}
+
+// 1 - e^-x for x >= 0 where the caller has e = exp_f32(-x) already: the same value as
+// one_minus_exp_neg(x) without a second exponential (twin of
+// cpu::simd::one_minus_exp_neg_with).
+fn one_minus_exp_neg_with(x: f32, e: f32) -> f32 {
+    if (x < EXPM1_SERIES_MAX) {
+        return one_minus_exp_neg(x);
+    }
+    return 1.0 - e;
 }
 
 // One exact split step of an NMDA pool's four-state ketamine scheme (twin of
@@ -372,10 +461,18 @@ fn mg_block(v: f32, mg_over_k0: f32) -> f32 {
 // (C,O) and (T,B) relax exactly for opening a = alpha x and closing beta, then the
 // block pair (O,B) for block kb = k_on [K] B_Mg and unblock ku = k_on K_d(V).
 fn pool_step(st: vec4<f32>, pl: PoolParams, x: f32, v: f32, mg_free: f32, conc: f32) -> vec4<f32> {
+    return pool_step_e(st, pl, x, exp_f32(pl.kd_slope_per_mv * (v - KD_REF_MV)), mg_free, conc);
+}
+
+// pool_step with the unblocking exponential e_kd = exp_f32(kd_slope (V - KD_REF_MV))
+// given (the pools of a neuron share it where their slopes are equal) and 1 - e^-x
+// from the step's own exponentials: the same operations, so the same bits (twin of
+// pool_step_twin in src/cpu/neuron_update.rs).
+fn pool_step_e(st: vec4<f32>, pl: PoolParams, x: f32, e_kd: f32, mg_free: f32, conc: f32) -> vec4<f32> {
     let a = pl.alpha_dt * x;
     let ab = a + pl.beta_dt;
     let e_gate = exp_f32(-ab);
-    let g_gate = a * div_rn(1.0, ab) * one_minus_exp_neg(ab);
+    let g_gate = a * div_rn(1.0, ab) * one_minus_exp_neg_with(ab, e_gate);
     let c = 1.0 - st.x - st.y - st.z;
     let unblocked = c + st.x;
     let blocked = st.z + st.y;
@@ -383,10 +480,10 @@ fn pool_step(st: vec4<f32>, pl: PoolParams, x: f32, v: f32, mg_free: f32, conc: 
     let b1 = st.y * e_gate + blocked * g_gate;
     let t1 = blocked - b1;
     let kb = pl.kon_dt * conc * mg_free;
-    let ku = pl.kon_dt * pl.kd_ref_um * exp_f32(pl.kd_slope_per_mv * (v - KD_REF_MV));
+    let ku = pl.kon_dt * pl.kd_ref_um * e_kd;
     let kk = kb + ku;
     let e_block = exp_f32(-kk);
-    let g_block = kb * div_rn(1.0, kk) * one_minus_exp_neg(kk);
+    let g_block = kb * div_rn(1.0, kk) * one_minus_exp_neg_with(kk, e_block);
     let open_all = o1 + b1;
     let b2 = b1 * e_block + open_all * g_block;
     return vec4<f32>(open_all - b2, b2, t1, 0.0);
@@ -415,16 +512,24 @@ fn normal_f32(x: u32) -> f32 {
     var p: f32;
     if (w < 5.0) {
         w = w - 2.5;
-        p = ERFINV_CENTRAL[0];
-        for (var c = 1u; c < 9u; c++) {
-            p = p * w + ERFINV_CENTRAL[c];
-        }
+        p = ERFINV_CENTRAL[0] * w + ERFINV_CENTRAL[1];
+        p = p * w + ERFINV_CENTRAL[2];
+        p = p * w + ERFINV_CENTRAL[3];
+        p = p * w + ERFINV_CENTRAL[4];
+        p = p * w + ERFINV_CENTRAL[5];
+        p = p * w + ERFINV_CENTRAL[6];
+        p = p * w + ERFINV_CENTRAL[7];
+        p = p * w + ERFINV_CENTRAL[8];
     } else {
         w = exp_f32(0.5 * ln_f32(w)) - 3.0;
-        p = ERFINV_TAIL[0];
-        for (var c = 1u; c < 9u; c++) {
-            p = p * w + ERFINV_TAIL[c];
-        }
+        p = ERFINV_TAIL[0] * w + ERFINV_TAIL[1];
+        p = p * w + ERFINV_TAIL[2];
+        p = p * w + ERFINV_TAIL[3];
+        p = p * w + ERFINV_TAIL[4];
+        p = p * w + ERFINV_TAIL[5];
+        p = p * w + ERFINV_TAIL[6];
+        p = p * w + ERFINV_TAIL[7];
+        p = p * w + ERFINV_TAIL[8];
     }
     return SQRT_2 * (p * t);
 }

@@ -67,13 +67,26 @@ fn add64_u(idx: u32, a: u32) {
     }
 }
 
+// Poisson count by sequential inversion (twin of rng::poisson_inversion): the first
+// POISSON_UNROLLED steps written out with constant table indices (no indexed constant
+// array for a driver to keep in memory), the rare rest in a loop whose reciprocals
+// 1/k are div_rn's, the same f32 values as the table's (rng::tests checks every k).
 fn poisson_inversion(u: f32, mean: f32, exp_neg_mean: f32) -> u32 {
-    var k = 0u;
     var p = exp_neg_mean;
     var cdf = p;
+    if (u < cdf) { return 0u; }
+    p = p * mean * POISSON_RECIPS[1]; cdf += p; if (u < cdf) { return 1u; }
+    p = p * mean * POISSON_RECIPS[2]; cdf += p; if (u < cdf) { return 2u; }
+    p = p * mean * POISSON_RECIPS[3]; cdf += p; if (u < cdf) { return 3u; }
+    p = p * mean * POISSON_RECIPS[4]; cdf += p; if (u < cdf) { return 4u; }
+    p = p * mean * POISSON_RECIPS[5]; cdf += p; if (u < cdf) { return 5u; }
+    p = p * mean * POISSON_RECIPS[6]; cdf += p; if (u < cdf) { return 6u; }
+    p = p * mean * POISSON_RECIPS[7]; cdf += p; if (u < cdf) { return 7u; }
+    p = p * mean * POISSON_RECIPS[8]; cdf += p; if (u < cdf) { return 8u; }
+    var k = POISSON_UNROLLED;
     while (u >= cdf && k < POISSON_MAX_K) {
         k += 1u;
-        p = p * mean * POISSON_RECIPS[k];
+        p = p * mean * div_rn(1.0, f32(k));
         cdf += p;
     }
     return k;
@@ -89,21 +102,6 @@ struct NState {
     pool0: vec4<f32>,
     pool1: vec4<f32>,
     sg: vec2<f32>,
-}
-
-fn pool_of(s: ptr<function, NState>, k: u32) -> vec4<f32> {
-    if (k == 0u) {
-        return (*s).pool0;
-    }
-    return (*s).pool1;
-}
-
-fn set_pool(s: ptr<function, NState>, k: u32, st: vec4<f32>) {
-    if (k == 0u) {
-        (*s).pool0 = st;
-    } else {
-        (*s).pool1 = st;
-    }
 }
 
 // Several steps per dispatch: the kernel advances each neuron through the chunk of
@@ -222,6 +220,18 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
         }
     }
     let v0 = (*s).v;
+    // The Mg2+ block of each pool at the step's V (current and kinetics alike), with
+    // the exponential shared by the pools (twin: membrane_pools in
+    // src/cpu/neuron_update.rs). Pools are indexed by constants: MAX_NMDA_POOLS is 2.
+    var mg0 = 0.0;
+    var mg1 = 0.0;
+    if (p.n_pools > 0u) {
+        let e_mg = exp_f32(-MG_SLOPE * v0);
+        mg0 = mg_block_e(e_mg, p.pools[0].mg_over_k0);
+        if (p.n_pools > 1u) {
+            mg1 = mg_block_e(e_mg, p.pools[1].mg_over_k0);
+        }
+    }
     var v = v0;
     var rf = (*s).rf;
     var spiked = false;
@@ -231,9 +241,9 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
         var i_syn = ga * (p.e_ampa - v) + gg * (p.e_gaba - v);
         if (p.n_pools > 0u) {
             var g_open = 0.0;
-            for (var k = 0u; k < p.n_pools; k++) {
-                let pl = p.pools[k];
-                g_open += pl.fraction * pool_of(s, k).x * mg_block(v, pl.mg_over_k0);
+            g_open += p.pools[0].fraction * (*s).pool0.x * mg0;
+            if (p.n_pools > 1u) {
+                g_open += p.pools[1].fraction * (*s).pool1.x * mg1;
             }
             i_syn += p.g_nmda_max * g_open * (p.e_nmda - v);
         }
@@ -246,10 +256,19 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     }
     (*s).ga = ga * p.decay_ampa;
     (*s).gg = gg * p.decay_gaba;
-    let conc = max(drug.conc0_um + drug.slope_um_per_step * f32(step - drug.step0), 0.0);
-    for (var k = 0u; k < p.n_pools; k++) {
-        let pl = p.pools[k];
-        set_pool(s, k, pool_step(pool_of(s, k), pl, x, v0, mg_block(v0, pl.mg_over_k0), conc));
+    if (p.n_pools > 0u) {
+        let conc = max(drug.conc0_um + drug.slope_um_per_step * f32(step - drug.step0), 0.0);
+        let pl0 = p.pools[0];
+        let e_kd0 = exp_f32(pl0.kd_slope_per_mv * (v0 - KD_REF_MV));
+        (*s).pool0 = pool_step_e((*s).pool0, pl0, x, e_kd0, mg0, conc);
+        if (p.n_pools > 1u) {
+            let pl1 = p.pools[1];
+            var e_kd1 = e_kd0;
+            if (bitcast<u32>(pl1.kd_slope_per_mv) != bitcast<u32>(pl0.kd_slope_per_mv)) {
+                e_kd1 = exp_f32(pl1.kd_slope_per_mv * (v0 - KD_REF_MV));
+            }
+            (*s).pool1 = pool_step_e((*s).pool1, pl1, x, e_kd1, mg1, conc);
+        }
     }
     (*s).x = x * p.decay_nmda_rise;
     (*s).v = v;

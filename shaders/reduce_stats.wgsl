@@ -18,13 +18,6 @@
 @group(0) @binding(7) var<storage, read> ctrl: GpuCtrl;
 @group(0) @binding(8) var<storage, read_write> samples: array<atomic<u32>>;
 
-fn pool_get(k: u32, i: u32) -> vec4<f32> {
-    if (k == 0u) {
-        return nmda_pool0[i];
-    }
-    return nmda_pool1[i];
-}
-
 var<workgroup> acc: array<atomic<i32>, REDUCE_WG_SIZE * STATS_PER_POP>;
 
 fn quantise(x: f32, scale: f32) -> i32 {
@@ -59,29 +52,35 @@ fn main(
         var open = 0.0;
         var blocked = 0.0;
         var g_open = 0.0;
-        for (var k = 0u; k < p.n_pools; k++) {
-            let pl = p.pools[k];
-            let st = pool_get(k, i);
-            open += pl.fraction * st.x;
-            blocked += pl.fraction * (st.y + st.z);
-            g_open += pl.fraction * st.x * mg_block(v, pl.mg_over_k0);
+        // The pools by constant index (MAX_NMDA_POOLS is 2), sharing mg_block's
+        // exponential (twin: nmda_sums in src/cpu/reduce_stats.rs).
+        if (p.n_pools > 0u) {
+            let e_mg = exp_f32(-MG_SLOPE * v);
+            let pl0 = p.pools[0];
+            let st0 = nmda_pool0[i];
+            open += pl0.fraction * st0.x;
+            blocked += pl0.fraction * (st0.y + st0.z);
+            g_open += pl0.fraction * st0.x * mg_block_e(e_mg, pl0.mg_over_k0);
+            if (p.n_pools > 1u) {
+                let pl1 = p.pools[1];
+                let st1 = nmda_pool1[i];
+                open += pl1.fraction * st1.x;
+                blocked += pl1.fraction * (st1.y + st1.z);
+                g_open += pl1.fraction * st1.x * mg_block_e(e_mg, pl1.mg_over_k0);
+            }
         }
         let ga = g_ampa[i];
         let gg = g_gaba[i];
-        var x = array<f32, STATS_PER_POP>(
-            v,
-            ga,
-            gg,
-            open,
-            blocked,
-            p.g_nmda_max * g_open * (p.e_nmda - v),
-            ga * (p.e_ampa - v),
-            gg * (p.e_gaba - v),
-        );
+        // The STATS_PER_POP quantities, in the order of STAT_SCALES.
         let base = (pop - pop0) * STATS_PER_POP;
-        for (var k = 0u; k < STATS_PER_POP; k++) {
-            atomicAdd(&acc[base + k], quantise(x[k], STAT_SCALES[k]));
-        }
+        atomicAdd(&acc[base], quantise(v, STAT_SCALES[0]));
+        atomicAdd(&acc[base + 1u], quantise(ga, STAT_SCALES[1]));
+        atomicAdd(&acc[base + 2u], quantise(gg, STAT_SCALES[2]));
+        atomicAdd(&acc[base + 3u], quantise(open, STAT_SCALES[3]));
+        atomicAdd(&acc[base + 4u], quantise(blocked, STAT_SCALES[4]));
+        atomicAdd(&acc[base + 5u], quantise(p.g_nmda_max * g_open * (p.e_nmda - v), STAT_SCALES[5]));
+        atomicAdd(&acc[base + 6u], quantise(ga * (p.e_ampa - v), STAT_SCALES[6]));
+        atomicAdd(&acc[base + 7u], quantise(gg * (p.e_gaba - v), STAT_SCALES[7]));
     }
     workgroupBarrier();
     // The chunk ends at this sample step, so its first step is in the same interval.

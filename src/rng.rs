@@ -277,6 +277,12 @@ pub fn one_minus_exp_neg(x: f32) -> f32 {
 /// Largest Poisson count drawn per step; with the mean per step capped at
 /// [`POISSON_MAX_MEAN`], P(k > 63) < 1e-12.
 pub const POISSON_MAX_K: u32 = 63;
+/// Steps of the inversion that the WGSL twin (`poisson_inversion` in
+/// `shaders/neuron_update.wgsl`) writes out with constant table indices; beyond them
+/// it takes 1/k from `div_rn`, which gives the table's values (tested below).
+pub const POISSON_UNROLLED: u32 = 8;
+const _: () = assert!(POISSON_UNROLLED < POISSON_MAX_K);
+
 /// Largest mean count per neuron, step and drive that the inversion sampler accepts.
 pub const POISSON_MAX_MEAN: f64 = 20.0;
 
@@ -344,6 +350,20 @@ mod tests {
                 one_minus_exp_neg(x)
             );
             x *= 1.07;
+        }
+    }
+
+    /// The WGSL inversion's loop beyond `POISSON_UNROLLED` divides 1 by k with
+    /// `div_rn` (IEEE f32 division) instead of reading the table: the same values.
+    #[test]
+    fn poisson_tail_reciprocals_are_the_table() {
+        let t = poisson_recips();
+        for k in 1..=POISSON_MAX_K {
+            assert_eq!(
+                (1.0f32 / k as f32).to_bits(),
+                t[k as usize].to_bits(),
+                "1/{k}"
+            );
         }
     }
 

@@ -1,7 +1,9 @@
 //! The WGSL helper functions of `shaders/common.wgsl` against their Rust twins on
 //! random inputs run through a small test kernel on the adapter: `pool_step`
 //! (ketamine receptor kinetics), `exp_f32`, `ln_f32`, `one_minus_exp_neg`,
-//! `mg_block` and `div_rn` (against Rust's `/`). The kernel is built as the
+//! `mg_block` and `div_rn` (against Rust's `/`, through each of its paths: the
+//! corrected estimate, the fallback long division, and the long division alone). The
+//! kernel is built as the
 //! simulation's are (`strict::compute_pipeline`): where the context has strict float
 //! (no contraction, exact division) every result must be bit for bit the CPU's; on
 //! the plain WGSL path a GPU compiler may fuse a multiply and an add into one
@@ -12,7 +14,8 @@ mod common;
 
 use bytemuck::{Pod, Zeroable};
 use glam::UVec2;
-use ketasim::gpu::{shaders, strict};
+use ketasim::gpu::shaders::{self, Division};
+use ketasim::gpu::{strict, GpuContext};
 use ketasim::model::ketamine::{pool_step, PoolRates, PoolState};
 use ketasim::model::layout::PoolParams;
 use ketasim::model::mg_block;
@@ -167,18 +170,17 @@ fn cpu(c: &Case) -> [[f32; 4]; 3] {
     ]
 }
 
-#[test]
-fn wgsl_helpers_match_their_rust_twins() {
-    let Some(ctx) = common::gpu_or_skip("wgsl_helpers_match_their_rust_twins") else {
-        return;
-    };
-    let n = 20_000u32;
-    let cs = cases(n);
+/// The test kernel built as the simulation's kernels are, with `division` for
+/// `div_rn` where the context has strict float, run once over `cs`: three vec4
+/// results per case.
+fn run_kernel(ctx: &GpuContext, division: Division, cs: &[Case]) -> Vec<[f32; 4]> {
+    let n = cs.len() as u32;
     let device = &ctx.device;
-    let pipeline = strict::compute_pipeline(device, "twins", ctx.strict_float, |exact_div| {
+    let pipeline = strict::compute_pipeline(device, "twins", ctx.strict_float, |exact| {
+        let division = if exact { division } else { Division::Native };
         format!(
             "{}\n{}\n{}",
-            shaders::header_for(exact_div, ketasim::model::limits::WORKGROUP_SIZE),
+            shaders::header_for(division, ketasim::model::limits::WORKGROUP_SIZE),
             shaders::COMMON,
             KERNEL
         )
@@ -186,7 +188,7 @@ fn wgsl_helpers_match_their_rust_twins() {
     .expect("pipeline");
     let input = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("cases"),
-        contents: bytemuck::cast_slice(&cs),
+        contents: bytemuck::cast_slice(cs),
         usage: wgpu::BufferUsages::STORAGE,
     });
     let out_bytes = (n as u64) * 48;
@@ -236,6 +238,17 @@ fn wgsl_helpers_match_their_rust_twins() {
     ctx.check_uncaptured().expect("no wgpu error");
     let gpu: Vec<[f32; 4]> =
         bytemuck::pod_collect_to_vec(&staging.get_mapped_range(..).expect("range"));
+    gpu
+}
+
+#[test]
+fn wgsl_helpers_match_their_rust_twins() {
+    let Some(ctx) = common::gpu_or_skip("wgsl_helpers_match_their_rust_twins") else {
+        return;
+    };
+    let n = 20_000u32;
+    let cs = cases(n);
+    let gpu = run_kernel(&ctx, Division::EXACT, &cs);
     let names = [
         "pool_step",
         "exp_f32 / ln_f32 / one_minus_exp_neg / mg_block",
@@ -286,4 +299,59 @@ fn wgsl_helpers_match_their_rust_twins() {
         bad.len(),
         &bad[..bad.len().min(5)]
     );
+}
+
+/// `div_rn` gives IEEE division's bits through every path, on all the cases' four
+/// divisions. llvmpipe divides exactly, so its truncated estimate is Q or Q + 1 (Q
+/// the exact quotient's significand); moved by -3 to +2 units it covers every
+/// estimate that Vulkan's 2.5 ulp allows (Q - 2 to Q + 3, `div_rn`'s comment) and
+/// more, with the fallback switched off, so the corrections alone must fix it. Moved
+/// further, the exact check must catch it and the long division take over, as on a
+/// driver outside the bound. Last, the long division alone (`KETASIM_GPU_DIV=long`).
+/// A correction step or the check removed from `div_rn` fails here, though
+/// llvmpipe's own division is exact.
+#[test]
+fn div_rn_is_exact_through_every_path() {
+    let Some(ctx) = common::gpu_or_skip("div_rn_is_exact_through_every_path") else {
+        return;
+    };
+    if !ctx.strict_float {
+        eprintln!("div_rn is the native division on the plain WGSL path; nothing to check");
+        return;
+    }
+    let cs = cases(20_000);
+    let within = [-3, -2, -1, 0, 1, 2].map(|offset| Division::Estimated {
+        offset,
+        fallback: false,
+    });
+    let beyond = [3, 4, -4, 100, -129, 1 << 20, i32::MIN].map(|offset| Division::Estimated {
+        offset,
+        fallback: true,
+    });
+    for division in within.into_iter().chain(beyond).chain([Division::Long]) {
+        let gpu = run_kernel(&ctx, division, &cs);
+        let bad: Vec<String> = cs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let want = cpu(c)[2];
+                let got = gpu[3 * i + 2];
+                (got.iter()
+                    .zip(&want)
+                    .any(|(a, b)| a.to_bits() != b.to_bits()))
+                .then(|| {
+                    format!(
+                        "case {i} ({}, {}): gpu {got:?} cpu {want:?}",
+                        c.div_a, c.div_b
+                    )
+                })
+            })
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{division:?}: {} divisions differ, first: {:#?}",
+            bad.len(),
+            &bad[..bad.len().min(5)]
+        );
+    }
 }

@@ -311,6 +311,7 @@ impl GpuBackend {
             ctx.workgroup_size,
             ctx.limits.max_compute_invocations_per_workgroup,
         )?;
+        let division = shaders::division_from_env()?;
         let sim_stride = sim_stride(&ctx.limits);
         let f32s =
             |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
@@ -481,6 +482,7 @@ impl GpuBackend {
                 device,
                 kernel,
                 ctx.strict_float,
+                division,
                 wg_size,
                 sim_stride,
                 buffers,
@@ -863,17 +865,23 @@ fn sim_copies(sim: &SimParams, stride: u64) -> Vec<u8> {
 /// A kernel's pipeline and its two bind groups. `buffers[i]` goes to binding `i`;
 /// binding 0 is the `SimParams` uniform of every kernel (tests/layout.rs), bound at
 /// the copy of each group's parity. `strict`: the kernel runs as SPIR-V without float
-/// contraction and with exact division (`strict.rs`).
+/// contraction and with the exact `division` (`strict.rs`).
 fn make_pipeline(
     device: &wgpu::Device,
     kernel: &Kernel,
     strict: bool,
+    division: shaders::Division,
     wg_size: u32,
     sim_stride: u64,
     buffers: &[&wgpu::Buffer],
 ) -> Result<Pipeline> {
-    let pipeline = strict::compute_pipeline(device, kernel.name, strict, |exact_div| {
-        shaders::source_for(kernel, exact_div, wg_size)
+    let pipeline = strict::compute_pipeline(device, kernel.name, strict, |exact| {
+        let division = if exact {
+            division
+        } else {
+            shaders::Division::Native
+        };
+        shaders::source_for(kernel, division, wg_size)
     })?;
     let layout = pipeline.get_bind_group_layout(0);
     let sim_size = std::num::NonZeroU64::new(std::mem::size_of::<SimParams>() as u64);

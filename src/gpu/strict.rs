@@ -18,7 +18,7 @@
 //! (Vulkan spec, "Precision and Operation of SPIR-V Instructions"), as on the CPU.
 //! Division is not (2.5 ulp allowed), so the kernels divide with `div_rn`
 //! (`shaders/common.wgsl`), which this path compiles as an exact long division
-//! (`shaders::header_for(true, ..)`). docs/determinism.md has the measurements.
+//! (`shaders::Division::EXACT`). docs/determinism.md has the measurements.
 
 use crate::error::{Error, Result};
 
@@ -208,8 +208,9 @@ pub fn decorate_no_contraction(words: &[u32]) -> std::result::Result<(Vec<u32>, 
     Ok((out, results.len()))
 }
 
-/// A compute pipeline for the entry point `main` of `source(exact_div)` (a complete
-/// WGSL module; `exact_div` as in `shaders::header_for`). With `strict` it runs the
+/// A compute pipeline for the entry point `main` of `source(strict)` (a complete
+/// WGSL module, with an exact `div_rn` when its argument is true, the native division
+/// otherwise: `shaders::Division`). With `strict` it runs the
 /// [`translate`]d SPIR-V with its reflected bind group layout; otherwise wgpu
 /// compiles the WGSL (native division, contraction allowed) and derives the layout.
 /// Either way bind group 0 is `pipeline.get_bind_group_layout(0)`.
@@ -277,6 +278,47 @@ pub fn wanted(backend: wgpu::Backend, features: wgpu::Features) -> bool {
         && std::env::var("KETASIM_GPU_CONTRACT").map_or(true, |v| v != "1")
 }
 
+/// How many function-scope variables of array type (`OpVariable` in the `Function`
+/// storage class whose pointee is an `OpTypeArray`) `words` declares. naga writes one
+/// wherever WGSL indexes an array value with a runtime index (a constant table in a
+/// loop, a struct's array member): it stores the whole array into the variable and
+/// loads one element, and a driver that does not unroll the loop keeps the variable
+/// in per-thread memory. The kernels are written to need none (tests below).
+pub fn function_arrays(words: &[u32]) -> usize {
+    // `OpTypeArray`, `OpTypePointer`, `OpVariable` (SPIR-V spec, section 3.52) and
+    // the `Function` storage class (section 3.7).
+    const OP_TYPE_ARRAY: u32 = 28;
+    const OP_TYPE_POINTER: u32 = 32;
+    const OP_VARIABLE: u32 = 59;
+    const FUNCTION: u32 = 7;
+    let mut arrays = std::collections::HashSet::new();
+    let mut pointers = std::collections::HashSet::new();
+    let mut count = 0;
+    let mut at = HEADER_WORDS;
+    while at < words.len() {
+        let n = (words[at] >> 16) as usize;
+        let op = words[at] & 0xffff;
+        if n == 0 || at + n > words.len() {
+            break;
+        }
+        let w = &words[at..at + n];
+        match op {
+            OP_TYPE_ARRAY if n >= 2 => {
+                arrays.insert(w[1]);
+            }
+            OP_TYPE_POINTER if n >= 4 && w[2] == FUNCTION && arrays.contains(&w[3]) => {
+                pointers.insert(w[1]);
+            }
+            OP_VARIABLE if n >= 4 && w[3] == FUNCTION && pointers.contains(&w[1]) => {
+                count += 1;
+            }
+            _ => {}
+        }
+        at += n;
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +367,28 @@ mod tests {
         // An instruction claiming more words than there are.
         let words = [0x0723_0203, 0x0001_0300, 0, 20, 0, (9 << 16) | 17, 1];
         assert!(decorate_no_contraction(&words).is_err());
+    }
+
+    /// No kernel keeps an array in a function-scope variable (per-thread memory on a
+    /// GPU unless its driver unrolls the loop that indexes it): the constant tables
+    /// are indexed by constants, the pools by name (docs/performance.md). The scanner
+    /// itself finds the one a runtime-indexed constant table gives.
+    #[test]
+    fn no_kernel_keeps_an_array_in_function_memory() {
+        use crate::gpu::shaders::KERNELS;
+        for k in &KERNELS {
+            let t = translate(k.name, &crate::gpu::shaders::source(k), "main")
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(function_arrays(&t.words), 0, "{}", k.name);
+        }
+        let indexed = "const T = array<f32, 4>(1.0, 2.0, 3.0, 4.0);
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+    out[g.x] = T[g.x % 4u];
+}";
+        let t = translate("indexed", indexed, "main").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(function_arrays(&t.words), 1);
     }
 
     /// Every kernel translates; each decorates float operations, and its layout
