@@ -183,6 +183,24 @@ impl Suite {
         }
     }
 
+    /// Bytes of one buffer of the bandwidth probe (`crate::stream`), capped at the
+    /// device's storage binding: large enough that caches do not hold it (quick: a
+    /// check that the probe runs).
+    pub fn stream_buffer_bytes(self) -> u64 {
+        match self {
+            Suite::Standard => 256 << 20,
+            Suite::Quick => 8 << 20,
+        }
+    }
+
+    /// Timed passes of the bandwidth probe.
+    pub fn stream_passes(self) -> u32 {
+        match self {
+            Suite::Standard => 20,
+            Suite::Quick => 3,
+        }
+    }
+
     /// Untimed warm-up steps run before each timed run.
     pub fn warmup_steps(self) -> u64 {
         match self {
@@ -706,6 +724,10 @@ pub struct SuiteRow {
     /// bytes_per_neuron_step x neurons / neuron_update time (GB/s): the neuron
     /// kernel's own bandwidth, to set against the whole-step `achieved_gb_per_s`.
     pub neuron_update_gb_per_s: Option<f64>,
+    /// neuron_update_gb_per_s / the median bandwidth of the same backend's probe
+    /// (`SuiteReport::stream`): the neuron update's share of what a plain copy
+    /// reaches on the device (GPU rows with kernel times).
+    pub neuron_update_stream_fraction: Option<f64>,
 }
 
 /// A whole suite run: what `bench --suite` writes as JSON.
@@ -721,8 +743,24 @@ pub struct SuiteReport {
     pub warmup_policy: String,
     /// The backends asked for and whether they ran.
     pub backends: Vec<BackendStatus>,
+    /// The memory-bandwidth probe (STREAM copy, `crate::stream`) of each available
+    /// backend, run before the networks.
+    pub stream: Vec<StreamRow>,
     /// One row per (entry, backend), entries in suite order.
     pub results: Vec<SuiteRow>,
+}
+
+/// One backend's bandwidth probe in a suite: its result, or why it did not run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamRow {
+    /// "cpu" or "gpu".
+    pub backend: String,
+    /// "ok" or "error".
+    pub status: String,
+    /// Why not, when it failed.
+    pub note: Option<String>,
+    /// The measurement, when it ran.
+    pub result: Option<crate::stream::StreamResult>,
 }
 
 impl SuiteReport {
@@ -921,6 +959,59 @@ fn label(b: BackendChoice) -> &'static str {
     }
 }
 
+/// The bandwidth probe on each available backend of `chosen` (its `status`), at the
+/// suite's size; a failure gives a row with status "error" and the reason (the
+/// networks still run).
+fn stream_rows(
+    suite: Suite,
+    chosen: &[BackendChoice],
+    status: &[BackendStatus],
+    progress: bool,
+) -> Vec<StreamRow> {
+    let (bytes, passes) = (suite.stream_buffer_bytes(), suite.stream_passes());
+    chosen
+        .iter()
+        .zip(status)
+        .filter(|(_, st)| st.available)
+        .map(|(&b, st)| {
+            let measured = match b {
+                BackendChoice::Gpu => crate::gpu::GpuContext::with_timestamps()
+                    .and_then(|ctx| crate::stream::measure_gpu(&ctx, bytes, passes)),
+                _ => crate::stream::measure_cpu(bytes, passes),
+            };
+            let row = match measured {
+                Ok(r) => StreamRow {
+                    backend: st.backend.clone(),
+                    status: "ok".into(),
+                    note: None,
+                    result: Some(r),
+                },
+                Err(e) => StreamRow {
+                    backend: st.backend.clone(),
+                    status: "error".into(),
+                    note: Some(format!("bandwidth probe failed: {e}")),
+                    result: None,
+                },
+            };
+            if progress {
+                match &row.result {
+                    Some(r) => eprintln!(
+                        "bench: bandwidth probe ({}): {:.1} GB/s median, {:.1} best ({} passes over {} MiB, {})",
+                        r.backend,
+                        r.median_gb_per_s,
+                        r.best_gb_per_s,
+                        r.passes,
+                        r.buffer_bytes >> 20,
+                        r.timing
+                    ),
+                    None => eprintln!("bench: {}", row.note.as_deref().unwrap_or("")),
+                }
+            }
+            row
+        })
+        .collect()
+}
+
 /// Run `suite` on `backends` (`Auto` means the GPU if there is one, else the CPU). A
 /// backend that is unavailable, a network that is not embedded or cannot be built at
 /// a size, and a run that fails each give rows with that status and a note instead
@@ -983,12 +1074,14 @@ pub fn run_suite_with(
         .collect();
     let warmup_steps = suite.warmup_steps();
     let policy = warmup_policy(warmup_steps);
+    let stream = stream_rows(suite, &chosen, &status, progress);
     let report = |results: Vec<SuiteRow>| SuiteReport {
         benchmark: "suite".into(),
         suite,
         ketasim_version: env!("CARGO_PKG_VERSION").into(),
         warmup_policy: policy.clone(),
         backends: status.clone(),
+        stream: stream.clone(),
         results,
     };
     let mut rows: Vec<SuiteRow> = Vec::new();
@@ -1031,6 +1124,7 @@ pub fn run_suite_with(
             fuse_steps: None,
             neuron_update_us: None,
             neuron_update_gb_per_s: None,
+            neuron_update_stream_fraction: None,
         };
         let built = entry_scenario(&e, e.steps);
         for (&b, st) in chosen.iter().zip(&status) {
@@ -1117,6 +1211,11 @@ pub fn run_suite_with(
             let bps = bytes_per_neuron_step(s, &r.backend);
             let achieved = r.neuron_updates_per_s * bps * 1e-9;
             let peak = peak_bandwidth_gb_per_s(&r.adapter);
+            let stream_gb = stream
+                .iter()
+                .find(|x| x.backend == st.backend)
+                .and_then(|x| x.result.as_ref())
+                .map(|x| x.median_gb_per_s);
             let neuron_update_ns = profile.as_ref().and_then(|(_, times)| {
                 times
                     .iter()
@@ -1149,6 +1248,9 @@ pub fn run_suite_with(
                 neuron_update_us: neuron_update_ns.map(|ns| ns * 1e-3),
                 // Bytes per ns is GB/s.
                 neuron_update_gb_per_s: neuron_update_ns.map(|ns| bps * r.neurons as f64 / ns),
+                neuron_update_stream_fraction: neuron_update_ns
+                    .zip(stream_gb)
+                    .map(|(ns, gb)| bps * r.neurons as f64 / ns / gb),
                 kernel_times: profile.map(|(_, times)| times),
                 ..blank(&r.backend, "ok", String::new())
             });
@@ -1253,6 +1355,8 @@ pub fn suite_markdown(report: &SuiteReport) -> String {
         }
     }
     m.push('\n');
+    m.push_str(&stream_table(report));
+    m.push('\n');
     m.push_str(&suite_table(report));
     let kernels = kernel_table(report);
     if !kernels.is_empty() {
@@ -1260,6 +1364,50 @@ pub fn suite_markdown(report: &SuiteReport) -> String {
         m.push_str(&kernels);
     }
     m
+}
+
+/// A Markdown table of the bandwidth probe: one line per backend, and each GPU row's
+/// neuron update as a fraction of its backend's probe.
+pub fn stream_table(report: &SuiteReport) -> String {
+    let mut t = String::from(
+        "Memory bandwidth of a plain copy (STREAM Copy, bytes read + written):\n\n| backend | status | adapter | buffer MiB | passes | timing | median GB/s | best GB/s |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for x in &report.stream {
+        match &x.result {
+            Some(r) => t.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} |\n",
+                x.backend,
+                x.status,
+                cell(&r.adapter),
+                r.buffer_bytes >> 20,
+                r.passes,
+                r.timing,
+                r.median_gb_per_s,
+                r.best_gb_per_s
+            )),
+            None => t.push_str(&format!(
+                "| {} | {} | {} | - | - | - | - | - |\n",
+                x.backend,
+                x.status,
+                cell(x.note.as_deref().unwrap_or(""))
+            )),
+        }
+    }
+    let fractions: Vec<String> = report
+        .results
+        .iter()
+        .filter_map(|r| {
+            r.neuron_update_stream_fraction
+                .map(|f| format!("{} ({}) {f:.2}", r.entry, r.backend))
+        })
+        .collect();
+    if !fractions.is_empty() {
+        t.push_str(&format!(
+            "\nNeuron update's bandwidth as a fraction of the probe's median: {}.\n",
+            fractions.join("; ")
+        ));
+    }
+    t
 }
 
 /// A Markdown table of the per-kernel GPU times of the rows that have them (one line

@@ -22,6 +22,7 @@ pub mod run;
 pub mod scenario;
 pub mod signalling;
 pub mod stats;
+pub mod stream;
 pub mod sweep;
 
 pub use error::{Error, Result};

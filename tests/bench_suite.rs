@@ -45,6 +45,17 @@ fn quick_suite_on_cpu_writes_json_and_markdown() {
     assert_eq!(backends.len(), 1, "{v:#}");
     assert_eq!(backends[0]["backend"], "cpu");
     assert_eq!(backends[0]["available"], true);
+    // The bandwidth probe of the one backend, before the networks.
+    let stream = v["stream"].as_array().expect("stream array");
+    assert_eq!(stream.len(), 1, "{v:#}");
+    assert_eq!(stream[0]["backend"], "cpu");
+    assert_eq!(stream[0]["status"], "ok", "{v:#}");
+    let probe = &stream[0]["result"];
+    assert_eq!(
+        probe["buffer_bytes"].as_u64(),
+        Some(Suite::Quick.stream_buffer_bytes())
+    );
+    assert!(num(probe, "median_gb_per_s") > 0.0, "{probe:#}");
 
     // One row per (entry, backend), in suite order.
     let entries = bench::suite_entries(Suite::Quick);
@@ -98,6 +109,8 @@ fn quick_suite_on_cpu_writes_json_and_markdown() {
             // The CPU adapter is no known GPU: no peak, no fraction.
             assert!(r["peak_gb_per_s"].is_null(), "{r:#}");
             assert!(r["peak_fraction"].is_null(), "{r:#}");
+            // No kernel times on the CPU, so no fraction of the probe either.
+            assert!(r["neuron_update_stream_fraction"].is_null(), "{r:#}");
             let pops = r["populations"].as_array().expect("populations");
             assert!(!pops.is_empty(), "{r:#}");
             for p in pops {
@@ -198,10 +211,25 @@ fn quick_suite_on_cpu_writes_json_and_markdown() {
         }
     }
 
-    // The Markdown table beside the JSON: header, separator, one line per row; the
-    // same table is printed.
+    // The Markdown beside the JSON: the bandwidth probe's table (header, separator,
+    // one line per backend), then the networks' table (header, separator, one line
+    // per row); the same tables are printed.
     let md = read(&json.with_extension("md"));
-    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    let mut tables: Vec<Vec<&str>> = Vec::new();
+    let mut in_table = false;
+    for l in md.lines() {
+        match (l.starts_with('|'), in_table) {
+            (true, false) => tables.push(vec![l]),
+            (true, true) => tables.last_mut().expect("table").push(l),
+            _ => {}
+        }
+        in_table = l.starts_with('|');
+    }
+    assert_eq!(tables.len(), 2, "{md}");
+    assert!(tables[0][0].starts_with("| backend | status |"), "{md}");
+    assert_eq!(tables[0].len(), 2 + stream.len(), "{md}");
+    assert!(tables[0][2].starts_with("| cpu | ok |"), "{md}");
+    let table = &tables[1];
     assert_eq!(table.len(), 2 + rows.len(), "{md}");
     assert!(
         table[0].contains("RTF") && table[0].contains("neuron-updates/s"),
@@ -225,7 +253,7 @@ fn quick_suite_on_cpu_writes_json_and_markdown() {
         );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for line in &table {
+    for line in tables.iter().flatten() {
         assert!(
             stdout.contains(line),
             "not printed: {line}\n{}",

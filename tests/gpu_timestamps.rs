@@ -284,6 +284,20 @@ fn quick_suite_on_gpu_reports_kernel_times() {
     for r in report.results.iter().filter(|r| r.status != "ok") {
         assert!(r.kernel_times.is_none(), "{r:#?}");
     }
+    // The bandwidth probe ran on the GPU, and each timed row's neuron update is set
+    // against its median.
+    assert_eq!(report.stream.len(), 1, "{:#?}", report.stream);
+    let probe = report.stream[0].result.as_ref().expect("probe result");
+    assert_eq!(probe.backend, "gpu");
+    for r in &ok {
+        match (r.neuron_update_gb_per_s, r.neuron_update_stream_fraction) {
+            (Some(gb), Some(f)) => {
+                assert!((f - gb / probe.median_gb_per_s).abs() <= 1e-9 * f, "{r:#?}")
+            }
+            (None, None) => assert!(!supported, "{r:#?}"),
+            _ => panic!("fraction without bandwidth or the reverse: {r:#?}"),
+        }
+    }
     let md = bench::suite_markdown(&report);
     assert_eq!(md.contains("| kernel |"), supported, "{md}");
     if supported {

@@ -8,6 +8,7 @@ mod propagate;
 mod reduce_stats;
 pub mod simd;
 pub mod slow;
+pub mod stream;
 
 pub use cache::SynapseCache;
 pub use neuron_update::{
@@ -155,6 +156,20 @@ pub fn threads_from_value(value: Option<std::ffi::OsString>) -> Result<Option<us
     }
 }
 
+/// A pool of `threads` threads for the CPU backend, or none (rayon's current pool)
+/// when `threads` is `None`.
+pub fn thread_pool(threads: Option<usize>) -> Result<Option<Arc<rayon::ThreadPool>>> {
+    let Some(k) = threads else {
+        return Ok(None);
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(k)
+        .thread_name(|i| format!("ketasim-cpu-{i}"))
+        .build()
+        .map(|p| Some(Arc::new(p)))
+        .map_err(|e| Error::Capacity(format!("cannot start {k} CPU threads: {e}")))
+}
+
 /// When the CPU backend spreads a step over threads (estimated costs in about ns of
 /// one core; see the `PAR_*` constants for the defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -276,16 +291,7 @@ impl CpuBackend {
                 }
             }
         }
-        let pool = match threads {
-            Some(k) => Some(Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(k)
-                    .thread_name(|i| format!("ketasim-cpu-{i}"))
-                    .build()
-                    .map_err(|e| Error::Capacity(format!("cannot start {k} CPU threads: {e}")))?,
-            )),
-            None => None,
-        };
+        let pool = thread_pool(threads)?;
         let tables_bytes =
             4 * (table_rows.len() + table_cols.len() + table_w.len() + table_d.len());
         let budget = cache_bytes

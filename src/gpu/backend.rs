@@ -162,11 +162,11 @@ struct KernelTiming {
     steps: u64,
 }
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+pub(super) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
-fn init_buffer(
+pub(super) fn init_buffer(
     device: &wgpu::Device,
     label: &str,
     data: &[u8],
@@ -188,7 +188,7 @@ fn zero_buffer(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
     })
 }
 
-fn staging(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
+pub(super) fn staging(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(4).next_multiple_of(4),
@@ -271,7 +271,7 @@ pub fn workgroup_size(default: u32, max_invocations: u32) -> Result<u32> {
 }
 
 /// Workgroup grid covering `n` invocations of `wg_size`, spilling into y.
-fn grid_for(n: u32, wg_size: u32) -> (u32, u32) {
+pub(super) fn grid_for(n: u32, wg_size: u32) -> (u32, u32) {
     let groups = n.div_ceil(wg_size).max(1);
     let x = groups.min(MAX_WORKGROUPS_PER_DIM);
     (x, groups.div_ceil(x))
@@ -806,7 +806,7 @@ impl GpuBackend {
     }
 }
 
-fn map_read(device: &wgpu::Device, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+pub(super) fn map_read(device: &wgpu::Device, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     let mut v = map_read_all(device, &[staging])?;
     v.pop()
         .ok_or_else(|| Error::Gpu("read-back returned nothing".into()))

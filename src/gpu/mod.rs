@@ -4,6 +4,7 @@
 mod backend;
 mod context;
 pub mod shaders;
+pub mod stream;
 pub mod strict;
 
 pub use backend::{

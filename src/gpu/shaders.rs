@@ -48,6 +48,13 @@ pub const SLOW_UPDATE: Kernel = Kernel {
     body: include_str!("../../shaders/slow_update.wgsl"),
 };
 
+/// The memory-bandwidth probe (`shaders/stream.wgsl`; `crate::stream`): not part of
+/// a simulation.
+pub const STREAM: Kernel = Kernel {
+    name: "stream",
+    body: include_str!("../../shaders/stream.wgsl"),
+};
+
 /// The per-step kernels, in dispatch order.
 pub const STEP_KERNELS: [Kernel; 3] = [NEURON_UPDATE, REDUCE_STATS, PROPAGATE];
 

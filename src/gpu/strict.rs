@@ -375,8 +375,8 @@ mod tests {
     /// itself finds the one a runtime-indexed constant table gives.
     #[test]
     fn no_kernel_keeps_an_array_in_function_memory() {
-        use crate::gpu::shaders::KERNELS;
-        for k in &KERNELS {
+        use crate::gpu::shaders::{KERNELS, STREAM};
+        for k in KERNELS.iter().chain([&STREAM]) {
             let t = translate(k.name, &crate::gpu::shaders::source(k), "main")
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(function_arrays(&t.words), 0, "{}", k.name);

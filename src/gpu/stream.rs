@@ -1,0 +1,177 @@
+//! The memory-bandwidth probe on the GPU: `shaders/stream.wgsl` built and dispatched
+//! as the simulation's kernels are, over two buffers, each pass in a compute pass of
+//! its own and timed with timestamp queries where the device has them (otherwise by
+//! the wall clock of its submission and wait). Used through [`crate::stream`].
+
+use std::time::Instant;
+
+use super::backend::{grid_for, init_buffer, map_read, staging, workgroup_size, STORAGE};
+use super::shaders::{self, Division};
+use super::{strict, GpuContext};
+use crate::cpu::stream::Element;
+use crate::error::{Error, Result};
+
+/// What [`copy_timed`] gives: the copy and the time of each pass.
+pub struct TimedCopy {
+    /// `dst` after the last pass (to check against the source).
+    pub dst: Vec<Element>,
+    /// Seconds of each pass.
+    pub pass_s: Vec<f64>,
+    /// Whether the times are GPU timestamps (else wall clock with the submission).
+    pub timestamps: bool,
+}
+
+/// Copy `src` into a second device buffer with the stream kernel `passes` times
+/// (after one untimed pass), and read the copy back. `src` must fit one storage
+/// binding of the device (an error naming the limit otherwise).
+pub fn copy_timed(ctx: &GpuContext, src: &[Element], passes: u32) -> Result<TimedCopy> {
+    let device = &ctx.device;
+    let bytes = std::mem::size_of_val(src) as u64;
+    let limit = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
+    if bytes == 0 || bytes > limit {
+        return Err(Error::Capacity(format!(
+            "the bandwidth probe's buffer of {bytes} bytes must be non-empty and within the device's storage binding of {limit} bytes"
+        )));
+    }
+    let n = src.len() as u32;
+    let wg = workgroup_size(
+        ctx.workgroup_size,
+        ctx.limits.max_compute_invocations_per_workgroup,
+    )?;
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let valid = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let pipeline = strict::compute_pipeline(device, "stream", ctx.strict_float, |exact| {
+        let division = if exact {
+            Division::EXACT
+        } else {
+            Division::Native
+        };
+        shaders::source_for(&shaders::STREAM, division, wg)
+    })?;
+    let src_buf = init_buffer(device, "stream_src", bytemuck::cast_slice(src), STORAGE);
+    let dst_buf = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("stream_dst"),
+        size: bytes,
+        usage: STORAGE,
+        mapped_at_creation: false,
+    });
+    let read = staging(device, "stream_staging", bytes);
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("stream"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: src_buf.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: dst_buf.as_entire_binding(),
+            },
+        ],
+    });
+    let timestamps = ctx.timestamps;
+    let queries = 2 * passes.max(1);
+    let stamps = timestamps.then(|| {
+        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("stream_timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: queries,
+        });
+        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("stream_resolve"),
+            size: queries as u64 * wgpu::QUERY_SIZE as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let out = staging(
+            device,
+            "stream_timestamps_staging",
+            queries as u64 * wgpu::QUERY_SIZE as u64,
+        );
+        (set, resolve, out)
+    });
+    if let Some(e) = pollster::block_on(valid.pop()) {
+        return Err(Error::Gpu(format!(
+            "setting up the bandwidth probe failed: {e}"
+        )));
+    }
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Capacity(format!(
+            "the device ran out of memory for the bandwidth probe's two buffers of {bytes} bytes: {e}"
+        )));
+    }
+    let (gx, gy) = grid_for(n, wg);
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let dispatch = |enc: &mut wgpu::CommandEncoder,
+                    ts: Option<wgpu::ComputePassTimestampWrites>| {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("stream"),
+            timestamp_writes: ts,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(gx, gy, 1);
+    };
+    let wait = || {
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))
+    };
+    // One untimed pass first: first dispatches carry one-off costs.
+    let mut enc = device.create_command_encoder(&Default::default());
+    dispatch(&mut enc, None);
+    ctx.queue.submit([enc.finish()]);
+    wait()?;
+    let mut pass_s = Vec::with_capacity(passes as usize);
+    match &stamps {
+        Some((set, resolve, out)) => {
+            let mut enc = device.create_command_encoder(&Default::default());
+            for p in 0..passes {
+                dispatch(
+                    &mut enc,
+                    Some(wgpu::ComputePassTimestampWrites {
+                        query_set: set,
+                        beginning_of_pass_write_index: Some(2 * p),
+                        end_of_pass_write_index: Some(2 * p + 1),
+                    }),
+                );
+            }
+            enc.resolve_query_set(set, 0..2 * passes, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, out, 0, resolve.size());
+            ctx.queue.submit([enc.finish()]);
+            let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&map_read(device, out)?);
+            let period_ns = ctx.queue.get_timestamp_period() as f64;
+            for p in 0..passes as usize {
+                let ticks = raw[2 * p + 1].saturating_sub(raw[2 * p]);
+                pass_s.push(ticks as f64 * period_ns * 1e-9);
+            }
+        }
+        None => {
+            for _ in 0..passes {
+                let t0 = Instant::now();
+                let mut enc = device.create_command_encoder(&Default::default());
+                dispatch(&mut enc, None);
+                ctx.queue.submit([enc.finish()]);
+                wait()?;
+                pass_s.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(&dst_buf, 0, &read, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    let dst: Vec<Element> = bytemuck::pod_collect_to_vec(&map_read(device, &read)?);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("the bandwidth probe failed: {e}")));
+    }
+    ctx.check_uncaptured()?;
+    Ok(TimedCopy {
+        dst,
+        pass_s,
+        timestamps,
+    })
+}
