@@ -270,6 +270,20 @@ fn uniform_open0(x: u32) -> f32 {
 
 // ---- Cephes logf / expf with +, *, floor and bit casts only (twins of src/rng.rs).
 
+// c[0] x^8 + ... + c[8] by Horner's rule, as the twins' loops over a coefficient
+// table: written out with constant indices, so no array is indexed at run time (a
+// driver could keep it in per-thread memory; docs/performance.md).
+fn horner9(c: array<f32, 9>, x: f32) -> f32 {
+    var y = c[0] * x + c[1];
+    y = y * x + c[2];
+    y = y * x + c[3];
+    y = y * x + c[4];
+    y = y * x + c[5];
+    y = y * x + c[6];
+    y = y * x + c[7];
+    return y * x + c[8];
+}
+
 fn ln_f32(x: f32) -> f32 {
     let bits = bitcast<u32>(x);
     var e = i32((bits >> 23u) & 0xffu) - 126;
@@ -281,15 +295,7 @@ fn ln_f32(x: f32) -> f32 {
         m -= 1.0;
     }
     let z = m * m;
-    // Horner with constant indices (no indexed constant array in the kernel).
-    var y = LN_POLY[0] * m + LN_POLY[1];
-    y = y * m + LN_POLY[2];
-    y = y * m + LN_POLY[3];
-    y = y * m + LN_POLY[4];
-    y = y * m + LN_POLY[5];
-    y = y * m + LN_POLY[6];
-    y = y * m + LN_POLY[7];
-    y = y * m + LN_POLY[8];
+    var y = horner9(LN_POLY, m);
     y = y * m * z;
     let ef = f32(e);
     y += LN2_LO * ef;
@@ -512,24 +518,10 @@ fn normal_f32(x: u32) -> f32 {
     var p: f32;
     if (w < 5.0) {
         w = w - 2.5;
-        p = ERFINV_CENTRAL[0] * w + ERFINV_CENTRAL[1];
-        p = p * w + ERFINV_CENTRAL[2];
-        p = p * w + ERFINV_CENTRAL[3];
-        p = p * w + ERFINV_CENTRAL[4];
-        p = p * w + ERFINV_CENTRAL[5];
-        p = p * w + ERFINV_CENTRAL[6];
-        p = p * w + ERFINV_CENTRAL[7];
-        p = p * w + ERFINV_CENTRAL[8];
+        p = horner9(ERFINV_CENTRAL, w);
     } else {
         w = exp_f32(0.5 * ln_f32(w)) - 3.0;
-        p = ERFINV_TAIL[0] * w + ERFINV_TAIL[1];
-        p = p * w + ERFINV_TAIL[2];
-        p = p * w + ERFINV_TAIL[3];
-        p = p * w + ERFINV_TAIL[4];
-        p = p * w + ERFINV_TAIL[5];
-        p = p * w + ERFINV_TAIL[6];
-        p = p * w + ERFINV_TAIL[7];
-        p = p * w + ERFINV_TAIL[8];
+        p = horner9(ERFINV_TAIL, w);
     }
     return SQRT_2 * (p * t);
 }
