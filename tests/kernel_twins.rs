@@ -176,11 +176,10 @@ fn cpu(c: &Case) -> [[f32; 4]; 3] {
 fn run_kernel(ctx: &GpuContext, division: Division, cs: &[Case]) -> Vec<[f32; 4]> {
     let n = cs.len() as u32;
     let device = &ctx.device;
-    let pipeline = strict::compute_pipeline(device, "twins", ctx.strict_float, |exact| {
-        let division = if exact { division } else { Division::Native };
+    let pipeline = strict::compute_pipeline(device, "twins", ctx.strict_float, division, |d| {
         format!(
             "{}\n{}\n{}",
-            shaders::header_for(division, ketasim::model::limits::WORKGROUP_SIZE),
+            shaders::header_for(d, ketasim::model::limits::WORKGROUP_SIZE),
             shaders::COMMON,
             KERNEL
         )

@@ -875,13 +875,8 @@ fn make_pipeline(
     sim_stride: u64,
     buffers: &[&wgpu::Buffer],
 ) -> Result<Pipeline> {
-    let pipeline = strict::compute_pipeline(device, kernel.name, strict, |exact| {
-        let division = if exact {
-            division
-        } else {
-            shaders::Division::Native
-        };
-        shaders::source_for(kernel, division, wg_size)
+    let pipeline = strict::compute_pipeline(device, kernel.name, strict, division, |d| {
+        shaders::source_for(kernel, d, wg_size)
     })?;
     let layout = pipeline.get_bind_group_layout(0);
     let sim_size = std::num::NonZeroU64::new(std::mem::size_of::<SimParams>() as u64);

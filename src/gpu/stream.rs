@@ -43,14 +43,10 @@ pub fn copy_timed(ctx: &GpuContext, src: &[Element], passes: u32) -> Result<Time
     )?;
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let valid = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let pipeline = strict::compute_pipeline(device, "stream", ctx.strict_float, |exact| {
-        let division = if exact {
-            Division::EXACT
-        } else {
-            Division::Native
-        };
-        shaders::source_for(&shaders::STREAM, division, wg)
-    })?;
+    let pipeline =
+        strict::compute_pipeline(device, "stream", ctx.strict_float, Division::EXACT, |d| {
+            shaders::source_for(&shaders::STREAM, d, wg)
+        })?;
     let src_buf = init_buffer(device, "stream_src", bytemuck::cast_slice(src), STORAGE);
     let dst_buf = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("stream_dst"),

@@ -21,6 +21,7 @@
 //! (`shaders::Division::EXACT`). docs/determinism.md has the measurements.
 
 use crate::error::{Error, Result};
+use crate::gpu::shaders::Division;
 
 /// SPIR-V opcodes whose result is decorated (SPIR-V spec, section 3.52): `OpFNegate`,
 /// `OpFAdd`, `OpFSub`, `OpFMul`, `OpFDiv`, `OpVectorTimesScalar`, `OpDot`.
@@ -208,9 +209,9 @@ pub fn decorate_no_contraction(words: &[u32]) -> std::result::Result<(Vec<u32>, 
     Ok((out, results.len()))
 }
 
-/// A compute pipeline for the entry point `main` of `source(strict)` (a complete
-/// WGSL module, with an exact `div_rn` when its argument is true, the native division
-/// otherwise: `shaders::Division`). With `strict` it runs the
+/// A compute pipeline for the entry point `main` of `source(d)` (a complete WGSL
+/// module whose `div_rn` divides as `d` says: `division`, exact, with `strict`, else
+/// the native division, `shaders::Division::Native`). With `strict` it runs the
 /// [`translate`]d SPIR-V with its reflected bind group layout; otherwise wgpu
 /// compiles the WGSL (native division, contraction allowed) and derives the layout.
 /// Either way bind group 0 is `pipeline.get_bind_group_layout(0)`.
@@ -218,10 +219,11 @@ pub fn compute_pipeline(
     device: &wgpu::Device,
     label: &str,
     strict: bool,
-    source: impl Fn(bool) -> String,
+    division: Division,
+    source: impl Fn(Division) -> String,
 ) -> Result<wgpu::ComputePipeline> {
     let (module, layout) = if strict {
-        let t = translate(label, &source(true), "main")?;
+        let t = translate(label, &source(division), "main")?;
         let [x, y, z] = t.workgroup_size;
         // SAFETY: the words are naga's own SPIR-V translation of a module that naga
         // validated, with only `NoContraction` decorations added; the layout is
@@ -251,7 +253,7 @@ pub fn compute_pipeline(
     } else {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(source(false).into()),
+            source: wgpu::ShaderSource::Wgsl(source(Division::Native).into()),
         });
         (module, None)
     };
