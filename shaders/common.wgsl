@@ -342,12 +342,12 @@ fn one_minus_exp_neg(x: f32) -> f32 {
 // [2^23, 2^24) and the remainder R = ma 2^23 - Q mb in [0, mb) decides the rounding
 // (up if 2R > mb, or 2R = mb and Q odd). Q is first estimated from the native
 // quotient of the two significands (within 2.5 ulp of ma / mb in [1, 2), so its
-// truncation is Q - 2 to Q + 3), corrected by
-// the sign and size of the remainder's low word (integer arithmetic), and the
-// corrected Q is verified exactly (the remainder is in [0, mb), and an f32 bound on
-// it shows that its low word is the whole remainder); a driver whose
-// native division is outside Vulkan's bound fails that check and takes the 25-step
-// restoring long division (div_rn_long) instead, so the result is exact either way.
+// truncation is Q - 2 to Q + 3), corrected by the sign and size of the remainder's
+// low word (integer arithmetic), and the corrected Q is verified exactly (the
+// remainder is in [0, mb), and an f32 bound on it shows that its low word is the
+// whole remainder); a driver whose native division is outside Vulkan's bound fails
+// that check and takes the 24-step restoring long division (div_rn_long) instead, so
+// the result is exact either way.
 // Zeros, subnormals, infinities, NaN and quotients at the ends of the exponent range
 // fall back to the native division. From the generated header (shaders::Division):
 // EXACT_DIV is false on the plain WGSL path, which is not exact anyway

@@ -130,10 +130,7 @@ pub fn measure_cpu(buffer_bytes: u64, passes: u32) -> Result<StreamResult> {
 /// buffer of `buffer_bytes`, capped at the device's storage binding and rounded down
 /// to 16-byte elements.
 pub fn measure_gpu(ctx: &GpuContext, buffer_bytes: u64, passes: u32) -> Result<StreamResult> {
-    let limit = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
+    let limit = crate::gpu::stream::max_buffer_bytes(ctx);
     let n = elements_of(buffer_bytes.min(limit), passes)?;
     let src = pattern(n);
     let t = crate::gpu::stream::copy_timed(ctx, &src, passes)?;

@@ -5,7 +5,7 @@
 mod common;
 
 use ketasim::cpu::stream::{copy, Element};
-use ketasim::gpu::stream::copy_timed;
+use ketasim::gpu::stream::{copy_timed, max_buffer_bytes};
 use ketasim::stream::{measure_cpu, measure_gpu};
 
 /// Distinct words per element (the same as no neighbour's).
@@ -64,9 +64,6 @@ fn probe_reports_what_it_measured() {
     );
     assert!(r.median_gb_per_s > 0.0 && r.median_gb_per_s <= r.best_gb_per_s);
     // A request beyond the device's binding is capped at it.
-    let limit = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
+    let limit = max_buffer_bytes(&ctx);
     assert!(copy_timed(&ctx, &vec![[0u32; 4]; (limit / 16 + 1) as usize], 1).is_err());
 }

@@ -21,16 +21,21 @@ pub struct TimedCopy {
     pub timestamps: bool,
 }
 
+/// The largest buffer the probe can copy on `ctx`'s device (bytes): one storage
+/// binding, within one buffer.
+pub fn max_buffer_bytes(ctx: &GpuContext) -> u64 {
+    ctx.limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size)
+}
+
 /// Copy `src` into a second device buffer with the stream kernel `passes` times
 /// (after one untimed pass), and read the copy back. `src` must fit one storage
 /// binding of the device (an error naming the limit otherwise).
 pub fn copy_timed(ctx: &GpuContext, src: &[Element], passes: u32) -> Result<TimedCopy> {
     let device = &ctx.device;
     let bytes = std::mem::size_of_val(src) as u64;
-    let limit = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
+    let limit = max_buffer_bytes(ctx);
     if bytes == 0 || bytes > limit {
         return Err(Error::Capacity(format!(
             "the bandwidth probe's buffer of {bytes} bytes must be non-empty and within the device's storage binding of {limit} bytes"
