@@ -540,7 +540,15 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
         let first = lo - dp.neuron_base;
         let (u, cnt) = (&mut u[..n], &mut cnt[..n]);
         for (j, uj) in u.iter_mut().enumerate() {
-            *uj = uniform01(threefry_x0(first + j as u32, step, dp.key_lo, dp.key_hi));
+            // A neuron's index in its network fits a u32, so the add cannot wrap;
+            // wrapping, it has no overflow check to keep the loop from vectorising
+            // in builds with overflow checks.
+            *uj = uniform01(threefry_x0(
+                first.wrapping_add(j as u32),
+                step,
+                dp.key_lo,
+                dp.key_hi,
+            ));
         }
         let cdf = poisson_cdf(dp.mean, dp.exp_neg_mean, si.recips);
         for (c, &uj) in cnt.iter_mut().zip(u.iter()) {
@@ -627,7 +635,15 @@ fn update_block_current(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
         let first = lo - dp.neuron_base;
         let (u, cnt) = (&mut u[..n], &mut cnt[..n]);
         for (j, uj) in u.iter_mut().enumerate() {
-            *uj = uniform01(threefry_x0(first + j as u32, step, dp.key_lo, dp.key_hi));
+            // A neuron's index in its network fits a u32, so the add cannot wrap;
+            // wrapping, it has no overflow check to keep the loop from vectorising
+            // in builds with overflow checks.
+            *uj = uniform01(threefry_x0(
+                first.wrapping_add(j as u32),
+                step,
+                dp.key_lo,
+                dp.key_hi,
+            ));
         }
         let cdf = poisson_cdf(dp.mean, dp.exp_neg_mean, si.recips);
         for (c, &uj) in cnt.iter_mut().zip(u.iter()) {

@@ -110,19 +110,19 @@ pub(crate) fn range_sums_inline(
     let mut out = [0i64; STATS_PER_POP];
     // V, conductances and their currents: vectorisable loops with the same
     // operations as `sample_values`.
-    out[0] = v.iter().map(|&x| q(x, 0)).sum();
-    out[1] = ga.iter().map(|&x| q(x, 1)).sum();
-    out[2] = gg.iter().map(|&x| q(x, 2)).sum();
+    out[0] = v.iter().map(|&x| q(x, 0)).fold(0, add_i64);
+    out[1] = ga.iter().map(|&x| q(x, 1)).fold(0, add_i64);
+    out[2] = gg.iter().map(|&x| q(x, 2)).fold(0, add_i64);
     out[6] = ga
         .iter()
         .zip(v)
         .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
-        .sum();
+        .fold(0, add_i64);
     out[7] = gg
         .iter()
         .zip(v)
         .map(|(&g, &x)| q(g * (p.e_gaba - x), 7))
-        .sum();
+        .fold(0, add_i64);
     // Without NMDA receptors the NMDA entries (open, blocked, current) are 0 (the
     // current is g_max * 0 * (E - V) = +-0, which quantises to 0).
     match p.n_pools {
@@ -131,6 +131,15 @@ pub(crate) fn range_sums_inline(
         _ => nmda_sums::<2>(p, v, pools, &mut out),
     }
     out
+}
+
+/// `a + b` for the sums of quantised values: each at most `STAT_CLAMP` (2^24) in size,
+/// so a sum over any number of neurons a u32 can count stays far below 2^63 and the
+/// add never wraps. Wrapping, it carries no overflow check, whose panic branch kept
+/// these loops from vectorising in builds with overflow checks (the tests').
+#[inline(always)]
+fn add_i64(a: i64, b: i64) -> i64 {
+    a.wrapping_add(b)
 }
 
 #[allow(clippy::needless_range_loop, reason = "indexes several arrays")]
@@ -164,9 +173,12 @@ fn nmda_sums<const NP: usize>(
             blocked += frac[k] * (bl + t);
             g_open += frac[k] * o * (1.0 / (1.0 + mg_k0[k] * e_mg));
         }
-        s3 += quantise(open, STAT_SCALES[3]) as i64;
-        s4 += quantise(blocked, STAT_SCALES[4]) as i64;
-        s5 += quantise(p.g_nmda_max * g_open * (p.e_nmda - x), STAT_SCALES[5]) as i64;
+        s3 = add_i64(s3, quantise(open, STAT_SCALES[3]) as i64);
+        s4 = add_i64(s4, quantise(blocked, STAT_SCALES[4]) as i64);
+        s5 = add_i64(
+            s5,
+            quantise(p.g_nmda_max * g_open * (p.e_nmda - x), STAT_SCALES[5]) as i64,
+        );
     }
     out[3] = s3;
     out[4] = s4;
