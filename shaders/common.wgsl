@@ -442,6 +442,16 @@ fn div_rn_long(ma: u32, mb: u32) -> vec2<u32> {
     return vec2<u32>(q, r >> 1u);
 }
 
+// Whether population p has its first (second) NMDA pool, folded to false where no
+// population of the network has one (NMDA_POOLS, Features in src/gpu/shaders.rs).
+fn has_pool0(p: PopParams) -> bool {
+    return NMDA_POOLS > 0u && p.n_pools > 0u;
+}
+
+fn has_pool1(p: PopParams) -> bool {
+    return NMDA_POOLS > 1u && p.n_pools > 1u;
+}
+
 // Mg2+ unblocked fraction, Jahr & Stevens 1990 (twin of model::mg_block).
 fn mg_block(v: f32, mg_over_k0: f32) -> f32 {
     return mg_block_e(exp_f32(-MG_SLOPE * v), mg_over_k0);

@@ -133,51 +133,73 @@ fn main(
     }
     let pop = find_pop(i);
     let p = pops[pop];
+    let cond = is_conductance(p);
     var s: NState;
     s.v = v_mv[i];
     s.rf = refrac[i];
     s.ga = g_ampa[i];
     s.gg = g_gaba[i];
-    if (p.syn_current == 0u) {
+    if (cond) {
         s.x = x_nmda[i];
-        if (p.n_pools > 0u) {
+        if (has_pool0(p)) {
             s.pool0 = nmda_pool0[i];
         }
-        if (p.n_pools > 1u) {
+        if (has_pool1(p)) {
             s.pool1 = nmda_pool1[i];
         }
-        if (p.sig_on != 0u) {
+        if (HAS_SIG && p.sig_on != 0u) {
             s.sg = sig_nrn[i];
         }
     }
     for (var k = 0u; k < len; k++) {
         let step = start + k;
+        // On GPUs the population's parameters are read again in every step rather
+        // than held from the load above across the chunk's steps, where every word
+        // a step uses would stay live through the whole loop (REREAD_PARAMS,
+        // KernelConfig in src/gpu/shaders.rs). A workgroup's neurons mostly share
+        // one population, so the reads hit the cache.
+        let ps = step_params(pop, p);
         var spiked: bool;
-        if (p.syn_current != 0u) {
-            spiked = current_update(i, p, step, &s);
+        if (cond) {
+            spiked = conductance_update(i, ps, step, &s);
         } else {
-            spiked = conductance_update(i, p, step, &s);
+            spiked = current_update(i, ps, step, &s);
         }
         if (spiked) {
-            on_spike(i, pop, p, step);
+            on_spike(i, pop, ps, step);
         }
     }
     v_mv[i] = s.v;
     refrac[i] = s.rf;
     g_ampa[i] = s.ga;
     g_gaba[i] = s.gg;
-    if (p.syn_current == 0u) {
+    if (cond) {
         x_nmda[i] = s.x;
-        if (p.n_pools > 0u) {
+        if (has_pool0(p)) {
             nmda_pool0[i] = s.pool0;
         }
-        if (p.n_pools > 1u) {
+        if (has_pool1(p)) {
             nmda_pool1[i] = s.pool1;
         }
-        if (p.sig_on != 0u) {
+        if (HAS_SIG && p.sig_on != 0u) {
             sig_nrn[i] = s.sg;
         }
     }
+}
+
+// The parameters of population pop for one step: read again (REREAD_PARAMS) or the
+// ones held since the chunk began.
+fn step_params(pop: u32, held: PopParams) -> PopParams {
+    if (REREAD_PARAMS) {
+        return pops[pop];
+    }
+    return held;
+}
+
+// Whether population p is conductance-based (else current-based), folded to a
+// constant where the network has only one kind (Features in src/gpu/shaders.rs).
+fn is_conductance(p: PopParams) -> bool {
+    return HAS_COND && (!HAS_CURRENT || p.syn_current == 0u);
 }
 
 // One step of a conductance-based neuron. Returns whether it fired.
@@ -186,14 +208,18 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     let idx = slot * sim.n_total + i;
     let in_a = ring_ampa[idx];
     let in_g = ring_gaba[idx];
-    let in_n = ring_nmda[idx];
     ring_ampa[idx] = 0;
     ring_gaba[idx] = 0;
-    ring_nmda[idx] = 0;
+    // Without NMDA input anywhere in the network its ring buffer stays zero.
+    var in_n = 0;
+    if (HAS_NMDA_INPUT) {
+        in_n = ring_nmda[idx];
+        ring_nmda[idx] = 0;
+    }
     let ampa_gain = 1.0 - drug.ampa_block;
     var in_af = f32(in_a) * sim.inv_scale.x;
     var in_nf = f32(in_n) * sim.inv_scale.z;
-    if (p.sig_on != 0u) {
+    if (HAS_SIG && p.sig_on != 0u) {
         // The activation signal is the input per synapse (before the density scaling).
         if (in_a != 0) {
             (*s).sg.y = (*s).sg.y + in_af * ampa_gain;
@@ -204,18 +230,20 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     var ga = (*s).ga + in_af * ampa_gain;
     var gg = (*s).gg + f32(in_g) * sim.inv_scale.y;
     var x = (*s).x + in_nf;
-    for (var d = 0u; d < p.n_drives; d++) {
-        let dp = drives[p.drive_start + d];
-        let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
-        let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
-        if (k > 0u) {
-            let add = f32(k) * dp.weight;
-            if (dp.receptor == 0u) {
-                ga += add * ampa_gain;
-            } else if (dp.receptor == 1u) {
-                gg += add;
-            } else {
-                x += add;
+    if (HAS_DRIVES) {
+        for (var d = 0u; d < p.n_drives; d++) {
+            let dp = drives[p.drive_start + d];
+            let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
+            let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
+            if (k > 0u) {
+                let add = f32(k) * dp.weight;
+                if (dp.receptor == 0u) {
+                    ga += add * ampa_gain;
+                } else if (dp.receptor == 1u) {
+                    gg += add;
+                } else {
+                    x += add;
+                }
             }
         }
     }
@@ -225,10 +253,10 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     // src/cpu/neuron_update.rs). Pools are indexed by constants: MAX_NMDA_POOLS is 2.
     var mg0 = 0.0;
     var mg1 = 0.0;
-    if (p.n_pools > 0u) {
+    if (has_pool0(p)) {
         let e_mg = exp_f32(-MG_SLOPE * v0);
         mg0 = mg_block_e(e_mg, p.pools[0].mg_over_k0);
-        if (p.n_pools > 1u) {
+        if (has_pool1(p)) {
             mg1 = mg_block_e(e_mg, p.pools[1].mg_over_k0);
         }
     }
@@ -239,10 +267,10 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
         rf -= 1u;
     } else {
         var i_syn = ga * (p.e_ampa - v) + gg * (p.e_gaba - v);
-        if (p.n_pools > 0u) {
+        if (has_pool0(p)) {
             var g_open = 0.0;
             g_open += p.pools[0].fraction * (*s).pool0.x * mg0;
-            if (p.n_pools > 1u) {
+            if (has_pool1(p)) {
                 g_open += p.pools[1].fraction * (*s).pool1.x * mg1;
             }
             i_syn += p.g_nmda_max * g_open * (p.e_nmda - v);
@@ -256,12 +284,12 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     }
     (*s).ga = ga * p.decay_ampa;
     (*s).gg = gg * p.decay_gaba;
-    if (p.n_pools > 0u) {
+    if (has_pool0(p)) {
         let conc = max(drug.conc0_um + drug.slope_um_per_step * f32(step - drug.step0), 0.0);
         let pl0 = p.pools[0];
         let e_kd0 = exp_f32(pl0.kd_slope_per_mv * (v0 - KD_REF_MV));
         (*s).pool0 = pool_step_e((*s).pool0, pl0, x, e_kd0, mg0, conc);
-        if (p.n_pools > 1u) {
+        if (has_pool1(p)) {
             let pl1 = p.pools[1];
             var e_kd1 = e_kd0;
             if (bitcast<u32>(pl1.kd_slope_per_mv) != bitcast<u32>(pl0.kd_slope_per_mv)) {
@@ -281,7 +309,7 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
 // Twin: record_spike in src/cpu/neuron_update.rs.
 fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
     var st = isi[i];
-    if (p.glu_on != 0u) {
+    if (HAS_GLU && p.glu_on != 0u) {
         // Release p R per site; R recovered exponentially since the last spike
         // (Tsodyks & Markram 1997). Twin: record_spike in src/cpu/neuron_update.rs.
         var r = 1.0;
@@ -312,7 +340,7 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
         atomicMax(&ctrl.chunks[c].dispatch_y, (groups - 1u) / MAX_WG_DIM + 1u);
     }
     atomicAdd(&pop_counts[(step % sim.count_capacity) * sim.n_pop + pop], 1u);
-    if (p.record_spikes != 0u) {
+    if (HAS_RECORD && p.record_spikes != 0u) {
         let r = atomicAdd(&ctrl.n_rec, 1u);
         if (r < sim.rec_capacity) {
             rec[2u * r] = step;
@@ -351,16 +379,18 @@ fn current_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> 
     }
     var ie = ie0 * p.decay_ampa + f32(in_e) * sim.inv_scale.x;
     var ii = ii0 * p.decay_gaba + f32(in_i) * sim.inv_scale.y;
-    for (var d = 0u; d < p.n_drives; d++) {
-        let dp = drives[p.drive_start + d];
-        let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
-        let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
-        if (k > 0u) {
-            let add = f32(k) * dp.weight;
-            if (dp.receptor == 0u) {
-                ie += add;
-            } else {
-                ii += add;
+    if (HAS_DRIVES) {
+        for (var d = 0u; d < p.n_drives; d++) {
+            let dp = drives[p.drive_start + d];
+            let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
+            let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
+            if (k > 0u) {
+                let add = f32(k) * dp.weight;
+                if (dp.receptor == 0u) {
+                    ie += add;
+                } else {
+                    ii += add;
+                }
             }
         }
     }

@@ -88,7 +88,7 @@ fn main(
     @builtin(local_invocation_index) tid: u32,
 ) {
     let w = wid.y * MAX_WG_DIM + wid.x;
-    if (w == 0u) {
+    if (HAS_GLU && w == 0u) {
         advance_glutamate(tid);
     }
     let s = w / sim.spike_groups;
@@ -115,8 +115,10 @@ fn main(
         let slot = (spike_step + pr.delay_steps) % sim.ring_slots;
         let base = slot * sim.n_total + pr.post_offset;
         let exclude_self = pr.same_pop != 0u && pr.autapses == 0u;
-        let drawn = has_random_synapses(pr);
-        if (pr.rule == RULE_TABLE) {
+        let drawn = HAS_DRAWN && has_random_synapses(pr);
+        // A rule no projection of the network has is left out (Features in
+        // src/gpu/shaders.rs); the last branch takes the two remaining rules.
+        if (HAS_RULE_TABLE && pr.rule == RULE_TABLE) {
             let row = pr.table_base + pre_local;
             let start = table_rows[row];
             let end = table_rows[row + 1u];
@@ -129,7 +131,7 @@ fn main(
                     deliver(pr.receptor, base + table_cols[idx], pr.weight_fixed);
                 }
             }
-        } else if (pr.rule == RULE_PROBABILITY) {
+        } else if (HAS_RULE_PROBABILITY && pr.rule == RULE_PROBABILITY) {
             if (part != 0u) {
                 continue;
             }
@@ -175,12 +177,12 @@ fn main(
                 }
                 j += 1u;
             }
-        } else {
+        } else if (HAS_RULE_OUTDEGREE || HAS_RULE_TOTAL) {
             // Fixed out-degree, or fixed total number with this neuron's drawn share
             // (the span of its row pointers): target m < degree is
             // mul_hi(word, range), with replacement. Twin: connectivity::out_degree.
             var degree = pr.k;
-            if (pr.rule == RULE_TOTAL) {
+            if (HAS_RULE_TOTAL && pr.rule == RULE_TOTAL) {
                 let row = pr.table_base + pre_local;
                 degree = table_rows[row + 1u] - table_rows[row];
             }

@@ -54,14 +54,14 @@ fn main(
         var g_open = 0.0;
         // The pools by constant index (MAX_NMDA_POOLS is 2), sharing mg_block's
         // exponential (twin: nmda_sums in src/cpu/reduce_stats.rs).
-        if (p.n_pools > 0u) {
+        if (has_pool0(p)) {
             let e_mg = exp_f32(-MG_SLOPE * v);
             let pl0 = p.pools[0];
             let st0 = nmda_pool0[i];
             open += pl0.fraction * st0.x;
             blocked += pl0.fraction * (st0.y + st0.z);
             g_open += pl0.fraction * st0.x * mg_block_e(e_mg, pl0.mg_over_k0);
-            if (p.n_pools > 1u) {
+            if (has_pool1(p)) {
                 let pl1 = p.pools[1];
                 let st1 = nmda_pool1[i];
                 open += pl1.fraction * st1.x;

@@ -62,6 +62,13 @@ enum Path {
     /// What the context chose, with this many threads per workgroup in the
     /// per-neuron kernels (`GpuContext::workgroup_size`).
     Workgroup(u32),
+    /// What the context chose, with every code path compiled in
+    /// (`GpuContext::all_paths`), not only the network's.
+    AllPaths,
+    /// What the context chose, with the neuron update holding its population's
+    /// parameters across fused steps (`GpuContext::hold_params`) instead of reading
+    /// them in every step, as the other paths do.
+    HoldParams,
 }
 
 fn check_identical(scenario: &Scenario, batch: u32, test: &str) {
@@ -72,13 +79,15 @@ fn check(scenario: &Scenario, batch: u32, test: &str, path: Path) {
     let Some(mut ctx) = common::gpu_or_skip(test) else {
         return;
     };
+    // Spikes spread over several workgroups, as on a GPU, also on a CPU adapter.
+    ctx.split_spikes = true;
     match path {
         Path::Default => {}
         Path::Wgsl => ctx.strict_float = false,
         Path::Workgroup(n) => ctx.workgroup_size = n,
+        Path::AllPaths => ctx.all_paths = true,
+        Path::HoldParams => ctx.hold_params = true,
     }
-    // Spikes spread over several workgroups, as on a GPU, also on a CPU adapter.
-    ctx.split_spikes = true;
     let agreement = if ctx.strict_float {
         Agreement::Exact
     } else {
@@ -194,12 +203,95 @@ fn mixed_network_is_identical_on_gpu_and_cpu() {
     check_identical(&s, 73, "mixed_network_is_identical_on_gpu_and_cpu");
 }
 
+/// The mixed network with one NMDA pool in every population: the kernels are then
+/// compiled without the second pool's code (`NMDA_POOLS` = 1), the one count of
+/// pools that the other networks here do not have.
+fn mixed_with_one_pool() -> Scenario {
+    let two = r#"pools = [{ subunit = "2A", fraction = 0.4 }, { subunit = "2B", fraction = 0.6 }]"#;
+    assert!(common::MIXED.contains(two), "common::MIXED changed");
+    let text = common::MIXED.replace(two, r#"subunit = "2B""#);
+    Scenario::from_toml("mixed-one-pool", &text).expect("scenario")
+}
+
+#[test]
+fn mixed_network_with_one_pool_per_population_is_identical_on_gpu_and_cpu() {
+    check_identical(
+        &mixed_with_one_pool(),
+        73,
+        "mixed_network_with_one_pool_per_population_is_identical_on_gpu_and_cpu",
+    );
+}
+
 #[test]
 fn coba_is_identical_on_gpu_and_cpu() {
     let mut s = Scenario::from_toml("coba", ketasim::bench::COBA).expect("coba");
     s.duration_ms = 100.0;
     s.record.spikes = vec!["E".into(), "I".into()];
     check_identical(&s, 500, "coba_is_identical_on_gpu_and_cpu");
+}
+
+/// The kernels as written, with every code path (`KETASIM_GPU_ALL_PATHS=1`), as
+/// before they were compiled per network: still the CPU's bit for bit.
+#[test]
+fn coba_with_every_code_path_is_identical_on_gpu_and_cpu() {
+    let mut s = Scenario::from_toml("coba", ketasim::bench::COBA).expect("coba");
+    s.duration_ms = 100.0;
+    s.record.spikes = vec!["E".into(), "I".into()];
+    check(
+        &s,
+        500,
+        "coba_with_every_code_path_is_identical_on_gpu_and_cpu",
+        Path::AllPaths,
+    );
+}
+
+/// The kernels are compiled with only the code paths a network can take
+/// (`shaders::Features`). The networks compared here take each path and leave each
+/// out, so a path that were left out wrongly, or kept but taken wrongly, shows as a
+/// difference from the CPU twin in one of these tests.
+#[test]
+fn the_networks_compared_here_take_and_leave_out_every_code_path() {
+    use ketasim::gpu::shaders::Features;
+    let mut mc = Scenario::from_toml("microcircuit", &common::microcircuit_small(800))
+        .expect("microcircuit");
+    mc.duration_ms = 60.0;
+    let coba = Scenario::from_toml("coba", ketasim::bench::COBA).expect("coba");
+    let mixed = Scenario::from_toml("mixed", common::MIXED).expect("mixed");
+    let features: Vec<Features> = [mixed, mixed_with_one_pool(), coba, mc]
+        .iter()
+        .map(|s| Features::of(&Network::build(s, 250).expect("network").params))
+        .collect();
+    type Takes = fn(&Features) -> bool;
+    let paths: [(&str, Takes); 15] = [
+        ("conductance", |f| f.conductance),
+        ("current", |f| f.current),
+        ("no NMDA pool", |f| f.nmda_pools == 0),
+        ("at most one NMDA pool", |f| f.nmda_pools == 1),
+        ("two NMDA pools", |f| f.nmda_pools == 2),
+        ("drives", |f| f.drives),
+        ("NMDA input", |f| f.nmda_input),
+        ("glutamate", |f| f.glutamate),
+        ("record", |f| f.record),
+        ("probability rule", |f| f.rules[0]),
+        ("out-degree rule", |f| f.rules[1]),
+        ("table rule", |f| f.rules[2]),
+        ("total-number rule", |f| f.rules[3]),
+        ("drawn synapses", |f| f.drawn_synapses),
+        ("signalling", |f| f.signalling),
+    ];
+    for (name, on) in paths {
+        // Slow signalling has its own GPU-vs-CPU tests (tests/signalling.rs).
+        if name != "signalling" {
+            assert!(
+                features.iter().any(on),
+                "no network takes {name}: {features:?}"
+            );
+        }
+        assert!(
+            features.iter().any(|f| !on(f)),
+            "every network takes {name}: {features:?}"
+        );
+    }
 }
 
 /// Current-based synapses with per-synapse normal weights and delays (the
@@ -316,6 +408,22 @@ fn mixed_network_with_fused_steps_agrees_on_gpu_and_cpu() {
         &s,
         73,
         "mixed_network_with_fused_steps_agrees_on_gpu_and_cpu",
+    );
+}
+
+/// The same with the population parameters held across the fused steps
+/// (`KETASIM_GPU_HOLD_PARAMS=1`) instead of read in every step.
+#[test]
+fn mixed_network_with_fused_steps_and_held_parameters_is_identical_on_gpu_and_cpu() {
+    let s = with_min_delay(
+        Scenario::from_toml("mixed", common::MIXED).expect("scenario"),
+        0.4,
+    );
+    check(
+        &s,
+        73,
+        "mixed_network_with_fused_steps_and_held_parameters_is_identical_on_gpu_and_cpu",
+        Path::HoldParams,
     );
 }
 

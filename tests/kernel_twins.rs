@@ -179,7 +179,7 @@ fn run_kernel(ctx: &GpuContext, division: Division, cs: &[Case]) -> Vec<[f32; 4]
     let pipeline = strict::compute_pipeline(device, "twins", ctx.strict_float, division, |d| {
         format!(
             "{}\n{}\n{}",
-            shaders::header_for(d, ketasim::model::limits::WORKGROUP_SIZE),
+            shaders::header_for(d, &shaders::KernelConfig::DEFAULT),
             shaders::COMMON,
             KERNEL
         )

@@ -247,6 +247,35 @@ pub fn spike_groups_from_env() -> Result<Option<u32>> {
     )
 }
 
+/// Environment variable that compiles the kernels with every code path
+/// (`GpuContext::all_paths`): `1`, or `0` for the default (only the network's paths).
+pub const ALL_PATHS_ENV: &str = "KETASIM_GPU_ALL_PATHS";
+
+/// Whether [`ALL_PATHS_ENV`] asks for every code path (an error naming it unless it
+/// is 0 or 1).
+pub fn all_paths_from_env() -> Result<bool> {
+    Ok(u32_from_env(
+        ALL_PATHS_ENV,
+        |n| n <= 1,
+        "is neither 0 nor 1: give 1 (compile every code path) or unset it",
+    )? == Some(1))
+}
+
+/// Environment variable that chooses where the neuron update keeps its population's
+/// parameters across a chunk of fused steps (`GpuContext::hold_params`): `1` held in
+/// registers, `0` for the default (read again in every step).
+pub const HOLD_PARAMS_ENV: &str = "KETASIM_GPU_HOLD_PARAMS";
+
+/// Whether [`HOLD_PARAMS_ENV`] asks to hold the parameters (an error naming it
+/// unless it is 0 or 1).
+pub fn hold_params_from_env() -> Result<bool> {
+    Ok(u32_from_env(
+        HOLD_PARAMS_ENV,
+        |n| n <= 1,
+        "is neither 0 nor 1: give 1 (hold the parameters across a chunk) or unset it",
+    )? == Some(1))
+}
+
 /// Environment variable that sets the per-neuron kernels' workgroup size in place of
 /// `GpuContext::workgroup_size`: for measuring it on a GPU. No result depends on it.
 pub const WG_SIZE_ENV: &str = "KETASIM_WG_SIZE";
@@ -477,13 +506,22 @@ impl GpuBackend {
             ],
         };
         let b = &buf;
+        let config = shaders::KernelConfig {
+            wg_size,
+            features: if ctx.all_paths || all_paths_from_env()? {
+                shaders::Features::ALL
+            } else {
+                shaders::Features::of(&net.params)
+            },
+            reread_params: !(ctx.hold_params || hold_params_from_env()?),
+        };
         let pipeline = |kernel: &Kernel, buffers: &[&wgpu::Buffer]| {
             make_pipeline(
                 device,
                 kernel,
                 ctx.strict_float,
                 division,
-                wg_size,
+                &config,
                 sim_stride,
                 buffers,
             )
@@ -862,21 +900,24 @@ fn sim_copies(sim: &SimParams, stride: u64) -> Vec<u8> {
     bytes
 }
 
-/// A kernel's pipeline and its two bind groups. `buffers[i]` goes to binding `i`;
-/// binding 0 is the `SimParams` uniform of every kernel (tests/layout.rs), bound at
-/// the copy of each group's parity. `strict`: the kernel runs as SPIR-V without float
-/// contraction and with the exact `division` (`strict.rs`).
+/// A kernel's pipeline, compiled with `config` (the network's code paths), and its
+/// two bind groups. `buffers[i]` goes to binding `i`; binding 0 is the `SimParams`
+/// uniform of every kernel (tests/layout.rs), bound at the copy of each group's
+/// parity. A switched-off code path still names its bindings (naga keeps the code
+/// under a constant-false condition; the driver drops it), so every kernel binds
+/// every buffer whatever its `config`. `strict`: the kernel runs as SPIR-V without
+/// float contraction and with the exact `division` (`strict.rs`).
 fn make_pipeline(
     device: &wgpu::Device,
     kernel: &Kernel,
     strict: bool,
     division: shaders::Division,
-    wg_size: u32,
+    config: &shaders::KernelConfig,
     sim_stride: u64,
     buffers: &[&wgpu::Buffer],
 ) -> Result<Pipeline> {
     let pipeline = strict::compute_pipeline(device, kernel.name, strict, division, |d| {
-        shaders::source_for(kernel, d, wg_size)
+        shaders::source_for(kernel, d, config)
     })?;
     let layout = pipeline.get_bind_group_layout(0);
     let sim_size = std::num::NonZeroU64::new(std::mem::size_of::<SimParams>() as u64);

@@ -41,6 +41,17 @@ pub struct GpuContext {
     /// unless set otherwise here or by `KETASIM_WG_SIZE`; a power of two from 32 to
     /// the adapter's invocations per workgroup. No result depends on it.
     pub workgroup_size: u32,
+    /// Whether the kernels are compiled with every code path
+    /// (`shaders::Features::ALL`) instead of only those the network can take
+    /// (`shaders::Features::of`, the default): for measuring what leaving paths out
+    /// saves. `KETASIM_GPU_ALL_PATHS=1` sets it too. No result depends on it.
+    pub all_paths: bool,
+    /// Whether the neuron update holds its population's parameters in registers
+    /// across a chunk of fused steps instead of reading them in every step
+    /// (`shaders::KernelConfig::reread_params`): off, so that more threads fit a
+    /// GPU's register file; on here or with `KETASIM_GPU_HOLD_PARAMS=1`, for
+    /// measuring what re-reading costs or saves. No result depends on it.
+    pub hold_params: bool,
 }
 
 fn instance() -> wgpu::Instance {
@@ -188,6 +199,8 @@ impl GpuContext {
             strict_float,
             split_spikes,
             workgroup_size: crate::model::limits::WORKGROUP_SIZE,
+            all_paths: false,
+            hold_params: false,
         })
     }
 

@@ -1,9 +1,10 @@
 //! WGSL sources: a header generated from the Rust constants (so nothing is typed
 //! twice), then `shaders/common.wgsl`, then one kernel file.
 
+use crate::model::connectivity::has_random_synapses;
 use crate::model::layout::{
-    RULE_OUTDEGREE, RULE_PROBABILITY, RULE_TABLE, RULE_TOTAL, SIG_SCALE, SLOW_SCALE, SLOW_SIGNAL,
-    SLOW_STATE, SLOW_SUMS_PER_POP,
+    ParamsBlock, RULE_OUTDEGREE, RULE_PROBABILITY, RULE_TABLE, RULE_TOTAL, SIG_SCALE, SLOW_SCALE,
+    SLOW_SIGNAL, SLOW_STATE, SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::*;
 use crate::model::MG_SLOPE_PER_MV;
@@ -155,20 +156,163 @@ pub fn division_from_env() -> crate::error::Result<Division> {
     }
 }
 
+/// The code paths of the kernels that a network can take, from its parameters. A
+/// simulation's kernels are compiled with the paths it cannot take left out
+/// (`HAS_*` and `NMDA_POOLS` in the generated header): a path the header switches off
+/// is one that no population, projection or drive of the network selects, so the
+/// kernels compute exactly what the full kernels would, bit for bit
+/// (`tests/gpu_vs_cpu.rs` runs networks with every combination), while the driver
+/// allocates registers only for what remains. The parameters never change after a
+/// network is built (the drug, the slow state and the step live in other buffers), so
+/// the paths cannot change during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Features {
+    /// Some population has conductance-based synapses (`syn_current == 0`).
+    pub conductance: bool,
+    /// Some population has current-based synapses (`syn_current != 0`).
+    pub current: bool,
+    /// The most NMDA receptor pools of any population (0 to `MAX_NMDA_POOLS`).
+    pub nmda_pools: u32,
+    /// Some population has a Poisson drive.
+    pub drives: bool,
+    /// Some projection or drive targets the NMDA channel (receptor 2), so its ring
+    /// buffer can hold input; without one it stays zero and is neither read nor
+    /// cleared.
+    pub nmda_input: bool,
+    /// Some population has slow signalling state (`sig_on`).
+    pub signalling: bool,
+    /// Some population releases glutamate into a pool (`glu_on`).
+    pub glutamate: bool,
+    /// Some population records its spikes.
+    pub record: bool,
+    /// Projections by rule: probability, fixed out-degree, table, fixed total number.
+    pub rules: [bool; 4],
+    /// Some projection draws its weights or delays per synapse
+    /// (`connectivity::has_random_synapses`).
+    pub drawn_synapses: bool,
+}
+
+impl Features {
+    /// Every path: the kernels as written, whatever the network.
+    pub const ALL: Features = Features {
+        conductance: true,
+        current: true,
+        nmda_pools: MAX_NMDA_POOLS as u32,
+        drives: true,
+        nmda_input: true,
+        signalling: true,
+        glutamate: true,
+        record: true,
+        rules: [true; 4],
+        drawn_synapses: true,
+    };
+
+    /// The paths the populations, projections and drives of `params` can take (its
+    /// first `sim.n_pop` populations and `sim.n_proj` projections, the ones uploaded).
+    pub fn of(params: &ParamsBlock) -> Features {
+        let pops = &params.pops[..params.sim.n_pop as usize];
+        let projs = &params.projs[..params.sim.n_proj as usize];
+        let rule = |r: u32| projs.iter().any(|p| p.rule == r);
+        Features {
+            conductance: pops.iter().any(|p| p.syn_current == 0),
+            current: pops.iter().any(|p| p.syn_current != 0),
+            nmda_pools: pops
+                .iter()
+                .map(|p| p.n_pools.min(MAX_NMDA_POOLS as u32))
+                .max()
+                .unwrap_or(0),
+            drives: pops.iter().any(|p| p.n_drives > 0),
+            nmda_input: projs.iter().any(|p| p.receptor == NMDA_RECEPTOR)
+                || params.drives.iter().any(|d| d.receptor == NMDA_RECEPTOR),
+            signalling: pops.iter().any(|p| p.sig_on != 0),
+            glutamate: pops.iter().any(|p| p.glu_on != 0),
+            record: pops.iter().any(|p| p.record_spikes != 0),
+            rules: [
+                rule(RULE_PROBABILITY),
+                rule(RULE_OUTDEGREE),
+                rule(RULE_TABLE),
+                rule(RULE_TOTAL),
+            ],
+            drawn_synapses: projs.iter().any(has_random_synapses),
+        }
+    }
+
+    /// The header's `HAS_*` and `NMDA_POOLS` constants.
+    fn header(&self) -> String {
+        let mut h = format!("const NMDA_POOLS: u32 = {}u;\n", self.nmda_pools);
+        for (name, on) in [
+            ("HAS_COND", self.conductance),
+            ("HAS_CURRENT", self.current),
+            ("HAS_DRIVES", self.drives),
+            ("HAS_NMDA_INPUT", self.nmda_input),
+            ("HAS_SIG", self.signalling),
+            ("HAS_GLU", self.glutamate),
+            ("HAS_RECORD", self.record),
+            ("HAS_RULE_PROBABILITY", self.rules[0]),
+            ("HAS_RULE_OUTDEGREE", self.rules[1]),
+            ("HAS_RULE_TABLE", self.rules[2]),
+            ("HAS_RULE_TOTAL", self.rules[3]),
+            ("HAS_DRAWN", self.drawn_synapses),
+        ] {
+            h.push_str(&format!("const {name}: bool = {on};\n"));
+        }
+        h
+    }
+}
+
+/// How a simulation's kernels are compiled, besides the division ([`Division`], which
+/// the translation path decides): the code paths, the per-neuron kernels' workgroup
+/// size, and where the neuron update keeps its population's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Threads per workgroup of the per-neuron kernels (`WG_SIZE`).
+    pub wg_size: u32,
+    /// The code paths compiled in (`HAS_*`, `NMDA_POOLS`).
+    pub features: Features,
+    /// Whether the neuron update reads its population's parameters again in every
+    /// step of a chunk (`REREAD_PARAMS`) rather than holding them, read once, in
+    /// registers across the chunk's steps. Held, every word a step uses stays live
+    /// through the whole loop: AMD's compiler gave the `pfc_ketamine` update 84
+    /// vector registers held and 48 re-read, so more threads fit a GPU's register
+    /// file (`scripts/shader-stats.sh`); on llvmpipe the two ran equally fast
+    /// (docs/performance.md). `GpuContext::hold_params` holds them. No result
+    /// depends on it.
+    pub reread_params: bool,
+}
+
+impl KernelConfig {
+    /// Every code path, the default workgroup size, parameters re-read per step (a
+    /// GPU's default).
+    pub const DEFAULT: KernelConfig = KernelConfig {
+        wg_size: WORKGROUP_SIZE,
+        features: Features::ALL,
+        reread_params: true,
+    };
+}
+
+/// The receptor channel of NMDA input (`ProjParams::receptor`, `DriveParams::receptor`).
+const NMDA_RECEPTOR: u32 = 2;
+
 /// The generated header: every constant that Rust and WGSL share, with `div_rn`
-/// exact ([`Division::EXACT`]), as the strict SPIR-V path runs it, and the default
-/// workgroup size.
+/// exact ([`Division::EXACT`]), as the strict SPIR-V path runs it, and
+/// [`KernelConfig::DEFAULT`].
 pub fn header() -> String {
-    header_for(Division::EXACT, WORKGROUP_SIZE)
+    header_for(Division::EXACT, &KernelConfig::DEFAULT)
 }
 
 /// The generated header: `division` says how `div_rn` (common.wgsl) divides
 /// (`EXACT_DIV`, `LONG_DIV`, `DIV_ESTIMATE_OFFSET`, `DIV_FALLBACK`;
-/// [`Division::Native`] on the plain WGSL path, `src/gpu/strict.rs`); `wg_size`
-/// threads per workgroup of the per-neuron kernels (`WG_SIZE`).
-pub fn header_for(division: Division, wg_size: u32) -> String {
+/// [`Division::Native`] on the plain WGSL path, `src/gpu/strict.rs`); `config` the
+/// workgroup size (`WG_SIZE`), the code paths compiled in and `REREAD_PARAMS`.
+pub fn header_for(division: Division, config: &KernelConfig) -> String {
+    let wg_size = config.wg_size;
     let mut h =
         String::from("// Generated by src/gpu/shaders.rs from the Rust constants. Do not edit.\n");
+    h.push_str(&config.features.header());
+    h.push_str(&format!(
+        "const REREAD_PARAMS: bool = {};\n",
+        config.reread_params
+    ));
     let (exact, long, offset, fallback) = match division {
         Division::Native => (false, false, 0, true),
         Division::Estimated { offset, fallback } => (true, false, offset, fallback),
@@ -235,17 +379,17 @@ pub fn header_for(division: Division, wg_size: u32) -> String {
     h
 }
 
-/// Complete WGSL source of a kernel, with exact division and the default workgroup
-/// size (see [`header`]).
+/// Complete WGSL source of a kernel, with exact division and
+/// [`KernelConfig::DEFAULT`] (see [`header`]).
 pub fn source(kernel: &Kernel) -> String {
-    source_for(kernel, Division::EXACT, WORKGROUP_SIZE)
+    source_for(kernel, Division::EXACT, &KernelConfig::DEFAULT)
 }
 
-/// Complete WGSL source of a kernel; `division` and `wg_size` as in [`header_for`].
-pub fn source_for(kernel: &Kernel, division: Division, wg_size: u32) -> String {
+/// Complete WGSL source of a kernel; `division` and `config` as in [`header_for`].
+pub fn source_for(kernel: &Kernel, division: Division, config: &KernelConfig) -> String {
     format!(
         "{}\n{}\n{}",
-        header_for(division, wg_size),
+        header_for(division, config),
         COMMON,
         kernel.body
     )

@@ -50,7 +50,14 @@ pub fn copy_timed(ctx: &GpuContext, src: &[Element], passes: u32) -> Result<Time
     let valid = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let pipeline =
         strict::compute_pipeline(device, "stream", ctx.strict_float, Division::EXACT, |d| {
-            shaders::source_for(&shaders::STREAM, d, wg)
+            shaders::source_for(
+                &shaders::STREAM,
+                d,
+                &shaders::KernelConfig {
+                    wg_size: wg,
+                    ..shaders::KernelConfig::DEFAULT
+                },
+            )
         })?;
     let src_buf = init_buffer(device, "stream_src", bytemuck::cast_slice(src), STORAGE);
     let dst_buf = device.create_buffer(&wgpu::BufferDescriptor {
