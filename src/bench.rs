@@ -47,17 +47,37 @@ pub fn fused_steps(s: &Scenario, backend: &str) -> u32 {
 }
 
 /// Device bytes one neuron-step of `s` moves on `backend` (`memory::bytes_per_neuron_step`
-/// at the scenario's sample interval, its mean number of NMDA pools per neuron and
-/// [`fused_steps`]).
+/// at the scenario's sample interval, with its mean numbers per neuron of NMDA pools,
+/// state words and ring-buffer entries, and [`fused_steps`]). A conductance-based
+/// neuron has 5 state words (V, refractory count, g_AMPA, g_GABA, x_NMDA) and a
+/// current-based one 4 (no x_NMDA); each reads and clears the entries of its two
+/// synaptic channels every step, and a conductance-based one that of the NMDA channel
+/// too where some projection or drive of the network feeds it (otherwise the kernels
+/// leave that ring buffer alone: `gpu::shaders::Features::nmda_input`).
 pub fn bytes_per_neuron_step(s: &Scenario, backend: &str) -> f64 {
+    use crate::scenario::SynapseKind;
+    const NMDA_CHANNEL: u32 = 2;
     let sample_interval = (s.record.sample_interval_ms / s.dt_ms).round() as u32;
-    let pools: f64 = s
-        .populations
-        .iter()
-        .map(|p| p.size as f64 * p.nmda.as_ref().map_or(0, |m| m.pool_specs().len()) as f64)
-        .sum::<f64>()
-        / s.neuron_count() as f64;
-    memory::bytes_per_neuron_step(sample_interval, pools, fused_steps(s, backend))
+    let nmda_input = s.projections.iter().any(|p| p.channel() == NMDA_CHANNEL)
+        || s.drives.iter().any(|d| d.channel() == NMDA_CHANNEL);
+    let n = s.neuron_count() as f64;
+    let (mut pools, mut state_words, mut ring_entries) = (0.0, 0.0, 0.0);
+    for p in &s.populations {
+        let size = p.size as f64;
+        let conductance = p.synapse == SynapseKind::Conductance;
+        pools += size * p.nmda.as_ref().map_or(0, |m| m.pool_specs().len()) as f64;
+        state_words += size * if conductance { 5.0 } else { 4.0 };
+        ring_entries += size * if conductance && nmda_input { 3.0 } else { 2.0 };
+    }
+    memory::bytes_per_neuron_step(
+        sample_interval,
+        &memory::NeuronTraffic {
+            pools_per_neuron: pools / n,
+            state_words_per_neuron: state_words / n,
+            ring_entries_per_neuron: ring_entries / n,
+        },
+        fused_steps(s, backend),
+    )
 }
 
 /// One benchmark measurement.

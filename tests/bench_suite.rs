@@ -554,3 +554,54 @@ fn suite_reports_each_entry_and_stops_on_a_callback_error() {
     assert_eq!(first.results[0].status, "ok", "{first:#?}");
     assert_eq!(first.suite, Suite::Quick);
 }
+
+/// Bytes per neuron-step, worked out by hand from what the kernels read and write
+/// (`model::memory::bytes_per_neuron_step`), at the 1 ms sample interval (10 steps):
+/// COBA has 5 state words and, with no NMDA input, 2 ring entries per neuron
+/// (40 + 16 + 12 / 10 = 57.2 B); the microcircuit's current-based neurons 4 and 2
+/// (32 + 16 + 1.2 = 49.2 B); the default ketamine circuit feeds the NMDA channel, so
+/// its neurons read 3 ring entries, and fuses 5 steps on the GPU.
+#[test]
+fn bytes_per_neuron_step_counts_what_the_kernels_touch() {
+    let load = |name: &str| {
+        Scenario::load(
+            &ketasim::scenario::Source::locate(Some(name)).expect("embedded"),
+            &[],
+        )
+        .expect("scenario")
+    };
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let coba = load("coba");
+    for backend in ["cpu", "gpu"] {
+        let b = bench::bytes_per_neuron_step(&coba, backend);
+        assert!(close(b, 57.2), "coba on {backend}: {b}");
+    }
+    let mc = load("microcircuit");
+    let b = bench::bytes_per_neuron_step(&mc, "gpu");
+    assert!(close(b, 49.2), "microcircuit: {b}");
+    let pfc = load("pfc_ketamine");
+    let n = pfc.neuron_count() as f64;
+    let pools: f64 = pfc
+        .populations
+        .iter()
+        .map(|p| p.size as f64 * p.nmda.as_ref().map_or(0, |m| m.pool_specs().len()) as f64)
+        .sum::<f64>()
+        / n;
+    assert!(pools > 0.0);
+    let sample = (pfc.record.sample_interval_ms / pfc.dt_ms).round();
+    let fuse = bench::fused_steps(&pfc, "gpu") as f64;
+    assert_eq!(fuse, 5.0);
+    let want = |fuse: f64| (40.0 + 32.0 * pools) / fuse + 24.0 + (12.0 + 16.0 * pools) / sample;
+    let b = bench::bytes_per_neuron_step(&pfc, "gpu");
+    assert!(
+        close(b, want(fuse)),
+        "pfc_ketamine on the GPU: {b} vs {}",
+        want(fuse)
+    );
+    let b = bench::bytes_per_neuron_step(&pfc, "cpu");
+    assert!(
+        close(b, want(1.0)),
+        "pfc_ketamine on the CPU: {b} vs {}",
+        want(1.0)
+    );
+}

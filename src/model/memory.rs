@@ -366,22 +366,34 @@ pub fn check(s: &Scenario, batch_steps: u32, lim: &DeviceLimits) -> Result<Memor
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// Device bytes one neuron update moves per step: reads and writes of V, refractory
-/// count, g_AMPA, g_GABA, x_NMDA (5 x 4 x 2) and of each NMDA pool (16 x 2), once per
-/// chunk of `fuse_steps` fused steps (the state stays in registers within a chunk;
-/// 1 without fusion, as on the CPU backend); the read and clear of the three
-/// ring-buffer entries (3 x 4 x 2) every step; plus the sample reduction's reads of
-/// V, g_AMPA, g_GABA and the pools every `sample_interval` steps; `pools_per_neuron`
-/// is the mean number of NMDA pools per neuron. Spike-dependent traffic is counted per
-/// event.
+/// What one neuron's update touches, as means over a network's neurons.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NeuronTraffic {
+    /// NMDA receptor pools (16 bytes each).
+    pub pools_per_neuron: f64,
+    /// 4-byte state words: V, refractory count, the two synaptic variables, and
+    /// x_NMDA for a conductance-based neuron (5; 4 for a current-based one).
+    pub state_words_per_neuron: f64,
+    /// 4-byte ring-buffer entries read and cleared every step: one per channel that
+    /// can receive input (2 or 3).
+    pub ring_entries_per_neuron: f64,
+}
+
+/// Device bytes one neuron update moves per step: reads and writes of the state
+/// words (4 x 2 each) and of each NMDA pool (16 x 2), once per chunk of `fuse_steps`
+/// fused steps (the state stays in registers within a chunk; 1 without fusion, as on
+/// the CPU backend); the read and clear of the ring-buffer entries (4 x 2 each) every
+/// step; plus the sample reduction's reads of V, g_AMPA, g_GABA and the pools every
+/// `sample_interval` steps. Spike-dependent traffic is counted per event.
 pub fn bytes_per_neuron_step(
     sample_interval_steps: u32,
-    pools_per_neuron: f64,
+    traffic: &NeuronTraffic,
     fuse_steps: u32,
 ) -> f64 {
-    (40.0 + 32.0 * pools_per_neuron) / fuse_steps.max(1) as f64
-        + 24.0
-        + (12.0 + 16.0 * pools_per_neuron) / sample_interval_steps.max(1) as f64
+    let pools = traffic.pools_per_neuron;
+    (8.0 * traffic.state_words_per_neuron + 32.0 * pools) / fuse_steps.max(1) as f64
+        + 8.0 * traffic.ring_entries_per_neuron
+        + (12.0 + 16.0 * pools) / sample_interval_steps.max(1) as f64
 }
 
 /// Device bytes per synaptic event: one 4-byte atomic read-modify-write of a ring
