@@ -11,7 +11,7 @@
 # and the crates are there.
 #
 # OUT_DIR receives at most six files (the device tool brings back eight):
-#   summary.txt      the final table (tests, bench, run) and the verdict
+#   summary.txt      the final table (tests, shader statistics, bench, run) and the verdict
 #   environment.txt  nvidia-smi, `ketasim devices`, which libvulkan was loaded, bundle manifest
 #   bench.json       bench results (suite JSON, or the per-size runs merged)
 #   bench.md         the suite's Markdown table (when `bench --suite` exists)
@@ -321,6 +321,27 @@ if [ -z "$HW" ]; then
   fi
 fi
 
+# ---------------------------------------------------------------- 3b. shader statistics
+# What the driver's compiler made of the kernels, per network (registers, spills,
+# scratch, occupancy, as the driver reports them): scripts/shader-stats.sh with the
+# bundle's vk_pipeline_stats (or one built here with gcc). A few seconds;
+# logs/shader-stats/ and a section of summary.txt.
+STATS_TOOL=
+if [ -x "$WORK/b/bin/vk_pipeline_stats" ]; then STATS_TOOL=$WORK/b/bin/vk_pipeline_stats
+elif command -v gcc >/dev/null && [ -f /usr/include/vulkan/vulkan.h ]; then STATS_TOOL=build
+fi
+SHADER_STATS_ST="not run (no vk_pipeline_stats in the bundle, no gcc with Vulkan headers here)"
+if [ -n "$STATS_TOOL" ]; then
+  [ "$STATS_TOOL" = build ] && STATS_TOOL=
+  if KETASIM="$BIN" VK_PIPELINE_STATS="$STATS_TOOL" timeout -k 5 "$(left "$DEADLINE" 90)" \
+     bash "$REPO/scripts/shader-stats.sh" "$LOGS/shader-stats" >"$LOGS/shader-stats.log" 2>&1; then
+    SHADER_STATS_ST=ok
+  else
+    SHADER_STATS_ST="FAILED (logs/shader-stats.log)"
+  fi
+fi
+say "shader statistics: $SHADER_STATS_ST"
+
 # ---------------------------------------------------------------- 4. tests
 TEST_DEADLINE=$((DEADLINE - BENCH_RESERVE - RUN_RESERVE - PACK_RESERVE))
 TESTS_RES=$WORK/tests.res   # name status passed failed ignored seconds
@@ -497,6 +518,9 @@ TOTAL_S=$(( $(now) - START ))
     grep -E '^\s*\|' "$f" | sed 's/^/  /'
     grep -vE '^\s*\||^\s*$' "$f" | grep -viE 'progress|^\s*[#=\[]' | tail -30 | sed 's/^/  /'
   done
+  echo
+  echo "SHADER STATISTICS (scripts/shader-stats.sh): $SHADER_STATS_ST"
+  [ -f "$LOGS/shader-stats/summary.txt" ] && sed 's/^/  /' "$LOGS/shader-stats/summary.txt"
   echo
   echo "RUN (ketasim ${RUN_ARGS[*]}): $RUN_ST in ${RUN_S}s"
   grep -E ' on |spikes|wrote' "$LOGS/run.log" 2>/dev/null | sed 's/^/  /'

@@ -8,6 +8,8 @@
 #   - builds `cargo build --release` (the ketasim binary) and
 #     `cargo test --release --no-run` (every test executable: lib and bin unit
 #     tests, tests/*.rs),
+#   - builds scripts/vk_pipeline_stats.c with gcc where the Vulkan headers are here
+#     (libvulkan-dev), for the check's shader statistics,
 #   - copies them, debug info stripped (symbols kept for backtraces), with the Vulkan
 #     loader libvulkan.so.1 and the GL-vendor-neutral libraries NVIDIA's Vulkan driver
 #     may need (libGLdispatch.so.0, libGLX.so.0, libEGL.so.1, ...), taken from this
@@ -99,6 +101,14 @@ copy_bin() { # src dst
   chmod 755 "$2"
 }
 copy_bin "$BUILD_BIN" "$STAGE/bin/ketasim"
+# The driver statistics tool of scripts/shader-stats.sh (registers, spills, occupancy
+# per kernel), where this machine can build it: gcc and the Vulkan headers.
+if command -v gcc >/dev/null && [ -f /usr/include/vulkan/vulkan.h ]; then
+  gcc -O2 -Wall -Wextra -o "$STAGE/bin/vk_pipeline_stats" "$REPO/scripts/vk_pipeline_stats.c" -lvulkan ||
+    die "cannot build scripts/vk_pipeline_stats.c"
+else
+  note "note: no gcc or no Vulkan headers (apt-get install -y libvulkan-dev): the bundle has no vk_pipeline_stats, so gpu-check.sh skips the shader statistics"
+fi
 : >"$STAGE/tests.tsv"
 while IFS=$'\t' read -r kind name exe; do
   dst="$kind-$name"

@@ -55,6 +55,24 @@ enum Command {
     },
     /// List the embedded scenarios.
     Scenarios,
+    /// Write the GPU kernels as a run of the scenario builds them, with only the code
+    /// paths its network can take: NAME.wgsl (source), NAME.spv (the SPIR-V that
+    /// Vulkan drivers get, float contraction forbidden) and NAME.layout (its
+    /// descriptor types), for a driver's tools (scripts/shader-stats.sh prints each
+    /// kernel's registers, spills and occupancy).
+    Shaders {
+        /// Scenario file or embedded name (see `ketasim scenarios`).
+        scenario: Option<String>,
+        /// Output folder.
+        #[arg(long, default_value = "shaders-out")]
+        out: PathBuf,
+        /// Override any scenario field: dotted.path=value (repeatable).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// Every code path, whatever the scenario (the kernels as written).
+        #[arg(long)]
+        all_paths: bool,
+    },
     /// Clamp the free ketamine concentration at each level after a drug-free
     /// baseline and write dose_response.csv (rates, NMDA block, glutamate % baseline,
     /// gamma power ratio; mean and 95% interval over replicates).
@@ -237,6 +255,45 @@ fn real_main() -> anyhow::Result<()> {
         Command::Merge(args) => ketasim::sweep::merge_command(&args)?,
         Command::Pk(args) => print!("{}", ketasim::pk::pk_command(&args)?),
         Command::Clamp(args) => print!("{}", ketasim::clamp::clamp_command(&args)?),
+        Command::Shaders {
+            scenario,
+            out,
+            set,
+            all_paths,
+        } => {
+            let source = Source::locate(scenario.as_deref())?;
+            let sc = Scenario::load(&source, &set)?;
+            use ketasim::gpu::shaders::{self, Features, KernelConfig};
+            let features = if all_paths {
+                Features::ALL
+            } else {
+                let net = ketasim::model::Network::build(&sc, run::DEFAULT_BATCH_STEPS)?;
+                Features::of(&net.params)
+            };
+            // As a GPU run compiles them: KETASIM_WG_SIZE (up to WebGPU's 1024, with no
+            // adapter to ask), KETASIM_GPU_HOLD_PARAMS and KETASIM_GPU_DIV where set.
+            let config = KernelConfig {
+                wg_size: ketasim::gpu::workgroup_size(
+                    ketasim::model::limits::WORKGROUP_SIZE,
+                    1024,
+                )?,
+                features,
+                reread_params: !ketasim::gpu::hold_params_from_env()?,
+            };
+            let division = shaders::division_from_env()?;
+            let files = ketasim::gpu::strict::write_kernels(&out, division, &config)?;
+            eprintln!(
+                "{} ({}): code paths {}",
+                if all_paths { "every network" } else { &sc.name },
+                source.file,
+                serde_json::to_string(&features)?
+            );
+            eprintln!(
+                "wrote {} kernels to {} (.wgsl, .spv, .layout)",
+                files.len(),
+                out.display()
+            );
+        }
         Command::Scenarios => {
             for (name, text) in ketasim::scenario::EMBEDDED {
                 let desc = text

@@ -269,6 +269,51 @@ pub fn compute_pipeline(
     )
 }
 
+/// Writes every kernel (`shaders::KERNELS`, then the bandwidth probe) into `dir` as
+/// a run builds it with `division` and `config`: `NAME.wgsl` (the whole
+/// source), `NAME.spv` (the [`translate`]d SPIR-V that Vulkan drivers get) and
+/// `NAME.layout` (one word per descriptor in binding order, `uniform` or `storage`),
+/// for inspecting them with a driver's own tools (`scripts/shader-stats.sh`).
+/// Returns the SPIR-V files written.
+pub fn write_kernels(
+    dir: &std::path::Path,
+    division: Division,
+    config: &crate::gpu::shaders::KernelConfig,
+) -> Result<Vec<std::path::PathBuf>> {
+    use crate::gpu::shaders::{source_for, KERNELS, STREAM};
+    let io = |path: &std::path::Path, source: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut written = Vec::new();
+    for k in KERNELS.iter().chain([&STREAM]) {
+        let wgsl = source_for(k, division, config);
+        let t = translate(k.name, &wgsl, "main")?;
+        let layout: String = t
+            .layout
+            .iter()
+            .map(|e| match e.ty {
+                wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    ..
+                } => "uniform\n",
+                _ => "storage\n",
+            })
+            .collect();
+        let spv = dir.join(format!("{}.spv", k.name));
+        for (path, bytes) in [
+            (dir.join(format!("{}.wgsl", k.name)), wgsl.as_bytes()),
+            (spv.clone(), bytemuck::cast_slice(&t.words)),
+            (dir.join(format!("{}.layout", k.name)), layout.as_bytes()),
+        ] {
+            std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+        }
+        written.push(spv);
+    }
+    Ok(written)
+}
+
 /// Whether kernels on this device go through [`translate`]: on Vulkan where the
 /// device has `PASSTHROUGH_SHADERS`, unless `KETASIM_GPU_CONTRACT=1` asks for the
 /// plain WGSL path (the driver may then fuse multiply-adds, division is the native
