@@ -251,14 +251,17 @@ pub fn spike_groups_from_env() -> Result<Option<u32>> {
 /// (`GpuContext::all_paths`): `1`, or `0` for the default (only the network's paths).
 pub const ALL_PATHS_ENV: &str = "KETASIM_GPU_ALL_PATHS";
 
+/// Whether the 0-or-1 environment variable `name` is 1 (unset: no); an error naming
+/// it for any other value, saying that 1 means `what`.
+fn flag_from_env(name: &str, what: &str) -> Result<bool> {
+    let wanted = format!("is neither 0 nor 1: give 1 ({what}) or unset it");
+    Ok(u32_from_env(name, |n| n <= 1, &wanted)? == Some(1))
+}
+
 /// Whether [`ALL_PATHS_ENV`] asks for every code path (an error naming it unless it
 /// is 0 or 1).
 pub fn all_paths_from_env() -> Result<bool> {
-    Ok(u32_from_env(
-        ALL_PATHS_ENV,
-        |n| n <= 1,
-        "is neither 0 nor 1: give 1 (compile every code path) or unset it",
-    )? == Some(1))
+    flag_from_env(ALL_PATHS_ENV, "compile every code path")
 }
 
 /// Environment variable that chooses where the neuron update keeps its population's
@@ -269,11 +272,7 @@ pub const HOLD_PARAMS_ENV: &str = "KETASIM_GPU_HOLD_PARAMS";
 /// Whether [`HOLD_PARAMS_ENV`] asks to hold the parameters (an error naming it
 /// unless it is 0 or 1).
 pub fn hold_params_from_env() -> Result<bool> {
-    Ok(u32_from_env(
-        HOLD_PARAMS_ENV,
-        |n| n <= 1,
-        "is neither 0 nor 1: give 1 (hold the parameters across a chunk) or unset it",
-    )? == Some(1))
+    flag_from_env(HOLD_PARAMS_ENV, "hold the parameters across a chunk")
 }
 
 /// Environment variable that sets the per-neuron kernels' workgroup size in place of
