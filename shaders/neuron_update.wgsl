@@ -92,6 +92,14 @@ fn poisson_inversion(u: f32, mean: f32, exp_neg_mean: f32) -> u32 {
     return k;
 }
 
+// Events of Poisson drive dp at neuron i in this step: a Threefry uniform keyed by
+// (the neuron's index in its own network, step), by inversion (twin: the uniforms and
+// poisson_count_* of update_block in src/cpu/neuron_update.rs).
+fn drive_events(i: u32, dp: DriveParams, step: u32) -> u32 {
+    let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
+    return poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
+}
+
 // A neuron's state, held in registers across the fused steps of one dispatch.
 struct NState {
     v: f32,
@@ -233,8 +241,7 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     if (HAS_DRIVES) {
         for (var d = 0u; d < p.n_drives; d++) {
             let dp = drives[p.drive_start + d];
-            let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
-            let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
+            let k = drive_events(i, dp, step);
             if (k > 0u) {
                 let add = f32(k) * dp.weight;
                 if (dp.receptor == 0u) {
@@ -382,8 +389,7 @@ fn current_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> 
     if (HAS_DRIVES) {
         for (var d = 0u; d < p.n_drives; d++) {
             let dp = drives[p.drive_start + d];
-            let r = threefry2x32(vec2<u32>(i - dp.neuron_base, step), vec2<u32>(dp.key_lo, dp.key_hi));
-            let k = poisson_inversion(uniform01(r.x), dp.mean, dp.exp_neg_mean);
+            let k = drive_events(i, dp, step);
             if (k > 0u) {
                 let add = f32(k) * dp.weight;
                 if (dp.receptor == 0u) {
