@@ -55,11 +55,11 @@ pub fn fused_steps(s: &Scenario, backend: &str) -> u32 {
 /// too where some projection or drive of the network feeds it (otherwise the kernels
 /// leave that ring buffer alone: `gpu::shaders::Features::nmda_input`).
 pub fn bytes_per_neuron_step(s: &Scenario, backend: &str) -> f64 {
-    use crate::scenario::SynapseKind;
-    const NMDA_CHANNEL: u32 = 2;
+    use crate::scenario::{Receptor, SynapseKind};
     let sample_interval = (s.record.sample_interval_ms / s.dt_ms).round() as u32;
-    let nmda_input = s.projections.iter().any(|p| p.channel() == NMDA_CHANNEL)
-        || s.drives.iter().any(|d| d.channel() == NMDA_CHANNEL);
+    let nmda = Receptor::Nmda.index();
+    let nmda_input = s.projections.iter().any(|p| p.channel() == nmda)
+        || s.drives.iter().any(|d| d.channel() == nmda);
     let n = s.neuron_count() as f64;
     let (mut pools, mut state_words, mut ring_entries) = (0.0, 0.0, 0.0);
     for p in &s.populations {

@@ -213,6 +213,7 @@ impl Features {
         let pops = &params.pops[..params.sim.n_pop as usize];
         let projs = &params.projs[..params.sim.n_proj as usize];
         let rule = |r: u32| projs.iter().any(|p| p.rule == r);
+        let nmda = crate::scenario::Receptor::Nmda.index();
         Features {
             conductance: pops.iter().any(|p| p.syn_current == 0),
             current: pops.iter().any(|p| p.syn_current != 0),
@@ -222,8 +223,8 @@ impl Features {
                 .max()
                 .unwrap_or(0),
             drives: pops.iter().any(|p| p.n_drives > 0),
-            nmda_input: projs.iter().any(|p| p.receptor == NMDA_RECEPTOR)
-                || params.drives.iter().any(|d| d.receptor == NMDA_RECEPTOR),
+            nmda_input: projs.iter().any(|p| p.receptor == nmda)
+                || params.drives.iter().any(|d| d.receptor == nmda),
             signalling: pops.iter().any(|p| p.sig_on != 0),
             glutamate: pops.iter().any(|p| p.glu_on != 0),
             record: pops.iter().any(|p| p.record_spikes != 0),
@@ -289,9 +290,6 @@ impl KernelConfig {
         reread_params: true,
     };
 }
-
-/// The receptor channel of NMDA input (`ProjParams::receptor`, `DriveParams::receptor`).
-const NMDA_RECEPTOR: u32 = 2;
 
 /// The generated header: every constant that Rust and WGSL share, with `div_rn`
 /// exact ([`Division::EXACT`]), as the strict SPIR-V path runs it, and
