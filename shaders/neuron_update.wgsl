@@ -337,14 +337,18 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
     isi[i] = st;
     // The chunk's spike list, and the propagation's dispatch grown to cover it:
     // sim.spike_groups workgroups per spike, MAX_WG_DIM per row (ChunkCtrl in
-    // src/model/layout.rs).
+    // src/model/layout.rs). Both sizes stay within MAX_WG_DIM, WebGPU's minimum
+    // limit, whatever n is: wgpu does not check indirect dispatches
+    // (instance_descriptor in src/gpu/context.rs), and the host sizes
+    // sim.spike_groups so that a chunk's spikes never reach the clamp
+    // (dispatch_bounded_spike_groups in src/gpu/backend.rs).
     let c = sim.parity;
     let n = atomicAdd(&ctrl.chunks[c].n_spikes, 1u);
     spikes[n] = vec2<u32>(i, step);
     let groups = (n + 1u) * sim.spike_groups;
     atomicMax(&ctrl.chunks[c].dispatch_x, min(groups, MAX_WG_DIM));
     if (groups > MAX_WG_DIM) {
-        atomicMax(&ctrl.chunks[c].dispatch_y, (groups - 1u) / MAX_WG_DIM + 1u);
+        atomicMax(&ctrl.chunks[c].dispatch_y, min((groups - 1u) / MAX_WG_DIM + 1u, MAX_WG_DIM));
     }
     atomicAdd(&pop_counts[(step % sim.count_capacity) * sim.n_pop + pop], 1u);
     if (HAS_RECORD && p.record_spikes != 0u) {

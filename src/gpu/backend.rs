@@ -298,6 +298,37 @@ pub fn workgroup_size(default: u32, max_invocations: u32) -> Result<u32> {
     }
 }
 
+/// Workgroups per spike (`SimParams::spike_groups`, `wanted` or fewer) that keep the
+/// propagation's indirect dispatch within the device's limits for `n_total` neurons.
+///
+/// A chunk holds at most `n_total` spikes (each neuron fires at most once per chunk),
+/// and the neuron update sizes the dispatch to `spikes x spike_groups` workgroups,
+/// `x = min(groups, MAX_WG_DIM)` and `y = ceil(groups / MAX_WG_DIM)`, each clamped to
+/// `MAX_WG_DIM` (`on_spike` in shaders/neuron_update.wgsl). So
+/// `n_total x spike_groups <= MAX_WG_DIM x min(MAX_WG_DIM, max_dim)` (which also keeps
+/// the shader's u32 product from wrapping) means the clamp never cuts a spike off.
+/// wgpu no longer checks indirect dispatches (`context::instance_descriptor`); where
+/// it did, a dispatch past the limit was zeroed and the chunk's spikes silently
+/// dropped. Fewer workgroups per spike change no result, only how many invocations
+/// share a spike's synapses. Errors if the device is below WebGPU's minimum of
+/// `MAX_WG_DIM` workgroups per dimension, or if even one workgroup per spike would not
+/// fit (over 4.29e9 neurons).
+pub fn dispatch_bounded_spike_groups(wanted: u32, n_total: u32, max_dim: u32) -> Result<u32> {
+    if max_dim < MAX_WORKGROUPS_PER_DIM {
+        return Err(Error::Capacity(format!(
+            "the device dispatches at most {max_dim} workgroups per dimension; ketasim needs WebGPU's minimum, {MAX_WORKGROUPS_PER_DIM}"
+        )));
+    }
+    let most = u64::from(MAX_WORKGROUPS_PER_DIM) * u64::from(MAX_WORKGROUPS_PER_DIM);
+    let fit = most / u64::from(n_total.max(1));
+    if fit == 0 {
+        return Err(Error::Capacity(format!(
+            "{n_total} neurons: one propagation workgroup per spike of a chunk in which every neuron fired would exceed {MAX_WORKGROUPS_PER_DIM} x {MAX_WORKGROUPS_PER_DIM} workgroups; simulate at most {most} neurons per device"
+        )));
+    }
+    Ok(u64::from(wanted).min(fit) as u32)
+}
+
 /// Workgroup grid covering `n` invocations of `wg_size`, spilling into y.
 pub(super) fn grid_for(n: u32, wg_size: u32) -> (u32, u32) {
     let groups = n.div_ceil(wg_size).max(1);
@@ -332,9 +363,22 @@ impl GpuBackend {
         if !ctx.split_spikes {
             sim.spike_groups = 1;
         }
-        if let Some(groups) = spike_groups_from_env()? {
+        let env_groups = spike_groups_from_env()?;
+        if let Some(groups) = env_groups {
             sim.spike_groups = groups;
         }
+        let bounded = dispatch_bounded_spike_groups(
+            sim.spike_groups,
+            sim.n_total,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        )?;
+        if let Some(groups) = env_groups.filter(|&g| g != bounded) {
+            return Err(Error::Capacity(format!(
+                "{SPIKE_GROUPS_ENV}={groups} would size the propagation's dispatch beyond the device's limit for {} neurons: give at most {bounded}, or unset it",
+                sim.n_total
+            )));
+        }
+        sim.spike_groups = bounded;
         let wg_size = workgroup_size(
             ctx.workgroup_size,
             ctx.limits.max_compute_invocations_per_workgroup,

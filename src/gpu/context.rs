@@ -62,7 +62,34 @@ fn instance() -> wgpu::Instance {
         // SAFETY-free in edition 2021; done before any other thread touches the env.
         std::env::set_var("NODEVICE_SELECT", "1");
     }
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    wgpu::Instance::new(instance_descriptor())
+}
+
+/// The instance's options: wgpu's defaults and environment variables, except that
+/// wgpu's checking of indirect dispatches (`InstanceFlags::VALIDATION_INDIRECT_CALL`,
+/// on by default in release builds too) is off unless `WGPU_VALIDATION_INDIRECT_CALL`
+/// (any value but 0) asks for it.
+///
+/// That check rewrites every `dispatch_workgroups_indirect` as a one-invocation
+/// dispatch that copies the arguments into a buffer of wgpu's own (zeroing them if
+/// any exceeds the device's limit), two buffer barriers and the rebinding of the
+/// caller's pipeline, then the dispatch itself. ketasim's propagation is dispatched
+/// indirectly once per chunk, so that was one more dispatch and two more barriers in
+/// every chunk of every run: about 100-200 µs per chunk on llvmpipe, where the
+/// propagation's own work is often less (docs/performance.md, "The indirect
+/// dispatch without wgpu's check").
+///
+/// The check guards nothing ketasim needs: the neuron update writes the arguments
+/// itself, clamps both to `MAX_WG_DIM` (WebGPU's guaranteed minimum of
+/// `max_compute_workgroups_per_dimension`), and `GpuBackend::new` sizes
+/// `SimParams::spike_groups` so that the clamp never cuts a chunk's spikes
+/// ([`super::backend::dispatch_bounded_spike_groups`]). Where the check did act, it
+/// would have zeroed the dispatch: the chunk's spikes silently undelivered.
+pub fn instance_descriptor() -> wgpu::InstanceDescriptor {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.flags
+        .remove(wgpu::InstanceFlags::VALIDATION_INDIRECT_CALL);
+    desc.with_env()
 }
 
 /// One adapter as `ketasim devices` lists it.

@@ -460,9 +460,12 @@ pub struct Ctrl {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
 pub struct ChunkCtrl {
     /// Indirect dispatch size of the chunk's propagation (x, y, z), raised by every
-    /// spike (atomic max) to x = max(1, min(n, MAX_WG_DIM)),
-    /// y = max(1, ceil(n / MAX_WG_DIM)), z = 1 for n spikes: one workgroup per spike,
-    /// and at least one, which also advances the glutamate pools through the chunk.
+    /// spike (atomic max) to x = max(1, min(g, MAX_WG_DIM)),
+    /// y = max(1, min(ceil(g / MAX_WG_DIM), MAX_WG_DIM)), z = 1 for g = n x
+    /// spike_groups workgroups, n spikes: `SimParams::spike_groups` workgroups per
+    /// spike, and at least one, which also advances the glutamate pools through the
+    /// chunk. The host keeps g within MAX_WG_DIM^2
+    /// (`gpu::backend::dispatch_bounded_spike_groups`).
     pub dispatch_x: u32,
     /// See `dispatch_x`.
     pub dispatch_y: u32,

@@ -822,9 +822,6 @@ impl Network {
     }
 }
 
-/// Expected synapse count of projection `pr` of `scenario`: `p` times the pairs
-/// (less the self-pairs of a population without autapses) for fixed probability,
-/// exact for the count rules (`k N_pre`, `k N_post`, `n`).
 /// Workgroups of `PROC_SPLIT` invocations per spike in the GPU's propagation: enough
 /// for one synapse per invocation of the population with the most synapses per spike
 /// (`lanes_per_spike`, probability-rule projections excluded: their slices stay in
@@ -837,6 +834,9 @@ pub fn spike_groups(lanes_per_spike: &[f64]) -> u32 {
     groups.clamp(1.0, limits::MAX_SPIKE_GROUPS as f64) as u32
 }
 
+/// Expected synapse count of projection `pr` of `scenario`: `p` times the pairs
+/// (less the self-pairs of a population without autapses) for fixed probability,
+/// exact for the count rules (`k N_pre`, `k N_post`, `n`).
 pub fn expected_synapses(scenario: &Scenario, pr: &crate::scenario::Projection) -> f64 {
     let size = |name: &str| {
         scenario
