@@ -748,6 +748,19 @@ pub struct SuiteRow {
     /// (`SuiteReport::stream`): the neuron update's share of what a plain copy
     /// reaches on the device (GPU rows with kernel times).
     pub neuron_update_stream_fraction: Option<f64>,
+    /// Host (CPU) time per step spent recording the GPU's commands (µs), over the
+    /// untimed first half of the warm-up run (`gpu::HostTimes::record_ns`): most of
+    /// it overlaps the device's work, as a batch goes out in submissions of
+    /// `gpu::CHUNKS_PER_SUBMIT` chunks. Null on the CPU.
+    pub host_record_us: Option<f64>,
+    /// Host time per step inside `Queue::submit` (µs; `gpu::HostTimes::submit_ns`):
+    /// short where the driver queues the work and returns, most of the device's time
+    /// where it waits for the previous submission (lavapipe).
+    pub host_submit_us: Option<f64>,
+    /// The part of `host_record_us` before each batch's first submission, when the
+    /// device has nothing of the batch to run (`gpu::HostTimes::exposed_ns`), per
+    /// step (µs).
+    pub host_exposed_us: Option<f64>,
 }
 
 /// A whole suite run: what `bench --suite` writes as JSON.
@@ -802,23 +815,30 @@ fn warmup_policy(warmup_steps: u64) -> String {
 /// them (continuous protocol, so no window gaps). The first half of the steps run
 /// untimed (first dispatches carry one-off costs such as lazy shader compilation in
 /// software drivers); the second half is timed. Returns the number of steps timed
-/// and the kernel times, or `None` when the adapter has no timestamp queries.
+/// and the kernel times, or `None` when the adapter has no timestamp queries; and the
+/// host's recording time over the untimed half (`GpuBackend::host_times`).
+#[allow(clippy::type_complexity)]
 fn gpu_warmup_profiled(
     s: &Scenario,
     copies: u32,
     batch_steps: u32,
-) -> Result<Option<(u64, Vec<crate::gpu::KernelTime>)>> {
+) -> Result<(
+    Option<(u64, Vec<crate::gpu::KernelTime>)>,
+    crate::gpu::HostTimes,
+)> {
     use crate::backend::Backend;
     let net = entry_network(s, copies, batch_steps)?;
     let mut b = crate::gpu::GpuBackend::new(crate::gpu::GpuContext::with_timestamps()?, &net)?;
     let untimed = net.steps / 2;
     let mut timing = false;
     let mut done = 0u64;
+    let mut host = crate::gpu::HostTimes::default();
     while done < net.steps {
         if done == untimed && !timing {
+            host = b.host_times();
             timing = b.enable_kernel_timing()?;
             if !timing {
-                return Ok(None);
+                return Ok((None, host));
             }
         }
         let limit = if done < untimed {
@@ -832,11 +852,11 @@ fn gpu_warmup_profiled(
         done += steps as u64;
     }
     if !timing {
-        return Ok(None);
+        return Ok((None, host));
     }
     let times = b.kernel_times();
     let timed = times.first().map_or(0, |t| t.steps);
-    Ok(Some((timed, times)))
+    Ok((Some((timed, times)), host))
 }
 
 /// Rate per population; the copies of a batch (`NAME#k`) pooled under `NAME` (all
@@ -1140,6 +1160,9 @@ pub fn run_suite_with(
             peak_fraction: None,
             populations: Vec::new(),
             kernel_times: None,
+            host_record_us: None,
+            host_exposed_us: None,
+            host_submit_us: None,
             kernel_timed_steps: None,
             fuse_steps: None,
             neuron_update_us: None,
@@ -1197,13 +1220,16 @@ pub fn run_suite_with(
                 ..RunOptions::default()
             };
             let mut profile = None;
+            let mut host = None;
             let timed = (|| -> Result<crate::run::Summary> {
                 if warmup_steps > 0 {
                     let mut w = s.clone();
                     w.duration_ms = warmup_steps.min(e.steps) as f64 * w.dt_ms;
                     w.record.baseline_ms = w.record.baseline_ms.min(w.duration_ms);
                     if b == BackendChoice::Gpu {
-                        profile = gpu_warmup_profiled(&w, e.copies, opts.batch_steps)?;
+                        let (kernels, h) = gpu_warmup_profiled(&w, e.copies, opts.batch_steps)?;
+                        profile = kernels;
+                        host = Some(h).filter(|h| h.steps > 0);
                     } else {
                         run_entry(&w, e.copies, &opts)?;
                     }
@@ -1272,6 +1298,9 @@ pub fn run_suite_with(
                     .zip(stream_gb)
                     .map(|(ns, gb)| bps * r.neurons as f64 / ns / gb),
                 kernel_times: profile.map(|(_, times)| times),
+                host_record_us: host.map(|h| h.record_ns * 1e-3 / h.steps as f64),
+                host_exposed_us: host.map(|h| h.exposed_ns * 1e-3 / h.steps as f64),
+                host_submit_us: host.map(|h| h.submit_ns * 1e-3 / h.steps as f64),
                 ..blank(&r.backend, "ok", String::new())
             });
         }
@@ -1383,7 +1412,40 @@ pub fn suite_markdown(report: &SuiteReport) -> String {
         m.push_str("\nGPU time per kernel (timestamp queries in the warm-up run):\n\n");
         m.push_str(&kernels);
     }
+    let host = host_table(report);
+    if !host.is_empty() {
+        m.push_str(&format!(
+            "\nHost time per step recording and submitting the GPU's commands (untimed half of the warm-up run; a batch goes out in submissions of {} chunks of fused steps, so only the recording before its first submission leaves the device idle):\n\n",
+            crate::gpu::CHUNKS_PER_SUBMIT
+        ));
+        m.push_str(&host);
+    }
     m
+}
+
+/// A Markdown table of the host's recording time per step, one line per GPU row that
+/// has it (`SuiteRow::host_record_us`, `host_exposed_us`); empty if none has.
+pub fn host_table(report: &SuiteReport) -> String {
+    let mut t = String::new();
+    for r in &report.results {
+        let (Some(record), Some(exposed), Some(submit)) =
+            (r.host_record_us, r.host_exposed_us, r.host_submit_us)
+        else {
+            continue;
+        };
+        if t.is_empty() {
+            t.push_str("| network | backend | recording µs/step | before the first submission µs/step | in Queue::submit µs/step |\n|---|---|---|---|---|\n");
+        }
+        t.push_str(&format!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} |\n",
+            cell(&r.entry),
+            r.backend,
+            record,
+            exposed,
+            submit
+        ));
+    }
+    t
 }
 
 /// A Markdown table of the bandwidth probe: one line per backend, and each GPU row's

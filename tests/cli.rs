@@ -613,8 +613,9 @@ fn dose_response_on_the_default_scenario_replaces_its_protocol() {
 /// `KETASIM_FUSE_STEPS` must be a positive whole number, `KETASIM_SPIKE_GROUPS` a
 /// whole number from 1 to 64, `KETASIM_WG_SIZE` a power of two from 32 to the
 /// adapter's limit, `KETASIM_GPU_DIV` `estimate` or `long`, `KETASIM_GPU_ALL_PATHS` and
-/// `KETASIM_GPU_HOLD_PARAMS` 0 or 1: anything else stops a GPU run with an error
-/// naming the variable (and no panic).
+/// `KETASIM_GPU_HOLD_PARAMS` 0 or 1, `KETASIM_GPU_CHUNKS_PER_SUBMIT` a positive whole
+/// number: anything else stops a GPU run with an error naming the variable (and no
+/// panic).
 #[test]
 fn bad_tuning_variables_are_named() {
     if common::gpu_or_skip("bad_tuning_variables_are_named").is_none() {
@@ -636,6 +637,8 @@ fn bad_tuning_variables_are_named() {
         ("KETASIM_GPU_ALL_PATHS", "2"),
         ("KETASIM_GPU_ALL_PATHS", "yes"),
         ("KETASIM_GPU_HOLD_PARAMS", "-1"),
+        ("KETASIM_GPU_CHUNKS_PER_SUBMIT", "0"),
+        ("KETASIM_GPU_CHUNKS_PER_SUBMIT", "all"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ketasim"))
             .args([

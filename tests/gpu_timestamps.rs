@@ -8,8 +8,10 @@ mod common;
 use std::io::Write;
 
 use ketasim::backend::{Backend, BatchOutput};
-use ketasim::gpu::{GpuBackend, GpuContext, KERNEL_NAMES, MAX_TIMED_STEPS_PER_BATCH};
-use ketasim::model::{Network, NeuronState};
+use ketasim::gpu::{
+    GpuBackend, GpuContext, HostTimes, CHUNKS_PER_SUBMIT, KERNEL_NAMES, MAX_TIMED_STEPS_PER_BATCH,
+};
+use ketasim::model::{chunk_len, Network, NeuronState};
 use ketasim::scenario::Scenario;
 
 fn run_all(b: &mut GpuBackend, steps: u64, batch: u32) -> Vec<BatchOutput> {
@@ -251,6 +253,13 @@ fn quick_suite_on_gpu_reports_kernel_times() {
     let timed = Suite::Quick.warmup_steps() - Suite::Quick.warmup_steps() / 2;
     for r in &ok {
         assert_eq!(r.backend, "gpu");
+        // The host's recording time, over the untimed half of the warm-up run.
+        let (record, exposed) = (r.host_record_us.unwrap(), r.host_exposed_us.unwrap());
+        let submit = r.host_submit_us.unwrap();
+        assert!(
+            record.is_finite() && exposed > 0.0 && exposed <= record && submit >= 0.0,
+            "{r:#?}"
+        );
         if !supported {
             assert!(
                 r.kernel_times.is_none() && r.neuron_update_us.is_none(),
@@ -283,7 +292,10 @@ fn quick_suite_on_gpu_reports_kernel_times() {
     }
     for r in report.results.iter().filter(|r| r.status != "ok") {
         assert!(r.kernel_times.is_none(), "{r:#?}");
+        assert!(r.host_record_us.is_none(), "{r:#?}");
     }
+    let md = bench::suite_markdown(&report);
+    assert!(md.contains("| recording µs/step |"), "{md}");
     // The bandwidth probe ran on the GPU, and each timed row's neuron update is set
     // against its median.
     assert_eq!(report.stream.len(), 1, "{:#?}", report.stream);
@@ -307,4 +319,55 @@ fn quick_suite_on_gpu_reports_kernel_times() {
             "{md}"
         );
     }
+}
+
+/// A batch reaches the device in submissions of `CHUNKS_PER_SUBMIT` chunks of fused
+/// steps (the device starts on the first while the host records the rest), and the
+/// host's recording time is counted: all of it, and the part before the first
+/// submission. That the split changes no result is `gpu_vs_cpu`'s (its batches of 73
+/// to 500 chunks are compared with the CPU twin bit for bit).
+#[test]
+fn batches_are_submitted_in_parts_and_the_host_time_is_counted() {
+    let test = "batches_are_submitted_in_parts_and_the_host_time_is_counted";
+    let Some(ctx) = common::gpu_or_skip(test) else {
+        return;
+    };
+    let s = Scenario::from_toml("mixed", common::MIXED).expect("scenario");
+    let batch = 250u32;
+    let net = Network::build(&s, batch).expect("network");
+    let mut gpu = GpuBackend::new(ctx, &net).expect("gpu");
+    assert_eq!(gpu.host_times(), HostTimes::default());
+    if std::env::var_os(ketasim::gpu::SUBMIT_ENV).is_none() {
+        assert_eq!(gpu.chunks_per_submit(), CHUNKS_PER_SUBMIT);
+    }
+    let mut sim = net.params.sim;
+    sim.fuse_steps = gpu.fuse_steps();
+    let steps = net.steps.min(600);
+    let (mut done, mut batches, mut want_submits) = (0u64, 0u64, 0u64);
+    while done < steps {
+        let n = (steps - done).min(batch as u64) as u32;
+        let end = (done + n as u64) as u32;
+        let (mut t, mut chunks) = (done as u32, 0usize);
+        while t < end {
+            t += chunk_len(&sim, t, end);
+            chunks += 1;
+        }
+        want_submits += chunks.div_ceil(gpu.chunks_per_submit()) as u64;
+        gpu.run_batch(n).expect("batch");
+        done += n as u64;
+        batches += 1;
+    }
+    let h = gpu.host_times();
+    assert_eq!(
+        (h.batches, h.steps, h.submits),
+        (batches, steps, want_submits)
+    );
+    assert!(
+        want_submits > batches,
+        "the test should split its batches: {h:?}"
+    );
+    assert!(
+        h.exposed_ns > 0.0 && h.exposed_ns < h.record_ns && h.submit_ns > 0.0,
+        "only the first submission's recording is exposed: {h:?}"
+    );
 }

@@ -102,6 +102,60 @@ pub struct GpuBackend {
     /// Threads per workgroup of the per-neuron kernels (`workgroup_size`).
     wg_size: u32,
     timing: Option<KernelTiming>,
+    host: HostTimes,
+    /// Chunks of fused steps per submission (`chunks_per_submit_from_env`).
+    chunks_per_submit: usize,
+}
+
+/// Chunks of fused steps per submission within a batch (`GpuBackend::run_batch`):
+/// the batch's commands go to the device in submissions of this many chunks, so that
+/// the device starts on the first while the host records the rest; only the first
+/// submission's recording leaves the device idle. At the microcircuit's one step per
+/// chunk that is 32 steps: about 0.1 ms of the host's recording (3-5 µs per chunk on
+/// this project's machines) against at least 0.8 ms of device time at issue 6's
+/// target of 25 µs per step. [`SUBMIT_ENV`] sets another. No result depends on it.
+pub const CHUNKS_PER_SUBMIT: usize = 32;
+
+/// Environment variable that sets the chunks per submission in place of
+/// [`CHUNKS_PER_SUBMIT`]: a positive whole number; a number at least the batch's
+/// chunks (e.g. 1000000) sends each batch in one submission, as before 2026-12-04,
+/// for measuring what the split saves. No result depends on it.
+pub const SUBMIT_ENV: &str = "KETASIM_GPU_CHUNKS_PER_SUBMIT";
+
+/// The chunks per submission: [`SUBMIT_ENV`] if set (an error naming it if it is not
+/// a positive whole number), else [`CHUNKS_PER_SUBMIT`].
+pub fn chunks_per_submit_from_env() -> Result<usize> {
+    let n = u32_from_env(
+        SUBMIT_ENV,
+        |n| n >= 1,
+        "is not a positive whole number of chunks: give e.g. 1000000 (each batch in one submission), or unset it",
+    )?;
+    Ok(n.map_or(CHUNKS_PER_SUBMIT, |n| n as usize))
+}
+
+/// Host (CPU) time spent recording and submitting batches
+/// ([`GpuBackend::host_times`]): the part of a run the device may spend idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct HostTimes {
+    /// Batches run.
+    pub batches: u64,
+    /// Steps those batches advanced.
+    pub steps: u64,
+    /// Submissions (`CHUNKS_PER_SUBMIT` chunks each, the last of a batch fewer).
+    pub submits: u64,
+    /// Recording every command of each batch, summed (ns): from the start of the
+    /// batch to its last submission, less the time inside `Queue::submit`. All but
+    /// the first submission's share overlaps the device's work on the batch's
+    /// earlier submissions.
+    pub record_ns: f64,
+    /// Inside `Queue::submit`, summed (ns). Drivers differ: lavapipe's (Mesa 22.3)
+    /// blocks while an earlier submission still runs, so there this is most of the
+    /// device's time (measured on this project's machine); where a driver queues the
+    /// work and returns, it is short.
+    pub submit_ns: f64,
+    /// From the start of each batch to its first submission, summed (ns): recording
+    /// the device cannot overlap with the batch's own work, as it has none yet.
+    pub exposed_ns: f64,
 }
 
 /// The kernels a step dispatches, in the order of [`GpuBackend::kernel_times`].
@@ -384,6 +438,7 @@ impl GpuBackend {
             ctx.limits.max_compute_invocations_per_workgroup,
         )?;
         let division = shaders::division_from_env()?;
+        let chunks_per_submit = chunks_per_submit_from_env()?;
         let sim_stride = sim_stride(&ctx.limits);
         let f32s =
             |label: &str, v: &[f32]| init_buffer(device, label, bytemuck::cast_slice(v), STORAGE);
@@ -680,7 +735,14 @@ impl GpuBackend {
             slow,
             ctx,
             timing: None,
+            host: HostTimes::default(),
+            chunks_per_submit,
         })
+    }
+
+    /// Host time spent recording and submitting the batches run so far.
+    pub fn host_times(&self) -> HostTimes {
+        self.host
     }
 
     /// Time every kernel dispatch of the first [`MAX_TIMED_STEPS_PER_BATCH`] steps of
@@ -743,6 +805,12 @@ impl GpuBackend {
             steps: 0,
         });
         Ok(true)
+    }
+
+    /// Chunks of fused steps per submission within a batch ([`CHUNKS_PER_SUBMIT`]
+    /// unless [`SUBMIT_ENV`] says otherwise).
+    pub fn chunks_per_submit(&self) -> usize {
+        self.chunks_per_submit
     }
 
     /// Steps one neuron-update dispatch advances at most (`SimParams::fuse_steps`).
@@ -1010,6 +1078,7 @@ impl Backend for GpuBackend {
                 sim.count_capacity
             )));
         }
+        let started = std::time::Instant::now();
         let device = &self.ctx.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         // Reset the record counter (GpuCtrl.n_rec) and set where this batch ends
@@ -1070,20 +1139,42 @@ impl Backend for GpuBackend {
                 }
             }
         }
-        if timed < chunks.len() {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("steps"),
-                timestamp_writes: None,
-            });
-            for (c, &(first, len)) in chunks.iter().enumerate().skip(timed) {
-                let last = first + len as u64 - 1;
-                let parity = parity_of(c);
-                self.encode_kernel(&mut pass, K_NEURON, parity);
-                if is_sample(last) {
-                    self.encode_kernel(&mut pass, K_REDUCE, parity);
-                    sample_steps.push(last);
+        // The untimed chunks, chunks_per_submit per submission: the device starts on
+        // the first while the host records the rest. Submissions run in order, so
+        // the results are those of one submission.
+        let mut exposed_ns = None;
+        let mut submits = 0u64;
+        let mut submit_ns = 0.0;
+        let mut c = timed;
+        while c < chunks.len() {
+            let end = c.saturating_add(self.chunks_per_submit).min(chunks.len());
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("steps"),
+                    timestamp_writes: None,
+                });
+                for (k, &(first, len)) in chunks.iter().enumerate().take(end).skip(c) {
+                    let last = first + len as u64 - 1;
+                    let parity = parity_of(k);
+                    self.encode_kernel(&mut pass, K_NEURON, parity);
+                    if is_sample(last) {
+                        self.encode_kernel(&mut pass, K_REDUCE, parity);
+                        sample_steps.push(last);
+                    }
+                    self.encode_kernel(&mut pass, K_PROPAGATE, parity);
                 }
-                self.encode_kernel(&mut pass, K_PROPAGATE, parity);
+            }
+            c = end;
+            if c < chunks.len() {
+                let cb = enc.finish();
+                let submitting = std::time::Instant::now();
+                exposed_ns.get_or_insert((submitting - started).as_nanos() as f64);
+                self.ctx.queue.submit([cb]);
+                submit_ns += submitting.elapsed().as_nanos() as f64;
+                submits += 1;
+                enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("batch"),
+                });
             }
         }
         // The batch's read-backs travel in the same submission.
@@ -1105,7 +1196,17 @@ impl Backend for GpuBackend {
             enc.copy_buffer_to_buffer(&timing.resolve, 0, &timing.staging, 0, bytes);
             to_map.push(&timing.staging);
         }
-        self.ctx.queue.submit([enc.finish()]);
+        let cb = enc.finish();
+        let submitting = std::time::Instant::now();
+        let record_ns = (submitting - started).as_nanos() as f64 - submit_ns;
+        self.ctx.queue.submit([cb]);
+        submit_ns += submitting.elapsed().as_nanos() as f64;
+        self.host.batches += 1;
+        self.host.steps += steps as u64;
+        self.host.submits += submits + 1;
+        self.host.record_ns += record_ns;
+        self.host.submit_ns += submit_ns;
+        self.host.exposed_ns += exposed_ns.unwrap_or(record_ns);
         let next_parity = parity_of(chunks.len());
         self.parity = next_parity;
         if let Some(e) = pollster::block_on(scope.pop()) {

@@ -8,8 +8,9 @@ pub mod stream;
 pub mod strict;
 
 pub use backend::{
-    capped_fuse_steps, dispatch_bounded_spike_groups, fuse_steps_from_env, hold_params_from_env,
-    workgroup_size, GpuBackend, KernelTime, FUSE_ENV, KERNEL_NAMES, MAX_TIMED_STEPS_PER_BATCH,
+    capped_fuse_steps, chunks_per_submit_from_env, dispatch_bounded_spike_groups,
+    fuse_steps_from_env, hold_params_from_env, workgroup_size, GpuBackend, HostTimes, KernelTime,
+    CHUNKS_PER_SUBMIT, FUSE_ENV, KERNEL_NAMES, MAX_TIMED_STEPS_PER_BATCH, SUBMIT_ENV,
 };
 pub use context::{
     instance_descriptor, list_adapters, AdapterReport, GpuContext, STORAGE_BUFFERS_NEEDED,
