@@ -611,7 +611,7 @@ fn dose_response_on_the_default_scenario_replaces_its_protocol() {
 }
 
 /// `KETASIM_FUSE_STEPS` must be a positive whole number, `KETASIM_SPIKE_GROUPS` a
-/// whole number from 1 to 64, `KETASIM_WG_SIZE` a power of two from 32 to the
+/// whole number from 1 to 256, `KETASIM_WG_SIZE` a power of two from 32 to the
 /// adapter's limit, `KETASIM_GPU_DIV` `estimate` or `long`, `KETASIM_GPU_ALL_PATHS` and
 /// `KETASIM_GPU_HOLD_PARAMS` 0 or 1, `KETASIM_GPU_CHUNKS_PER_SUBMIT` a positive whole
 /// number: anything else stops a GPU run with an error naming the variable (and no
@@ -627,7 +627,7 @@ fn bad_tuning_variables_are_named() {
         ("KETASIM_FUSE_STEPS", "abc"),
         ("KETASIM_FUSE_STEPS", "-3"),
         ("KETASIM_SPIKE_GROUPS", "0"),
-        ("KETASIM_SPIKE_GROUPS", "65"),
+        ("KETASIM_SPIKE_GROUPS", "257"),
         ("KETASIM_SPIKE_GROUPS", "two"),
         ("KETASIM_WG_SIZE", "48"),
         ("KETASIM_WG_SIZE", "2048"),

@@ -135,3 +135,57 @@ fn downscaled_rates_match_published() {
         "{rates:?}"
     );
 }
+
+/// The GPU's propagation gets enough workgroups per spike for one synapse per
+/// invocation for every neuron (`SimParams::spike_groups`), sized by the largest
+/// out-degree, not the mean: the fixed-total-number rule draws each neuron's
+/// out-degree, and at full scale the busiest population's largest ones need more
+/// workgroups than its mean does.
+#[test]
+fn spike_groups_cover_the_largest_out_degree_at_full_scale() {
+    use ketasim::model::layout::{RULE_OUTDEGREE, RULE_PROBABILITY};
+    use ketasim::model::Network;
+    let s = microcircuit();
+    let net = Network::build(&s, 1000).expect("full-scale network");
+    // Synapses per spike of every neuron, summed over its projections.
+    let mut per_neuron = vec![0u64; net.n as usize];
+    for pr in net.params.projs.iter().take(net.params.sim.n_proj as usize) {
+        assert_ne!(pr.rule, RULE_PROBABILITY, "the microcircuit has none");
+        for l in 0..pr.pre_size {
+            let degree = if pr.rule == RULE_OUTDEGREE {
+                pr.k
+            } else {
+                let row = (pr.table_base + l) as usize;
+                net.tables.rows[row + 1] - net.tables.rows[row]
+            };
+            per_neuron[(pr.pre_offset + l) as usize] += u64::from(degree);
+        }
+    }
+    let most = per_neuron.iter().copied().max().expect("neurons");
+    let total: u64 = per_neuron.iter().sum();
+    let groups = net.params.sim.spike_groups as u64;
+    eprintln!(
+        "synapses per spike: most {most}, mean {:.1}; spike_groups {groups}",
+        total as f64 / net.n as f64
+    );
+    assert_eq!(groups, most.div_ceil(64), "most {most}");
+    // Sized by each population's mean out-degree, as before 2026-12-04, the largest
+    // out-degrees would take two synapses per invocation.
+    let by_mean = (0..net.params.sim.n_pop as usize)
+        .map(|p| {
+            let pop = &net.params.pops[p];
+            let own = &per_neuron[pop.offset as usize..(pop.offset + pop.size) as usize];
+            let mean = own.iter().sum::<u64>() as f64 / own.len() as f64;
+            eprintln!(
+                "population {p}: mean {mean:.1}, most {}",
+                own.iter().max().expect("neurons")
+            );
+            (mean / 64.0).ceil() as u64
+        })
+        .max()
+        .expect("populations");
+    assert!(
+        by_mean < groups,
+        "by the mean {by_mean}, spike_groups {groups}"
+    );
+}

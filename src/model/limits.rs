@@ -38,9 +38,12 @@ pub const WORKGROUP_SIZE: u32 = 64;
 /// number (and is identical on every backend).
 pub const PROC_SPLIT: u32 = 64;
 /// Most workgroups of `PROC_SPLIT` invocations that share one spike in the
-/// propagation kernel (`SimParams::spike_groups`): enough for 4096 synapses per spike
-/// at one per invocation; a spike with more takes several per invocation.
-pub const MAX_SPIKE_GROUPS: u32 = 64;
+/// propagation kernel (`SimParams::spike_groups`): enough for 16,384 synapses per
+/// spike at one per invocation (the full-scale microcircuit's largest out-degree is
+/// 6,778, in L4I: 106 workgroups); a spike with more takes several per invocation.
+/// It was 64 until 2026-12-04, when four of the microcircuit's eight populations
+/// had spikes of more than 4,096 synapses.
+pub const MAX_SPIKE_GROUPS: u32 = 256;
 /// Most workgroups per dispatch dimension (WebGPU's guaranteed minimum).
 pub const MAX_WORKGROUPS_PER_DIM: u32 = 65_535;
 /// NMDA receptor pools (subunits) per population.

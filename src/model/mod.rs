@@ -413,9 +413,11 @@ impl Network {
         // Projections.
         let mut tables = Tables::default();
         let mut projections = Vec::new();
-        // Per presynaptic population: synapses per spike that the GPU's propagation
-        // spreads over a spike's workgroups (SimParams::spike_groups).
-        let mut lanes_per_spike = vec![0.0f64; scenario.populations.len()];
+        // Synapses per spike that the GPU's propagation spreads over a spike's
+        // workgroups (SimParams::spike_groups), per presynaptic neuron: what every
+        // neuron of a population has (out-degree rules) plus each neuron's own count
+        // (tables and fixed total number, whose out-degrees vary).
+        let mut per_spike = vec![SynapsesPerSpike::default(); scenario.populations.len()];
         for (i, pr) in scenario.projections.iter().enumerate() {
             let pre_i = scenario.population_index(&pr.pre).unwrap_or(0);
             let post_i = scenario.population_index(&pr.post).unwrap_or(0);
@@ -519,9 +521,15 @@ impl Network {
                     procedural: true,
                 });
             }
-            if pp.rule != RULE_PROBABILITY && pre_size > 0 {
-                let synapses = projections.last().map_or(0.0, |p| p.synapses);
-                lanes_per_spike[pre_i] += synapses / pre_size as f64;
+            match pp.rule {
+                RULE_OUTDEGREE => per_spike[pre_i].every += u64::from(pp.k),
+                RULE_TABLE | RULE_TOTAL if pre_size > 0 => {
+                    let base = pp.table_base as usize;
+                    if let Some(rows) = tables.rows.get(base..=base + pre_size as usize) {
+                        per_spike[pre_i].add_rows(rows);
+                    }
+                }
+                _ => {}
             }
         }
         // Drawn delays reach mean + 5.3 SD (the largest deviate of rng::normal_f32);
@@ -543,7 +551,12 @@ impl Network {
             rec_capacity: memory::record_capacity(scenario, batch as u64, |p| p.size as u64) as u32,
             fuse_steps: fuse_steps(scenario),
             parity: 0,
-            spike_groups: spike_groups(&lanes_per_spike),
+            spike_groups: spike_groups(
+                &per_spike
+                    .iter()
+                    .map(SynapsesPerSpike::most)
+                    .collect::<Vec<_>>(),
+            ),
             _pad0: 0,
             _pad1: 0,
             _pad2: 0,
@@ -823,15 +836,52 @@ impl Network {
 }
 
 /// Workgroups of `PROC_SPLIT` invocations per spike in the GPU's propagation: enough
-/// for one synapse per invocation of the population with the most synapses per spike
-/// (`lanes_per_spike`, probability-rule projections excluded: their slices stay in
-/// the first workgroup), from 1 to `MAX_SPIKE_GROUPS`. With one workgroup per spike a
-/// step of the microcircuit (25 spikes of about 3,900 synapses each) kept 1,600
-/// invocations of an H200 busy, each walking 60 synapses' random draws in sequence.
-pub fn spike_groups(lanes_per_spike: &[f64]) -> u32 {
-    let most = lanes_per_spike.iter().copied().fold(0.0, f64::max);
-    let groups = (most / limits::PROC_SPLIT as f64).ceil();
-    groups.clamp(1.0, limits::MAX_SPIKE_GROUPS as f64) as u32
+/// for one synapse per invocation of the neuron with the most synapses per spike
+/// (`most_per_spike`, one entry per population, probability-rule projections
+/// excluded: their slices stay in the first workgroup), from 1 to
+/// `MAX_SPIKE_GROUPS`. With one workgroup per spike a step of the microcircuit (25
+/// spikes of about 3,900 synapses each) kept 1,600 invocations of an H200 busy, each
+/// walking 60 synapses' random draws in sequence.
+///
+/// The most, not the mean: a propagation takes as long as its slowest invocation,
+/// and out-degrees drawn by the fixed-total-number rule (the microcircuit's) or
+/// stored in tables vary from neuron to neuron. Sized by the mean, the invocations
+/// of about a third of the busiest population's spikes would each walk two synapses
+/// in sequence, and with some 25 spikes per step nearly every step would have one.
+pub fn spike_groups(most_per_spike: &[u64]) -> u32 {
+    let most = most_per_spike.iter().copied().max().unwrap_or(0);
+    let groups = most.div_ceil(u64::from(limits::PROC_SPLIT));
+    groups.clamp(1, u64::from(limits::MAX_SPIKE_GROUPS)) as u32
+}
+
+/// Synapses per spike of a presynaptic population's neurons, over its projections
+/// other than the probability rule's (`spike_groups`).
+#[derive(Debug, Clone, Default)]
+struct SynapsesPerSpike {
+    /// What every neuron has: the sum of the fixed out-degrees.
+    every: u64,
+    /// Each neuron's own: the summed row lengths of its tables and fixed-total-number
+    /// projections (empty without any).
+    own: Vec<u64>,
+}
+
+impl SynapsesPerSpike {
+    /// Add a projection's row pointers (`pre_size + 1` of them; row `l` holds
+    /// `rows[l + 1] - rows[l]` synapses).
+    fn add_rows(&mut self, rows: &[u32]) {
+        let n = rows.len().saturating_sub(1);
+        if self.own.len() < n {
+            self.own.resize(n, 0);
+        }
+        for (own, w) in self.own.iter_mut().zip(rows.windows(2)) {
+            *own += u64::from(w[1].saturating_sub(w[0]));
+        }
+    }
+
+    /// The most synapses any one neuron has per spike.
+    fn most(&self) -> u64 {
+        self.every + self.own.iter().copied().max().unwrap_or(0)
+    }
 }
 
 /// Expected synapse count of projection `pr` of `scenario`: `p` times the pairs
@@ -926,10 +976,14 @@ mod tests {
     #[test]
     fn spike_groups_cover_the_busiest_population() {
         assert_eq!(spike_groups(&[]), 1);
-        assert_eq!(spike_groups(&[0.0, 0.0]), 1);
-        assert_eq!(spike_groups(&[64.0]), 1);
-        assert_eq!(spike_groups(&[10.0, 64.5]), 2);
-        assert_eq!(spike_groups(&[3873.1]), 61);
-        assert_eq!(spike_groups(&[1e9]), super::limits::MAX_SPIKE_GROUPS);
+        assert_eq!(spike_groups(&[0, 0]), 1);
+        assert_eq!(spike_groups(&[64]), 1);
+        assert_eq!(spike_groups(&[10, 65]), 2);
+        assert_eq!(spike_groups(&[3904]), 61);
+        assert_eq!(spike_groups(&[3905]), 62);
+        assert_eq!(
+            spike_groups(&[1_000_000_000]),
+            super::limits::MAX_SPIKE_GROUPS
+        );
     }
 }
