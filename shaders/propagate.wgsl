@@ -68,12 +68,6 @@ fn deliver_drawn(pr: ProjParams, pre_local: u32, id: u32, t: u32, t_spike: u32) 
     deliver(pr.receptor, slot * sim.n_total + pr.post_offset + t, bitcast<i32>(sd.x));
 }
 
-// The first m >= 0 with flat index offset + m congruent to lane modulo lanes: where
-// lane `lane` starts in a projection whose synapses begin at flat index `offset`.
-fn first_of_lane(offset: u32, lane: u32, lanes: u32) -> u32 {
-    return (lane + lanes - offset % lanes) % lanes;
-}
-
 // Balanced split of 0..size into PROC_SPLIT slices (twin of slice_bounds).
 fn slice_bounds(size: u32, tid: u32) -> vec2<u32> {
     let base = size / PROC_SPLIT;
@@ -98,9 +92,13 @@ fn main(
     }
     let lane = part * PROC_SPLIT + tid;
     let lanes = sim.spike_groups * PROC_SPLIT;
-    // Flat index of the next projection's first synapse (tables and the out-degree
-    // and total-number rules).
-    var offset = 0u;
+    // Where this lane starts in the next projection (tables and the out-degree and
+    // total-number rules): the lane takes flat indices lane, lane + lanes, ..., so
+    // in a projection whose synapses begin at flat index o it starts at the first
+    // m >= 0 with o + m = lane modulo lanes. Kept without a modulo: the index after
+    // the lane's last synapse of a projection of d synapses, less d, is where it
+    // starts in the next.
+    var first = lane;
     let pre = spikes[s].x;
     let spike_step = spikes[s].y;
     // Only the spike's own network's projections can carry it (a batch holds many
@@ -122,15 +120,15 @@ fn main(
             let row = pr.table_base + pre_local;
             let start = table_rows[row];
             let end = table_rows[row + 1u];
-            let first = start + first_of_lane(offset, lane, lanes);
-            offset += end - start;
-            for (var idx = first; idx < end; idx += lanes) {
+            var idx = start + first;
+            for (; idx < end; idx += lanes) {
                 if (drawn) {
                     deliver_drawn(pr, pre_local, idx - start, table_cols[idx], spike_step);
                 } else {
                     deliver(pr.receptor, base + table_cols[idx], pr.weight_fixed);
                 }
             }
+            first = idx - end;
         } else if (HAS_RULE_PROBABILITY && pr.rule == RULE_PROBABILITY) {
             if (part != 0u) {
                 continue;
@@ -191,9 +189,8 @@ fn main(
             if (exclude_self) {
                 range -= 1u;
             }
-            let first = first_of_lane(offset, lane, lanes);
-            offset += degree;
-            for (var m = first; m < degree; m += lanes) {
+            var m = first;
+            for (; m < degree; m += lanes) {
                 let r = threefry2x32(vec2<u32>(pre_local, m), k);
                 var t = mul_hi_u32(r.x, range);
                 if (exclude_self && t >= pre_local) {
@@ -205,6 +202,7 @@ fn main(
                     deliver(pr.receptor, base + t, pr.weight_fixed);
                 }
             }
+            first = m - degree;
         }
     }
 }
