@@ -257,14 +257,20 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     let v0 = (*s).v;
     // The Mg2+ block of each pool at the step's V (current and kinetics alike), with
     // the exponential shared by the pools (twin: membrane_pools in
-    // src/cpu/neuron_update.rs). Pools are indexed by constants: MAX_NMDA_POOLS is 2.
+    // src/cpu/neuron_update.rs), and the block itself where the pools share [Mg]/K0
+    // (GluN2A and 2B do): the same operation on the same operands, so the same bits,
+    // without a second exact division. Pools are indexed by constants:
+    // MAX_NMDA_POOLS is 2.
     var mg0 = 0.0;
     var mg1 = 0.0;
     if (has_pool0(p)) {
         let e_mg = exp_f32(-MG_SLOPE * v0);
         mg0 = mg_block_e(e_mg, p.pools[0].mg_over_k0);
         if (has_pool1(p)) {
-            mg1 = mg_block_e(e_mg, p.pools[1].mg_over_k0);
+            mg1 = mg0;
+            if (bitcast<u32>(p.pools[1].mg_over_k0) != bitcast<u32>(p.pools[0].mg_over_k0)) {
+                mg1 = mg_block_e(e_mg, p.pools[1].mg_over_k0);
+            }
         }
     }
     var v = v0;

@@ -222,6 +222,38 @@ fn mixed_network_with_one_pool_per_population_is_identical_on_gpu_and_cpu() {
     );
 }
 
+/// The mixed circuit with two unlike pools in I too (GluN2B and 2D: different Mg2+
+/// and ketamine constants), driven through NMDA receptors, beside E's 2A and 2B,
+/// which share [Mg]/K0 and so one Mg2+ block (shaders/neuron_update.wgsl computes it
+/// once for both).
+fn mixed_with_unlike_pools() -> Scenario {
+    let one = "subunit = \"2D\"\ng_max_nS = 4.0";
+    let record = "[record]";
+    assert!(
+        common::MIXED.contains(one) && common::MIXED.contains(record),
+        "common::MIXED changed"
+    );
+    let text = common::MIXED
+        .replace(
+            one,
+            "pools = [{ subunit = \"2B\", fraction = 0.2 }, { subunit = \"2D\", fraction = 0.8 }]\ng_max_nS = 4.0",
+        )
+        .replace(
+            record,
+            "[[drives]]\npopulation = \"I\"\nrate_hz = 300.0\nreceptor = \"nmda\"\ndrive = 0.02\n\n[record]",
+        );
+    Scenario::from_toml("mixed-unlike-pools", &text).expect("scenario")
+}
+
+#[test]
+fn mixed_network_with_unlike_pools_is_identical_on_gpu_and_cpu() {
+    check_identical(
+        &mixed_with_unlike_pools(),
+        73,
+        "mixed_network_with_unlike_pools_is_identical_on_gpu_and_cpu",
+    );
+}
+
 #[test]
 fn coba_is_identical_on_gpu_and_cpu() {
     let mut s = Scenario::from_toml("coba", ketasim::bench::COBA).expect("coba");
