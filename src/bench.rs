@@ -213,6 +213,16 @@ impl Suite {
         }
     }
 
+    /// Dependent dispatches per pass, and timed passes, of the dispatch probe
+    /// (`crate::stream::measure_dispatch`): enough dispatches that a pass's own
+    /// begin and end weigh little (quick: a check that the probe runs).
+    pub fn dispatch_probe(self) -> (u32, u32) {
+        match self {
+            Suite::Standard => (1000, 5),
+            Suite::Quick => (50, 3),
+        }
+    }
+
     /// Timed passes of the bandwidth probe.
     pub fn stream_passes(self) -> u32 {
         match self {
@@ -779,6 +789,9 @@ pub struct SuiteReport {
     /// The memory-bandwidth probe (STREAM copy, `crate::stream`) of each available
     /// backend, run before the networks.
     pub stream: Vec<StreamRow>,
+    /// The dispatch probe (`crate::stream::measure_dispatch`) of each available GPU
+    /// backend, run before the networks: the floor under a step's time there.
+    pub dispatch: Vec<DispatchRow>,
     /// One row per (entry, backend), entries in suite order.
     pub results: Vec<SuiteRow>,
 }
@@ -794,6 +807,19 @@ pub struct StreamRow {
     pub note: Option<String>,
     /// The measurement, when it ran.
     pub result: Option<crate::stream::StreamResult>,
+}
+
+/// One GPU backend's dispatch probe in a suite: its result, or why it did not run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DispatchRow {
+    /// "gpu".
+    pub backend: String,
+    /// "ok" or "error".
+    pub status: String,
+    /// Why not, when it failed.
+    pub note: Option<String>,
+    /// The measurement, when it ran.
+    pub result: Option<crate::stream::DispatchResult>,
 }
 
 impl SuiteReport {
@@ -999,6 +1025,50 @@ fn label(b: BackendChoice) -> &'static str {
     }
 }
 
+/// The dispatch probe on each available GPU backend of `chosen` (its `status`); a
+/// failure gives a row with status "error" and the reason (the networks still run).
+fn dispatch_rows(
+    suite: Suite,
+    chosen: &[BackendChoice],
+    status: &[BackendStatus],
+    progress: bool,
+) -> Vec<DispatchRow> {
+    let (dispatches, passes) = suite.dispatch_probe();
+    chosen
+        .iter()
+        .zip(status)
+        .filter(|(&b, st)| b == BackendChoice::Gpu && st.available)
+        .map(|(_, st)| {
+            let measured = crate::gpu::GpuContext::with_timestamps()
+                .and_then(|ctx| crate::stream::measure_dispatch(&ctx, dispatches, passes));
+            let row = match measured {
+                Ok(r) => DispatchRow {
+                    backend: st.backend.clone(),
+                    status: "ok".into(),
+                    note: None,
+                    result: Some(r),
+                },
+                Err(e) => DispatchRow {
+                    backend: st.backend.clone(),
+                    status: "error".into(),
+                    note: Some(format!("dispatch probe failed: {e}")),
+                    result: None,
+                },
+            };
+            if progress {
+                match &row.result {
+                    Some(r) => eprintln!(
+                        "bench: dispatch probe ({}): {:.2} µs per dependent dispatch, {:.2} indirect (medians of {} passes of {}, {})",
+                        r.backend, r.direct_us, r.indirect_us, r.passes, r.dispatches, r.timing
+                    ),
+                    None => eprintln!("bench: {}", row.note.as_deref().unwrap_or("")),
+                }
+            }
+            row
+        })
+        .collect()
+}
+
 /// The bandwidth probe on each available backend of `chosen` (its `status`), at the
 /// suite's size; a failure gives a row with status "error" and the reason (the
 /// networks still run).
@@ -1115,6 +1185,7 @@ pub fn run_suite_with(
     let warmup_steps = suite.warmup_steps();
     let policy = warmup_policy(warmup_steps);
     let stream = stream_rows(suite, &chosen, &status, progress);
+    let dispatch = dispatch_rows(suite, &chosen, &status, progress);
     let report = |results: Vec<SuiteRow>| SuiteReport {
         benchmark: "suite".into(),
         suite,
@@ -1122,6 +1193,7 @@ pub fn run_suite_with(
         warmup_policy: policy.clone(),
         backends: status.clone(),
         stream: stream.clone(),
+        dispatch: dispatch.clone(),
         results,
     };
     let mut rows: Vec<SuiteRow> = Vec::new();
@@ -1406,6 +1478,11 @@ pub fn suite_markdown(report: &SuiteReport) -> String {
     m.push('\n');
     m.push_str(&stream_table(report));
     m.push('\n');
+    let dispatch = dispatch_table(report);
+    if !dispatch.is_empty() {
+        m.push_str(&dispatch);
+        m.push('\n');
+    }
     m.push_str(&suite_table(report));
     let kernels = kernel_table(report);
     if !kernels.is_empty() {
@@ -1444,6 +1521,47 @@ pub fn host_table(report: &SuiteReport) -> String {
             exposed,
             submit
         ));
+    }
+    t
+}
+
+/// A Markdown table of the dispatch probe, one line per GPU backend (empty without
+/// any), with the floor it puts under a step of one-step chunks (two dependent
+/// dispatches, one of them indirect).
+pub fn dispatch_table(report: &SuiteReport) -> String {
+    if report.dispatch.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from(
+        "Dependent dispatches with nothing to compute (one workgroup each, each reading the previous one's write):\n\n| backend | status | adapter | dispatches x passes | timing | direct µs | indirect µs | floor of a one-step chunk µs (RTF at dt = 0.1 ms) |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for x in &report.dispatch {
+        match &x.result {
+            Some(r) => {
+                let floor = r.direct_us + r.indirect_us;
+                t.push_str(&format!(
+                    "| {} | {} | {} | {} x {} | {} | {:.2} (best {:.2}) | {:.2} (best {:.2}) | {:.2} ({:.3}) |\n",
+                    x.backend,
+                    x.status,
+                    cell(&r.adapter),
+                    r.dispatches,
+                    r.passes,
+                    r.timing,
+                    r.direct_us,
+                    r.direct_best_us,
+                    r.indirect_us,
+                    r.indirect_best_us,
+                    floor,
+                    floor / 100.0
+                ));
+            }
+            None => t.push_str(&format!(
+                "| {} | {} | {} | - | - | - | - | - |\n",
+                x.backend,
+                x.status,
+                cell(x.note.as_deref().unwrap_or(""))
+            )),
+        }
     }
     t
 }

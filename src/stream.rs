@@ -144,9 +144,94 @@ pub fn measure_gpu(ctx: &GpuContext, buffer_bytes: u64, passes: u32) -> Result<S
     Ok(result("gpu", ctx.describe(), bytes, timing, t.pass_s))
 }
 
+/// The dispatch probe on one device (`shaders/chain.wgsl`): the time of a dispatch
+/// that depends on the one before it, with nothing to compute. A step of the
+/// simulation is at least two such dispatches (the neuron update, then the
+/// propagation, dispatched indirectly), so this is the floor under a step's time on
+/// the device, whatever the network's size.
+#[derive(Debug, Clone, Serialize)]
+pub struct DispatchResult {
+    /// "gpu".
+    pub backend: String,
+    /// Adapter description.
+    pub adapter: String,
+    /// Dependent dispatches per pass.
+    pub dispatches: u32,
+    /// Timed passes of each kind (after one untimed).
+    pub passes: u32,
+    /// "gpu timestamps" (the passes alone) or "wall clock with submission".
+    pub timing: String,
+    /// µs per direct dispatch, median pass.
+    pub direct_us: f64,
+    /// µs per direct dispatch, fastest pass.
+    pub direct_best_us: f64,
+    /// µs per indirect dispatch (arguments read from a buffer, as the propagation's
+    /// are), median pass.
+    pub indirect_us: f64,
+    /// µs per indirect dispatch, fastest pass.
+    pub indirect_best_us: f64,
+}
+
+/// The counter must have advanced once per dispatch; otherwise the probe did not do
+/// its work and is not timed.
+fn check_count(count: u32, expected: u64) -> Result<()> {
+    if u64::from(count) == expected {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "the dispatch probe's counter reached {count}, not the {expected} dispatches it was given: not timing it"
+        )))
+    }
+}
+
+/// µs per dispatch of the median and the fastest pass of `dispatches` each.
+fn per_dispatch_us(mut pass_s: Vec<f64>, dispatches: u32) -> (f64, f64) {
+    pass_s.sort_by(f64::total_cmp);
+    let us = |s: f64| s * 1e6 / f64::from(dispatches);
+    (us(pass_s[pass_s.len() / 2]), us(pass_s[0]))
+}
+
+/// The dispatch probe on `ctx`'s device: `passes` timed passes (1 to
+/// `gpu::stream::MAX_CHAIN_PASSES`) of `dispatches` dependent dispatches, direct and
+/// indirect.
+pub fn measure_dispatch(ctx: &GpuContext, dispatches: u32, passes: u32) -> Result<DispatchResult> {
+    let t = crate::gpu::stream::dispatch_chain_timed(ctx, dispatches, passes)?;
+    check_count(t.count, t.expected)?;
+    let (direct_us, direct_best_us) = per_dispatch_us(t.direct_s, dispatches);
+    let (indirect_us, indirect_best_us) = per_dispatch_us(t.indirect_s, dispatches);
+    Ok(DispatchResult {
+        backend: "gpu".into(),
+        adapter: ctx.describe(),
+        dispatches,
+        passes,
+        timing: if t.timestamps {
+            "gpu timestamps"
+        } else {
+            "wall clock with submission"
+        }
+        .into(),
+        direct_us,
+        direct_best_us,
+        indirect_us,
+        indirect_best_us,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A counter that missed or repeated dispatches is refused, not timed.
+    #[test]
+    fn a_wrong_dispatch_count_is_refused() {
+        assert!(check_count(300, 300).is_ok());
+        let e = check_count(299, 300).unwrap_err().to_string();
+        assert!(e.contains("299") && e.contains("300"), "{e}");
+        assert!(check_count(301, 300).is_err());
+        // A counter that wrapped cannot pass for the count.
+        assert!(check_count(4, (1u64 << 32) + 4).is_err());
+        assert_eq!(per_dispatch_us(vec![3e-3, 1e-3, 2e-3], 100), (20.0, 10.0));
+    }
 
     /// A copy that misses, shifts or truncates the source is refused, not timed.
     #[test]

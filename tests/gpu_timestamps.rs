@@ -296,6 +296,16 @@ fn quick_suite_on_gpu_reports_kernel_times() {
     }
     let md = bench::suite_markdown(&report);
     assert!(md.contains("| recording µs/step |"), "{md}");
+    // The dispatch probe ran on the GPU, before the networks.
+    assert_eq!(report.dispatch.len(), 1, "{:#?}", report.dispatch);
+    let d = report.dispatch[0].result.as_ref().expect("dispatch probe");
+    assert_eq!(
+        (d.dispatches, d.passes),
+        Suite::Quick.dispatch_probe(),
+        "{d:?}"
+    );
+    assert!(d.direct_us > 0.0 && d.indirect_us > 0.0, "{d:?}");
+    assert!(md.contains("| direct µs | indirect µs |"), "{md}");
     // The bandwidth probe ran on the GPU, and each timed row's neuron update is set
     // against its median.
     assert_eq!(report.stream.len(), 1, "{:#?}", report.stream);

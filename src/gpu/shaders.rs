@@ -56,6 +56,13 @@ pub const STREAM: Kernel = Kernel {
     body: include_str!("../../shaders/stream.wgsl"),
 };
 
+/// The dispatch probe (`shaders/chain.wgsl`; `crate::stream::measure_dispatch`): not
+/// part of a simulation.
+pub const CHAIN: Kernel = Kernel {
+    name: "chain",
+    body: include_str!("../../shaders/chain.wgsl"),
+};
+
 /// The per-step kernels, in dispatch order.
 pub const STEP_KERNELS: [Kernel; 3] = [NEURON_UPDATE, REDUCE_STATS, PROPAGATE];
 

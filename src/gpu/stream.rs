@@ -183,3 +183,182 @@ pub fn copy_timed(ctx: &GpuContext, src: &[Element], passes: u32) -> Result<Time
         timestamps,
     })
 }
+
+/// What [`dispatch_chain_timed`] gives: the counter and the time of each pass.
+pub struct TimedChain {
+    /// The counter after every pass: one per dispatch, untimed passes included.
+    pub count: u32,
+    /// Dispatches the counter should have seen.
+    pub expected: u64,
+    /// Seconds of each pass of direct dispatches.
+    pub direct_s: Vec<f64>,
+    /// Seconds of each pass of indirect dispatches.
+    pub indirect_s: Vec<f64>,
+    /// Whether the times are GPU timestamps (else wall clock with the submission).
+    pub timestamps: bool,
+}
+
+/// Most timed passes of [`dispatch_chain_timed`]: two kinds, two timestamps each, in
+/// one query set.
+pub const MAX_CHAIN_PASSES: u32 = wgpu::QUERY_SET_MAX_QUERIES / 4;
+
+/// `passes` timed passes (after one untimed) of `dispatches` dependent dispatches of
+/// `shaders/chain.wgsl`, first direct (one workgroup each), then indirect (one
+/// workgroup each, read from a buffer, as the propagation is dispatched), each pass
+/// in a compute pass of its own; and the counter the dispatches advanced.
+pub fn dispatch_chain_timed(ctx: &GpuContext, dispatches: u32, passes: u32) -> Result<TimedChain> {
+    if dispatches == 0 || passes == 0 || passes > MAX_CHAIN_PASSES {
+        return Err(Error::Capacity(format!(
+            "the dispatch probe needs at least one dispatch and 1 to {MAX_CHAIN_PASSES} passes (got {dispatches} dispatches, {passes} passes)"
+        )));
+    }
+    let device = &ctx.device;
+    let wg = workgroup_size(
+        ctx.workgroup_size,
+        ctx.limits.max_compute_invocations_per_workgroup,
+    )?;
+    let valid = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let pipeline =
+        strict::compute_pipeline(device, "chain", ctx.strict_float, Division::EXACT, |d| {
+            shaders::source_for(
+                &shaders::CHAIN,
+                d,
+                &shaders::KernelConfig {
+                    wg_size: wg,
+                    ..shaders::KernelConfig::DEFAULT
+                },
+            )
+        })?;
+    let counter = init_buffer(device, "chain_counter", &[0u8; 4], STORAGE);
+    let args = init_buffer(
+        device,
+        "chain_args",
+        bytemuck::cast_slice(&[1u32, 1, 1]),
+        wgpu::BufferUsages::INDIRECT,
+    );
+    let read = staging(device, "chain_staging", 4);
+    let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("chain"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 2,
+            resource: counter.as_entire_binding(),
+        }],
+    });
+    let kinds = [false, true];
+    let queries = 2 * kinds.len() as u32 * passes;
+    let stamps = ctx.timestamps.then(|| {
+        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("chain_timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: queries,
+        });
+        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("chain_resolve"),
+            size: queries as u64 * wgpu::QUERY_SIZE as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let out = staging(
+            device,
+            "chain_timestamps_staging",
+            queries as u64 * wgpu::QUERY_SIZE as u64,
+        );
+        (set, resolve, out)
+    });
+    if let Some(e) = pollster::block_on(valid.pop()) {
+        return Err(Error::Gpu(format!(
+            "setting up the dispatch probe failed: {e}"
+        )));
+    }
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let pass = |enc: &mut wgpu::CommandEncoder,
+                indirect: bool,
+                ts: Option<wgpu::ComputePassTimestampWrites>| {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("chain"),
+            timestamp_writes: ts,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        for _ in 0..dispatches {
+            if indirect {
+                pass.dispatch_workgroups_indirect(&args, 0);
+            } else {
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+        }
+    };
+    let wait = || {
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device failed: {e}")))
+    };
+    // One untimed pass of each kind first: first dispatches carry one-off costs.
+    let mut enc = device.create_command_encoder(&Default::default());
+    for indirect in kinds {
+        pass(&mut enc, indirect, None);
+    }
+    ctx.queue.submit([enc.finish()]);
+    wait()?;
+    let mut times = [Vec::new(), Vec::new()];
+    match &stamps {
+        Some((set, resolve, out)) => {
+            let mut enc = device.create_command_encoder(&Default::default());
+            for p in 0..passes {
+                for (k, indirect) in kinds.into_iter().enumerate() {
+                    let pair = 2 * p + k as u32;
+                    pass(
+                        &mut enc,
+                        indirect,
+                        Some(wgpu::ComputePassTimestampWrites {
+                            query_set: set,
+                            beginning_of_pass_write_index: Some(2 * pair),
+                            end_of_pass_write_index: Some(2 * pair + 1),
+                        }),
+                    );
+                }
+            }
+            enc.resolve_query_set(set, 0..queries, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, out, 0, resolve.size());
+            ctx.queue.submit([enc.finish()]);
+            let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&map_read(device, out)?);
+            let period_ns = ctx.queue.get_timestamp_period() as f64;
+            for p in 0..passes as usize {
+                for (k, t) in times.iter_mut().enumerate() {
+                    let pair = 2 * p + k;
+                    let ticks = raw[2 * pair + 1].saturating_sub(raw[2 * pair]);
+                    t.push(ticks as f64 * period_ns * 1e-9);
+                }
+            }
+        }
+        None => {
+            for _ in 0..passes {
+                for (k, indirect) in kinds.into_iter().enumerate() {
+                    let t0 = Instant::now();
+                    let mut enc = device.create_command_encoder(&Default::default());
+                    pass(&mut enc, indirect, None);
+                    ctx.queue.submit([enc.finish()]);
+                    wait()?;
+                    times[k].push(t0.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(&counter, 0, &read, 0, 4);
+    ctx.queue.submit([enc.finish()]);
+    let raw: Vec<u32> = bytemuck::pod_collect_to_vec(&map_read(device, &read)?);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("the dispatch probe failed: {e}")));
+    }
+    ctx.check_uncaptured()?;
+    let [direct_s, indirect_s] = times;
+    Ok(TimedChain {
+        count: raw.first().copied().unwrap_or(0),
+        expected: u64::from(dispatches) * kinds.len() as u64 * (u64::from(passes) + 1),
+        direct_s,
+        indirect_s,
+        timestamps: ctx.timestamps,
+    })
+}

@@ -280,14 +280,14 @@ pub fn write_kernels(
     division: Division,
     config: &crate::gpu::shaders::KernelConfig,
 ) -> Result<Vec<std::path::PathBuf>> {
-    use crate::gpu::shaders::{source_for, KERNELS, STREAM};
+    use crate::gpu::shaders::{source_for, CHAIN, KERNELS, STREAM};
     let io = |path: &std::path::Path, source: std::io::Error| Error::Io {
         path: path.display().to_string(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut written = Vec::new();
-    for k in KERNELS.iter().chain([&STREAM]) {
+    for k in KERNELS.iter().chain([&STREAM, &CHAIN]) {
         let wgsl = source_for(k, division, config);
         let t = translate(k.name, &wgsl, "main")?;
         let layout: String = t
@@ -422,8 +422,8 @@ mod tests {
     /// itself finds the one a runtime-indexed constant table gives.
     #[test]
     fn no_kernel_keeps_an_array_in_function_memory() {
-        use crate::gpu::shaders::{KERNELS, STREAM};
-        for k in KERNELS.iter().chain([&STREAM]) {
+        use crate::gpu::shaders::{CHAIN, KERNELS, STREAM};
+        for k in KERNELS.iter().chain([&STREAM, &CHAIN]) {
             let t = translate(k.name, &crate::gpu::shaders::source(k), "main")
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(function_arrays(&t.words), 0, "{}", k.name);
