@@ -796,9 +796,9 @@ pub struct SuiteReport {
     pub results: Vec<SuiteRow>,
 }
 
-/// One backend's bandwidth probe in a suite: its result, or why it did not run.
+/// One backend's probe in a suite: its result, or why it did not run.
 #[derive(Debug, Clone, Serialize)]
-pub struct StreamRow {
+pub struct ProbeRow<R> {
     /// "cpu" or "gpu".
     pub backend: String,
     /// "ok" or "error".
@@ -806,21 +806,35 @@ pub struct StreamRow {
     /// Why not, when it failed.
     pub note: Option<String>,
     /// The measurement, when it ran.
-    pub result: Option<crate::stream::StreamResult>,
+    pub result: Option<R>,
 }
 
-/// One GPU backend's dispatch probe in a suite: its result, or why it did not run.
-#[derive(Debug, Clone, Serialize)]
-pub struct DispatchRow {
-    /// "gpu".
-    pub backend: String,
-    /// "ok" or "error".
-    pub status: String,
-    /// Why not, when it failed.
-    pub note: Option<String>,
-    /// The measurement, when it ran.
-    pub result: Option<crate::stream::DispatchResult>,
+impl<R> ProbeRow<R> {
+    /// The row of `backend`'s probe `what`: "ok" with its result, or "error" with
+    /// why.
+    fn of(backend: &str, what: &str, measured: Result<R>) -> Self {
+        match measured {
+            Ok(r) => ProbeRow {
+                backend: backend.to_string(),
+                status: "ok".into(),
+                note: None,
+                result: Some(r),
+            },
+            Err(e) => ProbeRow {
+                backend: backend.to_string(),
+                status: "error".into(),
+                note: Some(format!("{what} failed: {e}")),
+                result: None,
+            },
+        }
+    }
 }
+
+/// One backend's bandwidth probe in a suite.
+pub type StreamRow = ProbeRow<crate::stream::StreamResult>;
+
+/// One GPU backend's dispatch probe in a suite.
+pub type DispatchRow = ProbeRow<crate::stream::DispatchResult>;
 
 impl SuiteReport {
     /// Rows whose run failed.
@@ -1041,20 +1055,7 @@ fn dispatch_rows(
         .map(|(_, st)| {
             let measured = crate::gpu::GpuContext::with_timestamps()
                 .and_then(|ctx| crate::stream::measure_dispatch(&ctx, dispatches, passes));
-            let row = match measured {
-                Ok(r) => DispatchRow {
-                    backend: st.backend.clone(),
-                    status: "ok".into(),
-                    note: None,
-                    result: Some(r),
-                },
-                Err(e) => DispatchRow {
-                    backend: st.backend.clone(),
-                    status: "error".into(),
-                    note: Some(format!("dispatch probe failed: {e}")),
-                    result: None,
-                },
-            };
+            let row = DispatchRow::of(&st.backend, "dispatch probe", measured);
             if progress {
                 match &row.result {
                     Some(r) => eprintln!(
@@ -1089,20 +1090,7 @@ fn stream_rows(
                     .and_then(|ctx| crate::stream::measure_gpu(&ctx, bytes, passes)),
                 _ => crate::stream::measure_cpu(bytes, passes),
             };
-            let row = match measured {
-                Ok(r) => StreamRow {
-                    backend: st.backend.clone(),
-                    status: "ok".into(),
-                    note: None,
-                    result: Some(r),
-                },
-                Err(e) => StreamRow {
-                    backend: st.backend.clone(),
-                    status: "error".into(),
-                    note: Some(format!("bandwidth probe failed: {e}")),
-                    result: None,
-                },
-            };
+            let row = StreamRow::of(&st.backend, "bandwidth probe", measured);
             if progress {
                 match &row.result {
                     Some(r) => eprintln!(
@@ -1493,7 +1481,7 @@ pub fn suite_markdown(report: &SuiteReport) -> String {
     if !host.is_empty() {
         m.push_str(&format!(
             "\nHost time per step recording and submitting the GPU's commands (untimed half of the warm-up run; a batch goes out in submissions of {} chunks of fused steps, so only the recording before its first submission leaves the device idle):\n\n",
-            crate::gpu::CHUNKS_PER_SUBMIT
+            crate::gpu::chunks_per_submit_from_env().unwrap_or(crate::gpu::CHUNKS_PER_SUBMIT)
         ));
         m.push_str(&host);
     }

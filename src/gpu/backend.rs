@@ -111,9 +111,9 @@ pub struct GpuBackend {
 /// the batch's commands go to the device in submissions of this many chunks, so that
 /// the device starts on the first while the host records the rest; only the first
 /// submission's recording leaves the device idle. At the microcircuit's one step per
-/// chunk that is 32 steps: about 0.1 ms of the host's recording (3-5 µs per chunk on
-/// this project's machines) against at least 0.8 ms of device time at issue 6's
-/// target of 25 µs per step. [`SUBMIT_ENV`] sets another. No result depends on it.
+/// chunk that is 32 steps: about 0.1 ms of the host's recording (3.4-4.0 µs per
+/// one-step chunk of COBA, measured on this project's 2-core machine) against at least
+/// 0.8 ms of device time at issue 6's target of 25 µs per step. [`SUBMIT_ENV`] sets another. No result depends on it.
 pub const CHUNKS_PER_SUBMIT: usize = 32;
 
 /// Environment variable that sets the chunks per submission in place of
@@ -141,7 +141,8 @@ pub struct HostTimes {
     pub batches: u64,
     /// Steps those batches advanced.
     pub steps: u64,
-    /// Submissions (`CHUNKS_PER_SUBMIT` chunks each, the last of a batch fewer).
+    /// Submissions (`GpuBackend::chunks_per_submit` chunks each, the last of a batch
+    /// fewer; timed chunks go with the first).
     pub submits: u64,
     /// Recording every command of each batch, summed (ns): from the start of the
     /// batch to its last submission, less the time inside `Queue::submit`. All but
@@ -381,6 +382,15 @@ pub fn dispatch_bounded_spike_groups(wanted: u32, n_total: u32, max_dim: u32) ->
         )));
     }
     Ok(u64::from(wanted).min(fit) as u32)
+}
+
+/// Finish `enc` and submit it; returns when the submission began (after recording)
+/// and the ns spent inside `Queue::submit` (`HostTimes`).
+fn submit_timed(queue: &wgpu::Queue, enc: wgpu::CommandEncoder) -> (std::time::Instant, f64) {
+    let commands = enc.finish();
+    let at = std::time::Instant::now();
+    queue.submit([commands]);
+    (at, at.elapsed().as_nanos() as f64)
 }
 
 /// Workgroup grid covering `n` invocations of `wg_size`, spilling into y.
@@ -1166,15 +1176,13 @@ impl Backend for GpuBackend {
             }
             c = end;
             if c < chunks.len() {
-                let cb = enc.finish();
-                let submitting = std::time::Instant::now();
-                exposed_ns.get_or_insert((submitting - started).as_nanos() as f64);
-                self.ctx.queue.submit([cb]);
-                submit_ns += submitting.elapsed().as_nanos() as f64;
-                submits += 1;
-                enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                let next = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("batch"),
                 });
+                let (at, ns) = submit_timed(&self.ctx.queue, std::mem::replace(&mut enc, next));
+                exposed_ns.get_or_insert((at - started).as_nanos() as f64);
+                submit_ns += ns;
+                submits += 1;
             }
         }
         // The batch's read-backs travel in the same submission.
@@ -1196,11 +1204,9 @@ impl Backend for GpuBackend {
             enc.copy_buffer_to_buffer(&timing.resolve, 0, &timing.staging, 0, bytes);
             to_map.push(&timing.staging);
         }
-        let cb = enc.finish();
-        let submitting = std::time::Instant::now();
-        let record_ns = (submitting - started).as_nanos() as f64 - submit_ns;
-        self.ctx.queue.submit([cb]);
-        submit_ns += submitting.elapsed().as_nanos() as f64;
+        let (at, ns) = submit_timed(&self.ctx.queue, enc);
+        let record_ns = (at - started).as_nanos() as f64 - submit_ns;
+        submit_ns += ns;
         self.host.batches += 1;
         self.host.steps += steps as u64;
         self.host.submits += submits + 1;

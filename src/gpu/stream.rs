@@ -21,6 +21,60 @@ pub struct TimedCopy {
     pub timestamps: bool,
 }
 
+/// Timestamp pairs around compute passes: a query set with its resolve and read-back
+/// buffers, for the probes' passes.
+struct PassTimer {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    out: wgpu::Buffer,
+    pairs: u32,
+}
+
+impl PassTimer {
+    fn new(device: &wgpu::Device, label: &str, pairs: u32) -> PassTimer {
+        let queries = 2 * pairs;
+        let bytes = queries as u64 * wgpu::QUERY_SIZE as u64;
+        PassTimer {
+            set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some(label),
+                ty: wgpu::QueryType::Timestamp,
+                count: queries,
+            }),
+            resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            out: staging(device, label, bytes),
+            pairs,
+        }
+    }
+
+    /// The timestamps at the beginning and end of a pass, as pair `pair`.
+    fn writes(&self, pair: u32) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.set,
+            beginning_of_pass_write_index: Some(2 * pair),
+            end_of_pass_write_index: Some(2 * pair + 1),
+        }
+    }
+
+    /// Resolve every pair at the end of `enc`, submit it, and give each pair's
+    /// seconds, in pair order.
+    fn finish(&self, ctx: &GpuContext, mut enc: wgpu::CommandEncoder) -> Result<Vec<f64>> {
+        enc.resolve_query_set(&self.set, 0..2 * self.pairs, &self.resolve, 0);
+        enc.copy_buffer_to_buffer(&self.resolve, 0, &self.out, 0, self.resolve.size());
+        ctx.queue.submit([enc.finish()]);
+        let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&map_read(&ctx.device, &self.out)?);
+        let period_ns = ctx.queue.get_timestamp_period() as f64;
+        Ok(raw
+            .chunks_exact(2)
+            .map(|p| p[1].saturating_sub(p[0]) as f64 * period_ns * 1e-9)
+            .collect())
+    }
+}
+
 /// The largest buffer the probe can copy on `ctx`'s device (bytes): one storage
 /// binding, within one buffer.
 pub fn max_buffer_bytes(ctx: &GpuContext) -> u64 {
@@ -82,26 +136,7 @@ pub fn copy_timed(ctx: &GpuContext, src: &[Element], passes: u32) -> Result<Time
         ],
     });
     let timestamps = ctx.timestamps;
-    let queries = 2 * passes.max(1);
-    let stamps = timestamps.then(|| {
-        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("stream_timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: queries,
-        });
-        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("stream_resolve"),
-            size: queries as u64 * wgpu::QUERY_SIZE as u64,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let out = staging(
-            device,
-            "stream_timestamps_staging",
-            queries as u64 * wgpu::QUERY_SIZE as u64,
-        );
-        (set, resolve, out)
-    });
+    let timer = timestamps.then(|| PassTimer::new(device, "stream_timestamps", passes.max(1)));
     if let Some(e) = pollster::block_on(valid.pop()) {
         return Err(Error::Gpu(format!(
             "setting up the bandwidth probe failed: {e}"
@@ -135,28 +170,14 @@ pub fn copy_timed(ctx: &GpuContext, src: &[Element], passes: u32) -> Result<Time
     ctx.queue.submit([enc.finish()]);
     wait()?;
     let mut pass_s = Vec::with_capacity(passes as usize);
-    match &stamps {
-        Some((set, resolve, out)) => {
+    match &timer {
+        Some(timer) => {
             let mut enc = device.create_command_encoder(&Default::default());
             for p in 0..passes {
-                dispatch(
-                    &mut enc,
-                    Some(wgpu::ComputePassTimestampWrites {
-                        query_set: set,
-                        beginning_of_pass_write_index: Some(2 * p),
-                        end_of_pass_write_index: Some(2 * p + 1),
-                    }),
-                );
+                dispatch(&mut enc, Some(timer.writes(p)));
             }
-            enc.resolve_query_set(set, 0..2 * passes, resolve, 0);
-            enc.copy_buffer_to_buffer(resolve, 0, out, 0, resolve.size());
-            ctx.queue.submit([enc.finish()]);
-            let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&map_read(device, out)?);
-            let period_ns = ctx.queue.get_timestamp_period() as f64;
-            for p in 0..passes as usize {
-                let ticks = raw[2 * p + 1].saturating_sub(raw[2 * p]);
-                pass_s.push(ticks as f64 * period_ns * 1e-9);
-            }
+            pass_s = timer.finish(ctx, enc)?;
+            pass_s.truncate(passes as usize);
         }
         None => {
             for _ in 0..passes {
@@ -246,26 +267,9 @@ pub fn dispatch_chain_timed(ctx: &GpuContext, dispatches: u32, passes: u32) -> R
         }],
     });
     let kinds = [false, true];
-    let queries = 2 * kinds.len() as u32 * passes;
-    let stamps = ctx.timestamps.then(|| {
-        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("chain_timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: queries,
-        });
-        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("chain_resolve"),
-            size: queries as u64 * wgpu::QUERY_SIZE as u64,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let out = staging(
-            device,
-            "chain_timestamps_staging",
-            queries as u64 * wgpu::QUERY_SIZE as u64,
-        );
-        (set, resolve, out)
-    });
+    let timer = ctx
+        .timestamps
+        .then(|| PassTimer::new(device, "chain_timestamps", kinds.len() as u32 * passes));
     if let Some(e) = pollster::block_on(valid.pop()) {
         return Err(Error::Gpu(format!(
             "setting up the dispatch probe failed: {e}"
@@ -302,34 +306,17 @@ pub fn dispatch_chain_timed(ctx: &GpuContext, dispatches: u32, passes: u32) -> R
     ctx.queue.submit([enc.finish()]);
     wait()?;
     let mut times = [Vec::new(), Vec::new()];
-    match &stamps {
-        Some((set, resolve, out)) => {
+    match &timer {
+        Some(timer) => {
             let mut enc = device.create_command_encoder(&Default::default());
             for p in 0..passes {
                 for (k, indirect) in kinds.into_iter().enumerate() {
-                    let pair = 2 * p + k as u32;
-                    pass(
-                        &mut enc,
-                        indirect,
-                        Some(wgpu::ComputePassTimestampWrites {
-                            query_set: set,
-                            beginning_of_pass_write_index: Some(2 * pair),
-                            end_of_pass_write_index: Some(2 * pair + 1),
-                        }),
-                    );
+                    pass(&mut enc, indirect, Some(timer.writes(2 * p + k as u32)));
                 }
             }
-            enc.resolve_query_set(set, 0..queries, resolve, 0);
-            enc.copy_buffer_to_buffer(resolve, 0, out, 0, resolve.size());
-            ctx.queue.submit([enc.finish()]);
-            let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&map_read(device, out)?);
-            let period_ns = ctx.queue.get_timestamp_period() as f64;
-            for p in 0..passes as usize {
-                for (k, t) in times.iter_mut().enumerate() {
-                    let pair = 2 * p + k;
-                    let ticks = raw[2 * pair + 1].saturating_sub(raw[2 * pair]);
-                    t.push(ticks as f64 * period_ns * 1e-9);
-                }
+            // Pair 2p + k is pass p of kind k.
+            for (pair, s) in timer.finish(ctx, enc)?.into_iter().enumerate() {
+                times[pair % 2].push(s);
             }
         }
         None => {
