@@ -16,7 +16,25 @@ use crate::scenario::{Rule, Scenario};
 pub const COBA: &str = include_str!("../assets/scenarios/coba.toml");
 
 /// The benchmark network at `n` neurons with `k` synapses per neuron.
+///
+/// Errors: `n` beyond the neurons a network can address, or `k` above `n` (it would
+/// need p = k/n > 1).
 pub fn scaled_coba(n: u64, k: u64, steps: u64) -> Result<Scenario> {
+    let err = |message: String| Error::Scenario {
+        file: format!("<embedded:coba> scaled to {n} neurons x {k} synapses"),
+        message,
+    };
+    if n > crate::model::limits::MAX_NEURONS {
+        return Err(err(format!(
+            "--neurons {n}: at most {} neurons are addressable",
+            crate::model::limits::MAX_NEURONS
+        )));
+    }
+    if k > n {
+        return Err(err(format!(
+            "--synapses-per-neuron {k} needs p = {k}/{n} > 1 at {n} neurons; choose at most {n} synapses per neuron or more neurons"
+        )));
+    }
     let mut s = Scenario::from_toml("<embedded:coba>", COBA)?;
     let n_e = (n * 4 / 5).max(1);
     let n_i = (n - n_e).max(1);

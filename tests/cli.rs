@@ -366,6 +366,50 @@ fn bench_on_cpu_writes_json() {
     assert!(num(r, "neuron_updates_per_s") > 0.0, "{r:#}");
 }
 
+/// `bench` refuses sizes it cannot build as asked, naming the option, instead of
+/// running another network: more synapses per neuron than neurons (p = K/N > 1, once
+/// silently capped at 1 with the weights still scaled for K), and more neurons than a
+/// network addresses (once an overflow reported as a negative population size).
+#[test]
+fn bench_refuses_sizes_it_cannot_build() {
+    let tmp = TempDir::new("bench-sizes");
+    let json = tmp.path().join("b.json");
+    for (neurons, k, needle) in [
+        (
+            "100",
+            "101",
+            "--synapses-per-neuron 101 needs p = 101/100 > 1",
+        ),
+        (
+            "18446744073709551615",
+            "1000",
+            "at most 4294967294 neurons are addressable",
+        ),
+        (
+            "4294967295",
+            "1000",
+            "at most 4294967294 neurons are addressable",
+        ),
+    ] {
+        let out = fails(&[
+            "bench".as_ref(),
+            "--neurons".as_ref(),
+            neurons.as_ref(),
+            "--synapses-per-neuron".as_ref(),
+            k.as_ref(),
+            "--steps".as_ref(),
+            "1".as_ref(),
+            "--backend".as_ref(),
+            "cpu".as_ref(),
+            "--out".as_ref(),
+            json.as_os_str(),
+        ]);
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{neurons} x {k}: {err}");
+        assert!(!json.exists(), "{neurons} x {k}: wrote a result");
+    }
+}
+
 /// `--set` overrides that shrink the default scenario (`pfc_ketamine`, 3200 + 800
 /// neurons at p = 0.1 on its six projections) to 160 + 40 neurons at p = 0.5: in-degrees
 /// 80 from E and 20 from I, a quarter of the full circuit's, so that a run takes well

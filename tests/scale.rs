@@ -154,3 +154,29 @@ fn ten_million_neurons_fit_an_80_gb_gpu_and_run_on_the_cpu() {
     let out = cpu.run_batch(steps as u32).expect("cpu run");
     assert!(out.pop_counts.iter().sum::<u32>() > 0, "the network fires");
 }
+
+/// A hundred million neurons with 1,000 synapses each (10^11 synapses): the network
+/// builds (its fixed-point scales from the in-degrees' 10-sigma bound, as the certain
+/// bound of every presynaptic neuron cannot resolve the weights at this size) and its
+/// device plan fits an 80 GB GPU with every binding below 2 GiB. It runs on the CPU
+/// backend too (about 10 GB resident and 40 s for two steps on a 2-core machine:
+/// docs/performance.md), which is too much for a test.
+#[test]
+fn hundred_million_neurons_build_and_fit_an_80_gb_gpu() {
+    let s = scaled_coba(100_000_000, 1000, 2).expect("scenario");
+    let h100 = DeviceLimits {
+        max_binding: 2 << 30,
+        max_buffer: 80_000_000_000,
+        memory_budget: Some(80_000_000_000),
+    };
+    let p = check(&s, 1000, &h100).expect("1e8 neurons fit an 80 GB device");
+    let gb = p.total_bytes as f64 / 1e9;
+    eprintln!(
+        "1e8 neurons: device plan {gb:.2} GB, {} B per neuron",
+        p.bytes_per_neuron
+    );
+    assert!(gb < 80.0, "{gb} GB");
+    let net = Network::build(&s, 10).expect("network");
+    assert!(net.tables.cols.is_empty(), "no synapse is stored");
+    assert!((net.synapse_count() - 1.0e11).abs() < 1.0e8);
+}

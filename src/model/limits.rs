@@ -7,6 +7,9 @@
 /// storage binding, and a population lookup (`find_pop`, a binary search) within 16
 /// probes.
 pub const MAX_POPULATIONS: usize = 65_536;
+/// Most neurons in one simulation: indices are `u32`, and `u32::MAX` is kept free
+/// (`NO_SPIKE` and the kernels' `i < n_total` test).
+pub const MAX_NEURONS: u64 = u32::MAX as u64 - 1;
 /// Most projections in one simulation: 80 B each, 80 MiB within the 128 MiB binding.
 /// (A projection's random streams take `PROC_SPLIT` consecutive stream numbers below
 /// 2^28, `rng::STREAM_CONN`, so a single scenario could hold 2^22.)

@@ -374,40 +374,9 @@ impl Network {
             pp.proj_count = scenario.projections.len() as u32;
         }
 
-        // Fixed-point scales: the worst case of simultaneous arrivals onto one neuron
-        // must fit in i32 (bound per projection below), at the finest power of two.
-        let mut bound = vec![[0.0f64; 3]; scenario.populations.len()];
-        for pr in &scenario.projections {
-            let pre =
-                scenario.populations[scenario.population_index(&pr.pre).unwrap_or(0)].size as f64;
-            let post_i = scenario.population_index(&pr.post).unwrap_or(0);
-            let post = scenario.populations[post_i].size as f64;
-            let arrivals = match pr.rule {
-                Rule::FixedProbability => pre,
-                Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
-                Rule::FixedOutdegree | Rule::FixedTotalNumber => {
-                    let total = expected_synapses(scenario, pr);
-                    let lam = total / post;
-                    (lam + 10.0 * lam.sqrt() + 10.0).min(total)
-                }
-            };
-            // The largest jump a synapse can have (drawn weights reach mean + 5.3 SD).
-            let w = pr.jump().abs() + rng::NORMAL_F32_MAX * pr.weight_sd_pA.unwrap_or(0.0);
-            bound[post_i][pr.channel() as usize] += arrivals * w;
-        }
-        let mut scales = [1.0f64; 3];
-        for r in 0..3 {
-            let worst = bound.iter().map(|b| b[r]).fold(0.0, f64::max);
-            let e = if worst > 0.0 {
-                ((i32::MAX as f64) / worst)
-                    .log2()
-                    .floor()
-                    .clamp(-60.0, 40.0)
-            } else {
-                24.0
-            };
-            scales[r] = 2f64.powi(e as i32);
-            params.sim.inv_scale[r] = f32_of(1.0 / scales[r]);
+        let scales = fixed_point_scales(scenario)?;
+        for (r, scale) in scales.iter().enumerate() {
+            params.sim.inv_scale[r] = f32_of(1.0 / scale);
         }
 
         // Projections.
@@ -427,12 +396,6 @@ impl Network {
             let channel = pr.channel() as usize;
             let scale = scales[channel];
             let wq = (w * scale).round();
-            if w != 0.0 && ((wq / scale) - w).abs() > 1e-3 * w.abs() {
-                return Err(Error::Capacity(format!(
-                    "projections[{i}] ({} -> {}): weight {w} cannot be accumulated in 32-bit fixed point next to the largest possible input onto `{}` ({:.3e}); lower the other weights or the population sizes",
-                    pr.pre, pr.post, pr.post, bound[post_i][channel]
-                )));
-            }
             let use_table = match pr.storage {
                 Storage::Table => true,
                 Storage::Procedural => false,
@@ -909,6 +872,107 @@ pub fn expected_synapses(scenario: &Scenario, pr: &crate::scenario::Projection) 
     }
 }
 
+/// Relative error allowed in a weight rounded to its receptor's fixed-point step.
+pub const WEIGHT_RESOLUTION: f64 = 1e-3;
+
+/// The per-receptor fixed-point scales (input units per nS or pA, powers of two) of
+/// the ring buffers: the finest at which the largest simultaneous input onto any one
+/// neuron fits in `i32`, summed over the projections onto it of (arrivals bound) x
+/// (largest jump: the weight plus 5.3 SD where weights are drawn).
+///
+/// The arrivals bound of a projection is the most synapses a neuron can have from it:
+/// - fixed in-degree: `k`;
+/// - fixed out-degree and fixed total number: the expected in-degree lambda plus
+///   10 sqrt(lambda) + 10 (at most every synapse), a count that a multinomial in-degree
+///   exceeds with a probability below about 1e-20 per neuron;
+/// - fixed probability: every presynaptic neuron, the certain worst case, as long as
+///   the scales it gives resolve every weight to [`WEIGHT_RESOLUTION`]. In populations
+///   of tens of millions it does not (a scaled COBA network of 3e7 neurons); the same
+///   10-sigma bound of its binomial in-degree then replaces it for every
+///   fixed-probability projection. Networks that resolve with the certain bound keep
+///   it, so their scales, and every result, are what they were before the fallback.
+///
+/// Errors: `Capacity`, naming the projection, where no bound resolves a weight.
+pub fn fixed_point_scales(scenario: &Scenario) -> Result<[f64; 3]> {
+    let certain = receptor_bounds(scenario, false);
+    let scales = scales_for(&certain);
+    let Some(i) = unresolved_weight(scenario, &scales) else {
+        return Ok(scales);
+    };
+    let statistical = receptor_bounds(scenario, true);
+    let fallback = scales_for(&statistical);
+    if unresolved_weight(scenario, &fallback).is_none() {
+        return Ok(fallback);
+    }
+    let pr = &scenario.projections[i];
+    let post_i = scenario.population_index(&pr.post).unwrap_or(0);
+    Err(Error::Capacity(format!(
+        "projections[{i}] ({} -> {}): weight {} cannot be accumulated in 32-bit fixed point next to the largest input a neuron of `{}` can receive in one step ({:.3e}, with fixed-probability in-degrees at their 10-sigma bound); lower the other weights or the population sizes",
+        pr.pre,
+        pr.post,
+        pr.jump(),
+        pr.post,
+        statistical[post_i][pr.channel() as usize]
+    )))
+}
+
+/// Per population and receptor, the largest simultaneous input of a step
+/// ([`fixed_point_scales`]); `in_degree_bound`: fixed-probability projections count
+/// their in-degree's 10-sigma bound instead of every presynaptic neuron.
+fn receptor_bounds(scenario: &Scenario, in_degree_bound: bool) -> Vec<[f64; 3]> {
+    let mut bound = vec![[0.0f64; 3]; scenario.populations.len()];
+    for pr in &scenario.projections {
+        let pre = scenario.populations[scenario.population_index(&pr.pre).unwrap_or(0)].size as f64;
+        let post_i = scenario.population_index(&pr.post).unwrap_or(0);
+        let post = scenario.populations[post_i].size as f64;
+        let ten_sigma = |most: f64| {
+            let lam = expected_synapses(scenario, pr) / post;
+            (lam + 10.0 * lam.sqrt() + 10.0).min(most)
+        };
+        let arrivals = match pr.rule {
+            Rule::FixedProbability if in_degree_bound => ten_sigma(pre),
+            Rule::FixedProbability => pre,
+            Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
+            Rule::FixedOutdegree | Rule::FixedTotalNumber => {
+                ten_sigma(expected_synapses(scenario, pr))
+            }
+        };
+        // The largest jump a synapse can have (drawn weights reach mean + 5.3 SD).
+        let w = pr.jump().abs() + rng::NORMAL_F32_MAX * pr.weight_sd_pA.unwrap_or(0.0);
+        bound[post_i][pr.channel() as usize] += arrivals * w;
+    }
+    bound
+}
+
+/// The finest power-of-two scale per receptor at which every population's bound fits
+/// in `i32` (2^24 for a receptor without input).
+fn scales_for(bound: &[[f64; 3]]) -> [f64; 3] {
+    let mut scales = [1.0f64; 3];
+    for (r, scale) in scales.iter_mut().enumerate() {
+        let worst = bound.iter().map(|b| b[r]).fold(0.0, f64::max);
+        let e = if worst > 0.0 {
+            ((i32::MAX as f64) / worst)
+                .log2()
+                .floor()
+                .clamp(-60.0, 40.0)
+        } else {
+            24.0
+        };
+        *scale = 2f64.powi(e as i32);
+    }
+    scales
+}
+
+/// The first projection whose weight, rounded to its receptor's step under `scales`,
+/// is off by more than [`WEIGHT_RESOLUTION`] of itself.
+fn unresolved_weight(scenario: &Scenario, scales: &[f64; 3]) -> Option<usize> {
+    scenario.projections.iter().position(|pr| {
+        let w = pr.jump();
+        let scale = scales[pr.channel() as usize];
+        w != 0.0 && ((w * scale).round() / scale - w).abs() > WEIGHT_RESOLUTION * w.abs()
+    })
+}
+
 /// CSR table of one projection: from the procedural generator (storage = "table";
 /// `degree_rows`: a fixed-total-number projection's out-degree rows, see
 /// `connectivity::out_degree`, with `proj.table_base` 0), or a fixed in-degree draw
@@ -968,7 +1032,79 @@ fn build_table(
 
 #[cfg(test)]
 mod tests {
-    use super::spike_groups;
+    use super::{
+        fixed_point_scales, receptor_bounds, scales_for, spike_groups, unresolved_weight,
+        WEIGHT_RESOLUTION,
+    };
+    use crate::bench::scaled_coba;
+    use crate::error::Error;
+    use crate::scenario::{Scenario, EMBEDDED};
+
+    /// Every embedded scenario, and the benchmark's scaled COBA up to 1e6 neurons,
+    /// resolves its weights with the certain bound (every presynaptic neuron of a
+    /// fixed-probability projection), so the in-degree fallback leaves their
+    /// fixed-point scales, and with them every result, as they were.
+    #[test]
+    fn networks_that_resolve_with_the_certain_bound_keep_it() {
+        let mut scenarios: Vec<Scenario> = EMBEDDED
+            .iter()
+            .map(|(name, text)| Scenario::from_toml(name, text).expect("embedded scenario"))
+            .collect();
+        for n in [4_000, 100_000, 1_000_000] {
+            scenarios.push(scaled_coba(n, 1000, 1).expect("scaled coba"));
+        }
+        for s in &scenarios {
+            let certain = scales_for(&receptor_bounds(s, false));
+            assert_eq!(unresolved_weight(s, &certain), None, "{}", s.name);
+            assert_eq!(
+                fixed_point_scales(s).expect("scales"),
+                certain,
+                "{}",
+                s.name
+            );
+        }
+    }
+
+    /// At 3e7 neurons the certain bound cannot resolve COBA's weights; the in-degree's
+    /// 10-sigma bound gives a finer scale at which every weight is within
+    /// WEIGHT_RESOLUTION, and still above the expected input of a step with every
+    /// input of the mean in-degree arriving at once.
+    #[test]
+    fn tens_of_millions_take_the_in_degree_bound() {
+        let s = scaled_coba(30_000_000, 1000, 1).expect("scaled coba");
+        let certain = scales_for(&receptor_bounds(&s, false));
+        assert!(unresolved_weight(&s, &certain).is_some());
+        let scales = fixed_point_scales(&s).expect("scales");
+        assert!(
+            scales[0] > certain[0] && scales[1] > certain[1],
+            "{scales:?}"
+        );
+        for pr in &s.projections {
+            let (w, scale) = (pr.jump(), scales[pr.channel() as usize]);
+            assert!(((w * scale).round() / scale - w).abs() <= WEIGHT_RESOLUTION * w.abs());
+        }
+        // Onto E: 800 excitatory inputs expected. Their sum at the mean in-degree
+        // fits in i32 with room (the bound is 800 + 10 sqrt(800) + 10 = 1093 inputs),
+        // and the scale is the finest that bound allows (within its power of two).
+        let mean_ampa = 800.0 * s.projections[0].jump();
+        assert!(mean_ampa * scales[0] < i32::MAX as f64 / 1.2);
+        assert!(mean_ampa * scales[0] > i32::MAX as f64 / 4.0);
+    }
+
+    /// A weight that no bound resolves (a tiny weight next to a large input onto the
+    /// same receptor) is refused, naming the projection.
+    #[test]
+    fn weights_no_bound_resolves_are_refused() {
+        let mut s = scaled_coba(4_000, 80, 1).expect("scaled coba");
+        s.projections[0].weight_nS = Some(1e9);
+        let msg = match fixed_point_scales(&s) {
+            Err(Error::Capacity(m)) => m,
+            other => panic!("expected a capacity error, got {other:?}"),
+        };
+        // AMPA's scale is shared by both targets: E -> I's weight is the one lost.
+        assert!(msg.contains("projections[1] (E -> I)"), "{msg}");
+        assert!(msg.contains("32-bit fixed point"), "{msg}");
+    }
 
     /// One workgroup per `PROC_SPLIT` synapses per spike of the busiest population,
     /// at least 1 (no synapses, or only probability-rule ones) and at most

@@ -3,7 +3,7 @@
 
 use super::{ProtocolMode, Receptor, Rule, Scenario, Storage, SynapseKind};
 use crate::model::limits::{
-    MAX_DELAY_STEPS, MAX_DRIVES, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS,
+    MAX_DELAY_STEPS, MAX_DRIVES, MAX_NEURONS, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS,
 };
 use crate::rng::{NORMAL_F32_MAX, POISSON_MAX_MEAN};
 
@@ -333,10 +333,9 @@ impl Scenario {
             finite(&format!("{f}.init.g_gaba_mean_nS"), init.g_gaba_mean_nS)?;
             non_negative(&format!("{f}.init.g_gaba_sd_nS"), init.g_gaba_sd_nS)?;
         }
-        if total >= u32::MAX as u64 {
+        if total > MAX_NEURONS {
             return Err(format!(
-                "populations: {total} neurons in all; at most {} are addressable",
-                u32::MAX - 1
+                "populations: {total} neurons in all; at most {MAX_NEURONS} are addressable"
             ));
         }
         if self.projections.len() > MAX_PROJECTIONS {
