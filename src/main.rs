@@ -119,10 +119,25 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined by ": " as anyhow's `{:#}` joins them, leaving out
+/// a cause whose text the message already holds (the library's errors name their
+/// cause in their own message, as `Error::Io`'s "path: cause" does).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -359,4 +374,28 @@ fn real_main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use anyhow::Context;
+
+    /// A cause already in the message is not repeated; one that is not, and each
+    /// context, is given once, in order.
+    #[test]
+    fn error_text_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let lib = ketasim::error::Error::Io {
+            path: "out/x.csv".to_string(),
+            source: io,
+        };
+        let e = anyhow::Error::new(lib);
+        assert_eq!(error_text(&e), "out/x.csv: gone");
+        let e: anyhow::Error = Err::<(), _>(std::io::Error::other("disk full"))
+            .context("writing out")
+            .context("--out out")
+            .unwrap_err();
+        assert_eq!(error_text(&e), "--out out: writing out: disk full");
+    }
 }

@@ -410,6 +410,31 @@ fn bench_refuses_sizes_it_cannot_build() {
     }
 }
 
+/// An output folder that cannot be made is an error that names the path and the
+/// system's reason once (it was printed twice, once by the library's message and once
+/// as the cause under it).
+#[test]
+fn an_unwritable_output_folder_is_named_with_its_reason_once() {
+    let tmp = TempDir::new("unwritable");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a folder").expect("write");
+    let out_dir = file.join("out");
+    let out = fails(&[
+        "run".as_ref(),
+        "coba".as_ref(),
+        "--backend".as_ref(),
+        "cpu".as_ref(),
+        "--duration-ms".as_ref(),
+        "1".as_ref(),
+        "--out".as_ref(),
+        out_dir.as_os_str(),
+    ]);
+    let err = stderr(&out);
+    assert!(err.contains(&*out_dir.to_string_lossy()), "{err}");
+    let reason = std::io::Error::from_raw_os_error(20).to_string();
+    assert_eq!(err.matches(&reason).count(), 1, "{err}");
+}
+
 /// `--set` overrides that shrink the default scenario (`pfc_ketamine`, 3200 + 800
 /// neurons at p = 0.1 on its six projections) to 160 + 40 neurons at p = 0.5: in-degrees
 /// 80 from E and 20 from I, a quarter of the full circuit's, so that a run takes well
