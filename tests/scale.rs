@@ -126,6 +126,16 @@ fn too_large_networks_are_refused_with_the_largest_size_that_fits() {
     }
 }
 
+/// An 80 GB GPU (an H100) that binds at most 2 GiB per storage buffer, the limit of
+/// the most restrictive desktop drivers.
+fn gpu_80_gb() -> DeviceLimits {
+    DeviceLimits {
+        max_binding: 2 << 30,
+        max_buffer: 80_000_000_000,
+        memory_budget: Some(80_000_000_000),
+    }
+}
+
 /// Ten million neurons with 1,000 synapses each (10^10 synapses, none stored): the
 /// device plan fits an 80 GB GPU with every binding below 2 GiB (the limit of the
 /// most restrictive desktop drivers), and the network runs on the CPU backend here.
@@ -133,11 +143,7 @@ fn too_large_networks_are_refused_with_the_largest_size_that_fits() {
 fn ten_million_neurons_fit_an_80_gb_gpu_and_run_on_the_cpu() {
     let steps = 2u64;
     let s = scaled_coba(10_000_000, 1000, steps).expect("scenario");
-    let h100 = DeviceLimits {
-        max_binding: 2 << 30,
-        max_buffer: 80_000_000_000,
-        memory_budget: Some(80_000_000_000),
-    };
+    let h100 = gpu_80_gb();
     let p = check(&s, 1000, &h100).expect("10M neurons fit an 80 GB device");
     let gb = p.total_bytes as f64 / 1e9;
     let largest = p.buffers.iter().map(|b| b.bytes).max().unwrap_or(0);
@@ -164,11 +170,7 @@ fn ten_million_neurons_fit_an_80_gb_gpu_and_run_on_the_cpu() {
 #[test]
 fn hundred_million_neurons_build_and_fit_an_80_gb_gpu() {
     let s = scaled_coba(100_000_000, 1000, 2).expect("scenario");
-    let h100 = DeviceLimits {
-        max_binding: 2 << 30,
-        max_buffer: 80_000_000_000,
-        memory_budget: Some(80_000_000_000),
-    };
+    let h100 = gpu_80_gb();
     let p = check(&s, 1000, &h100).expect("1e8 neurons fit an 80 GB device");
     let gb = p.total_bytes as f64 / 1e9;
     eprintln!(
