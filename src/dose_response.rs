@@ -3,6 +3,7 @@
 //! glutamate (% of the baseline) and gamma power of an LFP proxy (relative to the
 //! baseline), over replicates with different seeds (mean and 95% interval).
 
+use crate::pk::MAX_CONC_UM;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -185,10 +186,10 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
     if args
         .conc_um
         .iter()
-        .any(|c| !c.is_finite() || *c < 0.0 || *c > 1000.0)
+        .any(|c| !c.is_finite() || *c < 0.0 || *c > MAX_CONC_UM)
     {
         return Err(bad(format!(
-            "--conc-um: every concentration must be in 0..=1000 µM (got {:?})",
+            "--conc-um: every concentration must be in 0..={MAX_CONC_UM} µM (got {:?})",
             args.conc_um
         )));
     }

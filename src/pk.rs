@@ -47,6 +47,14 @@ pub const NG_PER_ML_PER_UM: f64 = KETAMINE_MW_G_PER_MOL;
 /// Prefix of every validation message: the scenario table this type is read from.
 const TABLE: &str = "pharmacokinetics";
 
+/// Highest free ketamine concentration at the receptors that a run accepts (µM), from
+/// a constant `drug.conc_um`, a `conc_table` or a dosing protocol's peak: a hundred
+/// times the plasma level of anaesthesia (5-10 µM, Zanos et al. 2018; SCIENCE.md
+/// section 4) and far above every subunit's IC50 (0.31-5.35 µM, Kotermanski & Johnson
+/// 2009; section 3), so it stops only values no experiment gives, before they
+/// overflow the kernels' f32 state.
+pub const MAX_CONC_UM: f64 = 1000.0;
+
 /// Species preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -489,9 +497,61 @@ impl PkScenario {
                 ));
             }
         }
-        Ok(())
+        check_peak(&p, &self.doses)
     }
+}
 
+/// The doses' free effect-site peak is at most [`MAX_CONC_UM`]. The effect site
+/// follows plasma (dCe/dt = ke0 (Cp - Ce)), so Ce never exceeds the highest plasma
+/// level, and that never exceeds every bioavailable dose in the central volume at
+/// once: (sum of F dose) / V1. Where that bound is already below the limit (every
+/// protocol with doses an experiment gives) nothing more is computed; otherwise the
+/// peak itself is found ([`PkProfile::peak_free_brain_conc_um`]) from the first dose
+/// to five of the slowest half-lives (elimination, absorption, effect site) after the
+/// last dose or infusion end.
+fn check_peak(p: &PkParams, doses: &[Dose]) -> Result<(), String> {
+    let to_um = p.free_fraction * p.brain_plasma_ratio * 1000.0 / NG_PER_ML_PER_UM;
+    let bioavailable: f64 = doses
+        .iter()
+        .map(|d| {
+            d.dose_mg_per_kg
+                * match d.route {
+                    Route::Ip => p.bioavailability_ip,
+                    Route::Sc => p.bioavailability_sc,
+                    Route::IvBolus | Route::IvInfusion => 1.0,
+                }
+        })
+        .sum();
+    if bioavailable / p.v1_l_per_kg * to_um <= MAX_CONC_UM {
+        return Ok(());
+    }
+    let profile = PkProfile {
+        kind: Kind::Model(Box::new(Compiled::new(*p, doses))),
+    };
+    let first = doses
+        .iter()
+        .map(|d| d.time_min)
+        .fold(f64::INFINITY, f64::min);
+    let last = profile.event_times_min().into_iter().fold(first, f64::max);
+    let slowest_per_min = [
+        p.disposition_rates_per_min().1,
+        p.ke0_per_min,
+        p.ka_ip_per_min.unwrap_or(f64::INFINITY),
+        p.ka_sc_per_min.unwrap_or(f64::INFINITY),
+    ]
+    .into_iter()
+    .fold(f64::INFINITY, f64::min);
+    let horizon = last + 5.0 * std::f64::consts::LN_2 / slowest_per_min;
+    let (t, peak) = profile.peak_free_brain_conc_um(first, horizon);
+    if peak.is_finite() && peak <= MAX_CONC_UM {
+        return Ok(());
+    }
+    Err(format!(
+        "{TABLE}.doses: the free effect-site ketamine peaks at {peak:.4e} µM (at {t:.1} min), above the {MAX_CONC_UM} µM a run accepts (anaesthesia is 5-10 µM); lower dose_mg_per_kg"
+    ))
+}
+
+impl PkScenario {
     /// Validate and precompute: the state at every dose and infusion end, so that each
     /// later evaluation is one matrix exponential (or one table look-up).
     pub fn profile(&self) -> Result<PkProfile, String> {
@@ -536,6 +596,11 @@ fn validate_table(table: &[[f64; 2]]) -> Result<(), String> {
     for (i, &[t, c]) in table.iter().enumerate() {
         finite(&format!("{TABLE}.conc_table[{i}][0] (t_min)"), t)?;
         non_negative(&format!("{TABLE}.conc_table[{i}][1] (conc_um)"), c)?;
+        if c > MAX_CONC_UM {
+            return Err(format!(
+                "{TABLE}.conc_table[{i}][1] (conc_um): at most {MAX_CONC_UM} µM free at the receptors (anaesthesia is 5-10 µM; got {c})"
+            ));
+        }
         if i > 0 && t <= table[i - 1][0] {
             return Err(format!(
                 "{TABLE}.conc_table[{i}][0] (t_min): times must increase strictly (got {t} after {})",
@@ -985,6 +1050,8 @@ pub fn pk_command(args: &PkArgs) -> anyhow::Result<String> {
     let profile = sc.profile().map_err(|e| {
         let flag = if e.contains(".route") {
             "--route"
+        } else if e.contains(".doses") {
+            "--dose-mg-per-kg"
         } else {
             "--species"
         };

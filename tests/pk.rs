@@ -748,3 +748,55 @@ fn pk_command_errors_name_the_flag() {
     .is_err());
     assert!(Cli::try_parse_from(["x", "--species", "rat", "--route", "ip"]).is_err());
 }
+
+/// Doses whose free effect-site peak exceeds MAX_CONC_UM are refused, naming the doses
+/// and the peak, whether the peak comes from one huge dose (computed: 1000 mg/kg i.v.
+/// in a human peaks at about 1300 µM) or from one that overflows f64 (once a run went
+/// on with an infinite concentration and a silent network); doses just below the
+/// limit, and repeated doses whose sum passes the cheap bound but whose peak does
+/// not, are accepted. The `pk` command names its flag, and a concentration table is
+/// held to the same limit.
+#[test]
+fn doses_beyond_the_concentration_limit_are_refused() {
+    use ketasim::pk::MAX_CONC_UM;
+    let bolus = |mg: f64| scenario(Species::Human, vec![dose(0.0, Route::IvBolus, mg, None)]);
+    for mg in [1000.0, 1e300] {
+        let e = bolus(mg).validate().expect_err("refused");
+        assert!(
+            e.starts_with("pharmacokinetics.doses: the free effect-site ketamine peaks at"),
+            "{e}"
+        );
+        assert!(e.contains("lower dose_mg_per_kg"), "{e}");
+    }
+    // Peak linear in dose: the largest accepted bolus is just under 1000 µM.
+    let unit = profile(&bolus(1.0)).peak_free_brain_conc_um(0.0, 60.0).1;
+    let largest = MAX_CONC_UM / unit;
+    bolus(largest * 0.999)
+        .validate()
+        .expect("just below the limit");
+    bolus(largest * 1.001)
+        .validate()
+        .expect_err("just above the limit");
+    // 40 daily boluses of 0.4 x the largest: their sum is 16 times the limit's dose,
+    // but each has long gone (3 h half-life) before the next.
+    let daily: Vec<Dose> = (0..40)
+        .map(|d| dose(1440.0 * d as f64, Route::IvBolus, 0.4 * largest, None))
+        .collect();
+    scenario(Species::Human, daily)
+        .validate()
+        .expect("repeated doses below the limit each");
+    let e = pk_command(&args(
+        "--species human --route iv-bolus --dose-mg-per-kg 2000",
+    ))
+    .unwrap_err();
+    assert!(e.to_string().starts_with("--dose-mg-per-kg: "), "{e}");
+    let table = PkScenario {
+        conc_table: Some(vec![[0.0, 0.0], [10.0, 2.0 * MAX_CONC_UM]]),
+        ..PkScenario::default()
+    };
+    let e = table.validate().expect_err("table beyond the limit");
+    assert!(
+        e.starts_with("pharmacokinetics.conc_table[1][1] (conc_um): at most"),
+        "{e}"
+    );
+}

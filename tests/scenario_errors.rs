@@ -728,6 +728,20 @@ const CASES: &[Case] = &[
         &["duration_ms", "follows from [protocol]"],
     ),
     case(
+        "a dose whose effect-site peak is beyond any experiment",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[pharmacokinetics]\nspecies = \"human\"\ndoses = [{ time_min = 0, route = \"iv-bolus\", dose_mg_per_kg = 1e300 }]",
+        &["pharmacokinetics.doses", "1000 µM", "lower dose_mg_per_kg"],
+    ),
+    case(
+        "a concentration table beyond any experiment",
+        "@record",
+        "sample_interval_ms = 0.5",
+        "sample_interval_ms = 0.5\n[pharmacokinetics]\nconc_table = [[0.0, 1.0], [1.0, 5000.0]]",
+        &["pharmacokinetics.conc_table[1][1] (conc_um)", "at most 1000 µM"],
+    ),
+    case(
         "negative settle",
         "@record",
         "sample_interval_ms = 0.5",

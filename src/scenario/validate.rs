@@ -5,12 +5,10 @@ use super::{ProtocolMode, Receptor, Rule, Scenario, Storage, SynapseKind};
 use crate::model::limits::{
     MAX_DELAY_STEPS, MAX_DRIVES, MAX_NEURONS, MAX_NMDA_POOLS, MAX_POPULATIONS, MAX_PROJECTIONS,
 };
+use crate::pk::MAX_CONC_UM;
 use crate::rng::{NORMAL_F32_MAX, POISSON_MAX_MEAN};
 
 use super::checks::{finite, non_negative, positive, Check};
-
-/// Highest free ketamine concentration accepted (µM); anaesthesia is 5-10 µM.
-pub const MAX_CONC_UM: f64 = 1000.0;
 
 /// The weight fields of a projection or drive: `weight_nS` for AMPA/GABA_A, `drive`
 /// for NMDA, never both.
