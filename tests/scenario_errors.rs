@@ -283,6 +283,13 @@ const CASES: &[Case] = &[
         &["neuron.g_l_nS", ">= 0"],
     ),
     case(
+        "a leak too fast for the forward-Euler step",
+        "@neuronE",
+        "g_l_nS = 10.0",
+        "g_l_nS = 30000.0",
+        &["neuron.g_l_nS", "tau_m", "dt_ms <= tau_m / 10"],
+    ),
+    case(
         "v_reset equal to v_th",
         "@neuronE",
         "v_reset_mV = -60.0",
