@@ -894,27 +894,51 @@ pub const WEIGHT_RESOLUTION: f64 = 1e-3;
 ///
 /// Errors: `Capacity`, naming the projection, where no bound resolves a weight.
 pub fn fixed_point_scales(scenario: &Scenario) -> Result<[f64; 3]> {
-    let certain = receptor_bounds(scenario, false);
-    let scales = scales_for(&certain);
-    let Some(i) = unresolved_weight(scenario, &scales) else {
+    let scales = scales_for(&receptor_bounds(scenario, false));
+    if unresolved_weight(scenario, &scales).is_none() {
         return Ok(scales);
-    };
+    }
     let statistical = receptor_bounds(scenario, true);
     let fallback = scales_for(&statistical);
-    if unresolved_weight(scenario, &fallback).is_none() {
+    let Some(i) = unresolved_weight(scenario, &fallback) else {
         return Ok(fallback);
-    }
+    };
+    // The population whose input sets the channel's scale, and the projection onto it
+    // that brings most of that input.
     let pr = &scenario.projections[i];
-    let post_i = scenario.population_index(&pr.post).unwrap_or(0);
+    let ch = pr.channel() as usize;
+    let (worst_pop, worst) = statistical
+        .iter()
+        .enumerate()
+        .map(|(k, b)| (k, b[ch]))
+        .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    let onto_worst = |q: &&crate::scenario::Projection| {
+        q.channel() as usize == ch && scenario.population_index(&q.post) == Some(worst_pop)
+    };
+    let top = scenario
+        .projections
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| onto_worst(q))
+        .map(|(k, q)| (k, input_bound(scenario, q, true)))
+        .fold((i, 0.0), |a, b| if b.1 > a.1 { b } else { a })
+        .0;
+    let tp = &scenario.projections[top];
     Err(Error::Capacity(format!(
-        "projections[{i}] ({} -> {}): weight {} cannot be accumulated in 32-bit fixed point next to the largest input a neuron of `{}` can receive in one step ({:.3e}, with fixed-probability in-degrees at their 10-sigma bound); lower the other weights or the population sizes",
+        "projections[{i}] ({} -> {}): weight {} cannot be represented to {WEIGHT_RESOLUTION} of itself in the {} ring buffer's 32-bit fixed point, whose scale must hold the largest input of a step onto `{}`, {worst:.3e} (fixed-probability in-degrees at their 10-sigma bound), most of it from projections[{top}] ({} -> {}, weight {}); lower that weight or the population sizes",
         pr.pre,
         pr.post,
         pr.jump(),
-        pr.post,
-        statistical[post_i][pr.channel() as usize]
+        CHANNEL_NAMES[ch],
+        scenario.populations[worst_pop].name,
+        tp.pre,
+        tp.post,
+        tp.jump()
     )))
 }
+
+/// The ring buffers' channels, by `Projection::channel`.
+const CHANNEL_NAMES: [&str; 3] = ["AMPA (excitatory)", "GABA_A (inhibitory)", "NMDA"];
 
 /// Per population and receptor, the largest simultaneous input of a step
 /// ([`fixed_point_scales`]); `in_degree_bound`: fixed-probability projections count
@@ -922,26 +946,34 @@ pub fn fixed_point_scales(scenario: &Scenario) -> Result<[f64; 3]> {
 fn receptor_bounds(scenario: &Scenario, in_degree_bound: bool) -> Vec<[f64; 3]> {
     let mut bound = vec![[0.0f64; 3]; scenario.populations.len()];
     for pr in &scenario.projections {
-        let pre = scenario.populations[scenario.population_index(&pr.pre).unwrap_or(0)].size as f64;
         let post_i = scenario.population_index(&pr.post).unwrap_or(0);
-        let post = scenario.populations[post_i].size as f64;
-        let ten_sigma = |most: f64| {
-            let lam = expected_synapses(scenario, pr) / post;
-            (lam + 10.0 * lam.sqrt() + 10.0).min(most)
-        };
-        let arrivals = match pr.rule {
-            Rule::FixedProbability if in_degree_bound => ten_sigma(pre),
-            Rule::FixedProbability => pre,
-            Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
-            Rule::FixedOutdegree | Rule::FixedTotalNumber => {
-                ten_sigma(expected_synapses(scenario, pr))
-            }
-        };
-        // The largest jump a synapse can have (drawn weights reach mean + 5.3 SD).
-        let w = pr.jump().abs() + rng::NORMAL_F32_MAX * pr.weight_sd_pA.unwrap_or(0.0);
-        bound[post_i][pr.channel() as usize] += arrivals * w;
+        bound[post_i][pr.channel() as usize] += input_bound(scenario, pr, in_degree_bound);
     }
     bound
+}
+
+/// The largest input of one step that projection `pr` can bring one neuron: its
+/// synapses onto the neuron (the arrivals bound of [`fixed_point_scales`]) times the
+/// largest jump a synapse can have (drawn weights reach mean + 5.3 SD).
+fn input_bound(
+    scenario: &Scenario,
+    pr: &crate::scenario::Projection,
+    in_degree_bound: bool,
+) -> f64 {
+    let size =
+        |name: &str| scenario.populations[scenario.population_index(name).unwrap_or(0)].size as f64;
+    let (pre, post) = (size(&pr.pre), size(&pr.post));
+    let ten_sigma = |most: f64| {
+        let lam = expected_synapses(scenario, pr) / post;
+        (lam + 10.0 * lam.sqrt() + 10.0).min(most)
+    };
+    let arrivals = match pr.rule {
+        Rule::FixedProbability if in_degree_bound => ten_sigma(pre),
+        Rule::FixedProbability => pre,
+        Rule::FixedIndegree => pr.k.unwrap_or(0) as f64,
+        Rule::FixedOutdegree | Rule::FixedTotalNumber => ten_sigma(expected_synapses(scenario, pr)),
+    };
+    arrivals * (pr.jump().abs() + rng::NORMAL_F32_MAX * pr.weight_sd_pA.unwrap_or(0.0))
 }
 
 /// The finest power-of-two scale per receptor at which every population's bound fits
@@ -1092,7 +1124,8 @@ mod tests {
     }
 
     /// A weight that no bound resolves (a tiny weight next to a large input onto the
-    /// same receptor) is refused, naming the projection.
+    /// same receptor) is refused, naming the projection, the population whose input
+    /// sets the scale and the projection that brings most of that input.
     #[test]
     fn weights_no_bound_resolves_are_refused() {
         let mut s = scaled_coba(4_000, 80, 1).expect("scaled coba");
@@ -1101,8 +1134,12 @@ mod tests {
             Err(Error::Capacity(m)) => m,
             other => panic!("expected a capacity error, got {other:?}"),
         };
-        // AMPA's scale is shared by both targets: E -> I's weight is the one lost.
-        assert!(msg.contains("projections[1] (E -> I)"), "{msg}");
+        // AMPA's scale is shared by both targets: E -> I's weight is the one lost,
+        // to the input onto E that E -> E brings.
+        assert!(msg.starts_with("projections[1] (E -> I)"), "{msg}");
+        assert!(msg.contains("AMPA (excitatory) ring buffer"), "{msg}");
+        assert!(msg.contains("onto `E`"), "{msg}");
+        assert!(msg.contains("most of it from projections[0] (E -> E, weight 1000000000)"), "{msg}");
         assert!(msg.contains("32-bit fixed point"), "{msg}");
     }
 
