@@ -535,13 +535,15 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         backend: args.backend,
         ..crate::run::RunOptions::default()
     };
-    // Load every run's scenario and note its network's shape.
     // Load every run's scenario and note its network's shape (the networks are
-    // rebuilt batch by batch below, so that at most one batch is held at a time).
+    // rebuilt batch by batch below, so that at most one batch is held at a time). An
+    // error names the run and its overrides.
     let mut scenarios = Vec::with_capacity(runs.len());
     let mut keys = Vec::with_capacity(runs.len());
     for r in &runs {
-        let sc = crate::scenario::Scenario::load(&source, &r.overrides)?;
+        use anyhow::Context;
+        let which = || format!("run {} ({})", r.index, r.overrides.join(" "));
+        let sc = crate::scenario::Scenario::load(&source, &r.overrides).with_context(which)?;
         if sc
             .populations
             .iter()
@@ -553,7 +555,7 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         keys.push(if args.no_batch {
             String::new()
         } else {
-            shape_key(&Network::build(&sc, opts.batch_steps)?)
+            shape_key(&Network::build(&sc, opts.batch_steps).with_context(which)?)
         });
         scenarios.push(sc);
     }

@@ -123,3 +123,35 @@ fn batched_and_unbatched_sweeps_give_the_same_rows() {
     assert_eq!(without_wall(&a), without_wall(&b));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A sweep point that fails validation stops the sweep before any run, and the error
+/// names the run and its overrides as well as the field.
+#[test]
+fn an_invalid_sweep_point_is_named_before_anything_runs() {
+    let dir = std::env::temp_dir().join(format!("ketasim-sweep-invalid-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_ketasim"))
+        .args([
+            "sweep",
+            "coba",
+            "--set",
+            "populations.E.neuron.g_l_nS=10,1e6",
+            "--set",
+            "duration_ms=5",
+            "--backend",
+            "cpu",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("run ketasim");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("run 1 (populations.E.neuron.g_l_nS=1e6 duration_ms=5 seed="),
+        "{err}"
+    );
+    assert!(err.contains("neuron.g_l_nS: tau_m"), "{err}");
+    assert!(!dir.exists(), "wrote {}", dir.display());
+}

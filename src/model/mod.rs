@@ -1139,7 +1139,10 @@ mod tests {
         assert!(msg.starts_with("projections[1] (E -> I)"), "{msg}");
         assert!(msg.contains("AMPA (excitatory) ring buffer"), "{msg}");
         assert!(msg.contains("onto `E`"), "{msg}");
-        assert!(msg.contains("most of it from projections[0] (E -> E, weight 1000000000)"), "{msg}");
+        assert!(
+            msg.contains("most of it from projections[0] (E -> E, weight 1000000000)"),
+            "{msg}"
+        );
         assert!(msg.contains("32-bit fixed point"), "{msg}");
     }
 
