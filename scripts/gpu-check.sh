@@ -231,8 +231,9 @@ fi
 
 # ---------------------------------------------------------------- 2. Vulkan loader
 sys_lib() { # path of a library the dynamic linker's cache knows, if the file is there
+  # (awk reads the whole listing: leaving early can end ldconfig with SIGPIPE)
   local p
-  p=$(ldconfig -p 2>/dev/null | awk -v n="$1" '$1==n && /x86-64/ {print $NF; exit}')
+  p=$(ldconfig -p 2>/dev/null | awk -v n="$1" '!found && $1==n && /x86-64/ {print $NF; found=1}')
   [ -n "$p" ] && [ -s "$p" ] && echo "$p"
 }
 mkdir -p "$WORK/lib"

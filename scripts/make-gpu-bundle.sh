@@ -121,7 +121,10 @@ note "$(wc -l <"$STAGE/tests.tsv") test executables"
 # 3. The Vulkan loader and the glvnd libraries (the set the device README carries as
 # .gl debs: libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libopengl0 libgles2).
 # libvulkan.so.1 is required; the others are taken when this machine has them.
-lib_path() { ldconfig -p 2>/dev/null | awk -v n="$1" '$1==n && /x86-64/ {print $NF; exit}'; }
+# awk reads ldconfig's whole listing: leaving at the first match would end ldconfig
+# with SIGPIPE once its listing outgrows the pipe's buffer, which pipefail and set -e
+# turn into the script's exit (status 141, with no message).
+lib_path() { ldconfig -p 2>/dev/null | awk -v n="$1" '!found && $1==n && /x86-64/ {print $NF; found=1}'; }
 for lib in libvulkan.so.1 libGLdispatch.so.0 libGLX.so.0 libEGL.so.1 libGL.so.1 libOpenGL.so.0 libGLESv2.so.2; do
   src=$(lib_path "$lib")
   if [ -z "$src" ]; then
