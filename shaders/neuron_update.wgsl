@@ -169,9 +169,9 @@ fn main(
         let ps = step_params(pop, p);
         var spiked: bool;
         if (cond) {
-            spiked = conductance_update(i, ps, step, &s);
+            spiked = conductance_update(i, pop, ps, step, &s);
         } else {
-            spiked = current_update(i, ps, step, &s);
+            spiked = current_update(i, pop, ps, step, &s);
         }
         if (spiked) {
             on_spike(i, pop, ps, step);
@@ -211,7 +211,7 @@ fn is_conductance(p: PopParams) -> bool {
 }
 
 // One step of a conductance-based neuron. Returns whether it fired.
-fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> bool {
+fn conductance_update(i: u32, pop: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> bool {
     let slot = step % sim.ring_slots;
     let idx = slot * sim.n_total + i;
     let in_a = ring_ampa[idx];
@@ -280,15 +280,20 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
         rf -= 1u;
     } else {
         var i_syn = ga * (p.e_ampa - v) + gg * (p.e_gaba - v);
+        // The step's total conductance, for the stability check (MAX_EULER_STEP_FACTOR).
+        var g_total = p.g_l + ga + gg;
         if (has_pool0(p)) {
             var g_open = 0.0;
             g_open += p.pools[0].fraction * (*s).pool0.x * mg0;
             if (has_pool1(p)) {
                 g_open += p.pools[1].fraction * (*s).pool1.x * mg1;
             }
-            i_syn += p.g_nmda_max * g_open * (p.e_nmda - v);
+            let g_nmda = p.g_nmda_max * g_open;
+            i_syn += g_nmda * (p.e_nmda - v);
+            g_total += g_nmda;
         }
         v += p.dt_over_c * (p.g_l * (p.e_l - v) + i_syn + p.i_ext);
+        check_step(pop, step, p.dt_over_c * g_total, v);
         if (v >= p.v_th) {
             v = p.v_reset;
             rf = p.ref_steps;
@@ -315,6 +320,23 @@ fn conductance_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>)
     (*s).v = v;
     (*s).rf = rf;
     return spiked;
+}
+
+// An integrated membrane step of population pop with step factor h = dt g_total / C
+// and new V: counted as unstable if h > MAX_EULER_STEP_FACTOR or V is infinite or
+// NaN, in the words after the batch's spike counts (UNSTABLE_WORDS_PER_POP per
+// population: count, u32 max minus the first step, bits of the largest factor or
+// +inf for a non-finite V). Twin: the membrane loops and neuron_update in
+// src/cpu/neuron_update.rs, backend::note_unstable.
+fn check_step(pop: u32, step: u32, h: f32, v: f32) {
+    let bad_h = h > MAX_EULER_STEP_FACTOR;
+    let non_finite = (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+    if (bad_h || non_finite) {
+        let base = sim.count_capacity * sim.n_pop + UNSTABLE_WORDS_PER_POP * pop;
+        atomicAdd(&pop_counts[base], 1u);
+        atomicMax(&pop_counts[base + 1u], 0xffffffffu - step);
+        atomicMax(&pop_counts[base + 2u], select(0x7f800000u, bitcast<u32>(h), bad_h));
+    }
 }
 
 // A spike of neuron i (population pop) in this step: glutamate release, ISI
@@ -372,7 +394,7 @@ fn on_spike(i: u32, pop: u32, p: PopParams, step: u32) {
 // step with the currents at the step's start (unless refractory), the currents decay,
 // then this step's arrivals (ring slot, Poisson drive) are added, so that they act
 // on V from the next step on, as NEST's ring buffers do. Returns whether it fired.
-fn current_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> bool {
+fn current_update(i: u32, pop: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> bool {
     let slot = step % sim.ring_slots;
     let idx = slot * sim.n_total + i;
     let in_e = ring_ampa[idx];
@@ -388,6 +410,8 @@ fn current_update(i: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> 
         rf -= 1u;
     } else {
         v = p.e_l + (v - p.e_l) * p.cur_p22 + ie0 * p.cur_p21ex + ii0 * p.cur_p21in + p.i_ext * p.cur_p20;
+        // The exact propagator is stable at any step: only a non-finite V counts.
+        check_step(pop, step, 0.0, v);
         if (v >= p.v_th) {
             v = p.v_reset;
             rf = p.ref_steps;

@@ -888,6 +888,7 @@ fn gpu_warmup_profiled(
     let net = entry_network(s, copies, batch_steps)?;
     let mut b = crate::gpu::GpuBackend::new(crate::gpu::GpuContext::with_timestamps()?, &net)?;
     let untimed = net.steps / 2;
+    let sizes: Vec<u32> = net.pops().iter().map(|p| p.size).collect();
     let mut timing = false;
     let mut done = 0u64;
     let mut host = crate::gpu::HostTimes::default();
@@ -906,7 +907,8 @@ fn gpu_warmup_profiled(
         };
         let steps = net.batch_len(done, limit.min(batch_steps as u64));
         b.set_drug(net.drug_at(done, steps))?;
-        b.run_batch(steps)?;
+        let out = b.run_batch(steps)?;
+        crate::backend::check_stable(&out, &net.pop_names, &sizes, net.scenario.dt_ms)?;
         done += steps as u64;
     }
     if !timing {

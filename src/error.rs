@@ -29,6 +29,10 @@ pub enum Error {
     /// A GPU operation failed (validation, out of memory, lost device, mapping).
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The integration became unstable in a run: the results would be artefacts of
+    /// the time step (`backend::check_stable`).
+    #[error("{0}")]
+    Unstable(String),
     /// A library function was called with arguments that contradict the network
     /// (a programming error in the caller, not a user input).
     #[error("internal error: {0}")]

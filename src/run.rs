@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::{Backend, BatchOutput};
+use crate::backend::{check_stable, Backend, BatchOutput};
 use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuContext};
@@ -377,6 +377,7 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
     let mut spikes = Vec::new();
     let mut dropped = 0u64;
     let dt = scenario.dt_ms;
+    let pop_sizes: Vec<u32> = net.pops().iter().map(|p| p.size).collect();
     let spans = protocol::window_spans(&net);
     let baseline = protocol::baseline_flags(&net, &spans);
     let mut accs: Vec<WindowAcc> = spans
@@ -428,6 +429,7 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
         let drug = net.drug_at(done, steps);
         backend.set_drug(drug)?;
         let out: BatchOutput = backend.run_batch(steps)?;
+        check_stable(&out, &net.pop_names, &pop_sizes, dt)?;
         for t in 0..steps as usize {
             let step = out.first_step + t as u64;
             let b = (step / bin) as usize;

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Output;
 
@@ -410,6 +411,20 @@ fn bench_refuses_sizes_it_cannot_build() {
     }
 }
 
+/// `ketasim run coba --backend cpu --duration-ms MS EXTRA.. --out OUT_DIR`, which must
+/// fail.
+fn coba_on_cpu_fails(duration_ms: &str, extra: &[&str], out_dir: &Path) -> Output {
+    let mut args: Vec<&OsStr> = ["run", "coba", "--backend", "cpu", "--duration-ms"]
+        .into_iter()
+        .chain([duration_ms])
+        .chain(extra.iter().copied())
+        .chain(["--out"])
+        .map(OsStr::new)
+        .collect();
+    args.push(out_dir.as_os_str());
+    fails(&args)
+}
+
 /// An output folder that cannot be made is an error that names the path and the
 /// system's reason once (it was printed twice, once by the library's message and once
 /// as the cause under it).
@@ -419,20 +434,36 @@ fn an_unwritable_output_folder_is_named_with_its_reason_once() {
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "not a folder").expect("write");
     let out_dir = file.join("out");
-    let out = fails(&[
-        "run".as_ref(),
-        "coba".as_ref(),
-        "--backend".as_ref(),
-        "cpu".as_ref(),
-        "--duration-ms".as_ref(),
-        "1".as_ref(),
-        "--out".as_ref(),
-        out_dir.as_os_str(),
-    ]);
+    let out = coba_on_cpu_fails("1", &[], &out_dir);
     let err = stderr(&out);
     assert!(err.contains(&*out_dir.to_string_lossy()), "{err}");
     let reason = std::io::Error::from_raw_os_error(20).to_string();
     assert_eq!(err.matches(&reason).count(), 1, "{err}");
+}
+
+/// A run whose forward-Euler membrane step diverges (COBA's E cells started with a
+/// GABA_A conductance of 10^4 nS: dt g / C = 5.5) stops with an error that names the
+/// population, the step and the fix, and writes no result. It ran before, with E
+/// firing at its refractory limit (200 Hz, CV 0), reported as a result.
+#[test]
+fn a_diverging_membrane_step_is_an_error_not_a_result() {
+    let tmp = TempDir::new("diverging");
+    let out_dir = tmp.path().join("out");
+    let out = coba_on_cpu_fails(
+        "20",
+        &["--set", "populations.E.init.g_gaba_mean_nS=1e4"],
+        &out_dir,
+    );
+    let err = stderr(&out);
+    for needle in [
+        "population `E`",
+        "unstable from step 0",
+        "5.455",
+        "Lower dt_ms",
+    ] {
+        assert!(err.contains(needle), "no {needle:?} in: {err}");
+    }
+    assert!(!out_dir.join("summary.json").exists(), "wrote a result");
 }
 
 /// `--set` overrides that shrink the default scenario (`pfc_ketamine`, 3200 + 800

@@ -217,3 +217,33 @@ fn ketasim_threads_is_checked() {
     assert!(err.contains("KETASIM_THREADS"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Both CPU paths count the same unstable membrane steps (the count, first step and
+/// largest step factor of `BatchOutput::unstable`), here through the NMDA term of
+/// the step factor in the middle of a run, and only in the population that has them.
+#[test]
+fn unstable_steps_are_counted_alike_on_both_paths() {
+    let s = Scenario::from_toml("mixed-unstable", &common::mixed_unstable()).expect("scenario");
+    let net = Network::build(&s, 40).expect("net");
+    let mut fast = CpuBackend::new(&net).expect("fast");
+    let mut reference = CpuBackend::new_reference(&net).expect("reference");
+    let mut first = None;
+    for _ in 0..3 {
+        let a = fast.run_batch(40).expect("fast batch");
+        let b = reference.run_batch(40).expect("reference batch");
+        assert_eq!(a, b, "batch at step {} differs", a.first_step);
+        assert_eq!(a.unstable.len(), 2);
+        assert_eq!(a.unstable[1], Default::default(), "I has no unstable step");
+        if first.is_none() {
+            first = a.unstable[0].first_step.map(|s| (s, a.unstable[0]));
+        }
+    }
+    let (step, u) = first.expect("E's step factor passed the bound");
+    assert_eq!(step, 54, "first unstable step");
+    assert!(u.neuron_steps > 0);
+    let worst = u.worst_factor();
+    assert!(
+        worst.is_finite() && worst > ketasim::model::limits::MAX_EULER_STEP_FACTOR,
+        "largest step factor {worst}"
+    );
+}

@@ -165,6 +165,17 @@ fn check(scenario: &Scenario, batch: u32, test: &str, path: Path) {
             }
         }
         assert_eq!(a.spikes_dropped, b.spikes_dropped);
+        // The networks compared here are sound: no unstable membrane step anywhere.
+        assert!(
+            a.unstable
+                .iter()
+                .chain(&b.unstable)
+                .all(|u| u.first_step.is_none()),
+            "unstable steps in batch at step {}: cpu {:?} gpu {:?}",
+            a.first_step,
+            a.unstable,
+            b.unstable
+        );
     }
     for (name, x, y, rel, abs) in [
         ("v", &cs.v, &gs.v, 0.0, 1e-3),
@@ -656,5 +667,47 @@ spikes = ["E"]
     assert!(
         inhibited > 0.8 * n as f64,
         "only {inhibited} of {n} neurons received the volley's inhibition"
+    );
+}
+
+/// Unstable membrane steps (`backend::Unstable`: the forward-Euler step factor past
+/// `MAX_EULER_STEP_FACTOR`, here through the NMDA term in the middle of the run) are
+/// counted alike by the shader's `check_step` and the CPU twin: count, first step and
+/// the largest factor's bits; and the runner's check names the population.
+#[test]
+fn unstable_steps_are_counted_alike_on_gpu_and_cpu() {
+    let test = "unstable_steps_are_counted_alike_on_gpu_and_cpu";
+    let Some(ctx) = common::gpu_or_skip(test) else {
+        return;
+    };
+    let strict = ctx.strict_float;
+    let s = Scenario::from_toml("mixed-unstable", &common::mixed_unstable()).expect("scenario");
+    let net = Network::build(&s, 40).expect("network");
+    let mut cpu = CpuBackend::new(&net).expect("cpu");
+    let mut gpu = GpuBackend::new(ctx, &net).expect("gpu");
+    let c = run_all(&mut cpu, 120, 40);
+    let g = run_all(&mut gpu, 120, 40);
+    for (a, b) in c.iter().zip(&g) {
+        if strict {
+            assert_eq!(a.unstable, b.unstable, "batch at step {}", a.first_step);
+        } else {
+            let firsts =
+                |o: &BatchOutput| o.unstable.iter().map(|u| u.first_step).collect::<Vec<_>>();
+            assert_eq!(firsts(a), firsts(b), "batch at step {}", a.first_step);
+        }
+    }
+    let hit = g
+        .iter()
+        .find(|o| o.unstable[0].first_step.is_some())
+        .expect("the GPU counted E's unstable steps");
+    assert_eq!(hit.unstable[0].first_step, Some(54));
+    assert_eq!(hit.unstable[1], Default::default(), "I has none");
+    let sizes: Vec<u32> = net.pops().iter().map(|p| p.size).collect();
+    let err = ketasim::backend::check_stable(hit, &net.pop_names, &sizes, s.dt_ms)
+        .expect_err("the check refuses the batch")
+        .to_string();
+    assert!(
+        err.contains("population `E`") && err.contains("step 54") && err.contains("dt_ms"),
+        "{err}"
     );
 }

@@ -13,7 +13,7 @@ pub mod stream;
 pub use cache::SynapseCache;
 pub use neuron_update::{
     blocks, finish_spikes, for_each_block, has_nmda_pool, neuron_update, update_block,
-    update_population, Block, Scratch, StepInput, SEQ_BLOCK,
+    update_population, Block, BlockOut, Scratch, StepInput, SEQ_BLOCK,
 };
 pub use propagate::{propagate, propagate_parallel};
 pub use reduce_stats::{neuron_sample, population_sums, quantise, range_sums, sample_values};
@@ -22,14 +22,14 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
+use crate::backend::{note_unstable, Backend, BackendKind, BatchOutput, Sample, Unstable};
 use crate::error::{Error, Result};
 use crate::model::connectivity::{has_random_synapses, synapse_draw};
 use crate::model::layout::{
     Ctrl, DrugParams, IsiStat, ParamsBlock, SlowParams, SlowPop, GLU_SCALE, RULE_TABLE,
     SLOW_SUMS_PER_POP,
 };
-use crate::model::limits::{MAX_NMDA_POOLS, STATS_PER_POP};
+use crate::model::limits::{pop_counts_words, MAX_NMDA_POOLS, STATS_PER_POP};
 use crate::model::{Network, NeuronState};
 
 /// Host copies of the device buffers, same names and layout as the GPU backend's.
@@ -66,7 +66,8 @@ pub struct Buffers {
     /// Procedural projections generated once into packed tables (CPU only: the
     /// shader regenerates them per spike).
     pub cache: SynapseCache,
-    /// Per-step population spike counts of the batch.
+    /// Per-step population spike counts of the batch, then the unstable steps'
+    /// words (`backend::Unstable::from_words`), as the shader's buffer holds them.
     pub pop_counts: Vec<u32>,
     /// Spike record: (step, neuron) pairs.
     pub rec: Vec<u32>,
@@ -199,6 +200,8 @@ pub struct CpuBackend {
     buf: Buffers,
     ctrl: Ctrl,
     scratch: Scratch,
+    /// Per population: a step's unstable membrane steps and largest factor bits.
+    unstable_scratch: Vec<(u32, u32)>,
     reference: bool,
     drug: DrugParams,
     /// Its own thread pool (`KETASIM_THREADS` or `with_threads`); none: rayon's
@@ -317,7 +320,10 @@ impl CpuBackend {
             table_w,
             table_d,
             cache,
-            pop_counts: vec![0; (sim.count_capacity * sim.n_pop) as usize],
+            pop_counts: vec![
+                0;
+                pop_counts_words(sim.count_capacity as u64, sim.n_pop as u64) as usize
+            ],
             rec: vec![0; 2 * sim.rec_capacity as usize],
             glu_r: st.glu_r,
             glu_release: vec![0; (sim.count_capacity * sim.n_pop) as usize],
@@ -357,6 +363,7 @@ impl CpuBackend {
             buf,
             ctrl: Ctrl::default(),
             scratch: Scratch::default(),
+            unstable_scratch: Vec::new(),
             reference: false,
             drug: net.drug_at(0, 1),
             pool,
@@ -403,20 +410,27 @@ impl CpuBackend {
         } else {
             Vec::new()
         };
+        // Per population: unstable membrane steps and the largest bits they give (a
+        // buffer kept between steps, so that a step allocates nothing).
+        let mut unstable = std::mem::take(&mut self.unstable_scratch);
+        unstable.clear();
+        unstable.resize(n_pop, (0, 0));
         let par = threads > 1 && self.update_cost >= self.par.update_min_cost;
         if par {
             let per_neuron = self.update_cost / sim.n_total.max(1) as f64;
             let max_len = ((self.par.block_cost / per_neuron) as usize).clamp(64, SEQ_BLOCK);
             let blks = blocks(prm, &mut self.buf, &mut self.scratch, step, max_len);
-            let parts: Vec<(u32, [i64; STATS_PER_POP])> = blks
+            let parts: Vec<(u32, BlockOut)> = blks
                 .into_par_iter()
                 .with_max_len(1)
                 .map(|blk| (blk.pop(), update_block(&si, blk)))
                 .collect();
-            if sample {
-                for (pop, q) in parts {
-                    add_sums(&mut sums[pop as usize], &q);
+            for (pop, q) in parts {
+                if sample {
+                    add_sums(&mut sums[pop as usize], &q.sums);
                 }
+                unstable[pop as usize].0 = unstable[pop as usize].0.wrapping_add(q.unstable);
+                unstable[pop as usize].1 = unstable[pop as usize].1.max(q.worst_bits);
             }
         } else {
             for_each_block(
@@ -429,11 +443,24 @@ impl CpuBackend {
                     let pop = blk.pop() as usize;
                     let q = update_block(&si, blk);
                     if sample {
-                        add_sums(&mut sums[pop], &q);
+                        add_sums(&mut sums[pop], &q.sums);
                     }
+                    unstable[pop].0 = unstable[pop].0.wrapping_add(q.unstable);
+                    unstable[pop].1 = unstable[pop].1.max(q.worst_bits);
                 },
             );
         }
+        let tail = (sim.count_capacity * sim.n_pop) as usize;
+        for (pop, &(count, worst)) in unstable.iter().enumerate() {
+            note_unstable(
+                &mut self.buf.pop_counts[tail..],
+                pop as u32,
+                step,
+                count,
+                worst,
+            );
+        }
+        self.unstable_scratch = unstable;
         for pop in 0..sim.n_pop {
             finish_spikes(pop, prm, &mut self.buf, &mut self.ctrl, &self.scratch);
         }
@@ -620,6 +647,8 @@ impl Backend for CpuBackend {
             .map(|r| (self.buf.rec[2 * r], self.buf.rec[2 * r + 1]))
             .collect();
         spikes.sort_unstable();
+        let unstable =
+            Unstable::from_words(&self.buf.pop_counts[(sim.count_capacity * sim.n_pop) as usize..]);
         Ok(BatchOutput {
             first_step: first as u64,
             steps,
@@ -629,6 +658,7 @@ impl Backend for CpuBackend {
             spikes_dropped: (self.ctrl.n_rec - kept as u32) as u64,
             release_fixed,
             glutamate_um,
+            unstable,
         })
     }
 

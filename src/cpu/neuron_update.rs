@@ -12,9 +12,10 @@ use super::simd::{
     threefry_x0, CDF_HEAD,
 };
 use super::Buffers;
+use crate::backend::note_unstable;
 use crate::model::ketamine::{pool_step, PoolRates, PoolState, KD_REF_MV};
-use crate::model::layout::{Ctrl, ParamsBlock, PopParams, GLU_SCALE};
-use crate::model::limits::{NO_SPIKE, STATS_PER_POP};
+use crate::model::layout::{Ctrl, ParamsBlock, PopParams, SimParams, GLU_SCALE};
+use crate::model::limits::{MAX_EULER_STEP_FACTOR, NO_SPIKE, STATS_PER_POP};
 use crate::model::{mg_block, MG_SLOPE_PER_MV};
 use crate::rng::exp_f32;
 use crate::rng::{poisson_inversion, threefry2x32, uniform01};
@@ -47,7 +48,7 @@ pub fn neuron_update(
     let iu = i as usize;
     let step = ctrl.step;
     if p.syn_current != 0 {
-        if current_update(i, p, prm, recips, b, step) {
+        if current_update(i, pop, p, prm, recips, b, step) {
             record_spike(i, pop, prm, b, ctrl);
         }
         return;
@@ -101,15 +102,19 @@ pub fn neuron_update(
         rf -= 1;
     } else {
         let mut i_syn = ga * (p.e_ampa - v) + gg * (p.e_gaba - v);
+        let mut g_total = p.g_l + ga + gg;
         if p.n_pools > 0 {
             let mut g_open = 0.0;
             for k in 0..p.n_pools as usize {
                 let pl = &p.pools[k];
                 g_open += pl.fraction * b.pools[k][iu][0] * mg_block(v, pl.mg_over_k0);
             }
-            i_syn += p.g_nmda_max * g_open * (p.e_nmda - v);
+            let g_nmda = p.g_nmda_max * g_open;
+            i_syn += g_nmda * (p.e_nmda - v);
+            g_total += g_nmda;
         }
         v += p.dt_over_c * (p.g_l * (p.e_l - v) + i_syn + p.i_ext);
+        check_step(b, sim, pop, step, p.dt_over_c * g_total, v);
         if v >= p.v_th {
             v = p.v_reset;
             rf = p.ref_steps;
@@ -148,6 +153,7 @@ pub fn neuron_update(
 /// step on. Returns whether the neuron fired.
 fn current_update(
     i: u32,
+    pop: u32,
     p: &PopParams,
     prm: &ParamsBlock,
     recips: &[f32],
@@ -174,6 +180,8 @@ fn current_update(
             + ie0 * p.cur_p21ex
             + ii0 * p.cur_p21in
             + p.i_ext * p.cur_p20;
+        // The exact propagator is stable at any step: only a non-finite V counts.
+        check_step(b, sim, pop, step, 0.0, v);
         if v >= p.v_th {
             v = p.v_reset;
             rf = p.ref_steps;
@@ -203,6 +211,30 @@ fn current_update(
     b.v[iu] = v;
     b.refrac[iu] = rf;
     spiked
+}
+
+/// One lane's part of the stability check (the shader's `check_step`): whether an
+/// integrated (`active`) membrane step with factor `h = dt g_total / C` and new V
+/// `v1` is unstable (`h > MAX_EULER_STEP_FACTOR` or `v1` infinite or NaN), and the
+/// bits it contributes to the largest factor (0 when stable). Branch-free, for the
+/// vectorised loops.
+#[inline(always)]
+fn unstable_lane(active: bool, h: f32, v1: f32) -> (u32, u32) {
+    let bad_h = h > MAX_EULER_STEP_FACTOR;
+    let bad = active & (bad_h | !v1.is_finite());
+    let bits = if bad_h {
+        h.to_bits()
+    } else {
+        f32::INFINITY.to_bits()
+    };
+    (bad as u32, if bad { bits } else { 0 })
+}
+
+/// The shader's `check_step` for one neuron of the per-neuron path.
+fn check_step(b: &mut Buffers, sim: &SimParams, pop: u32, step: u32, h: f32, v: f32) {
+    let (bad, bits) = unstable_lane(true, h, v);
+    let tail = (sim.count_capacity * sim.n_pop) as usize;
+    note_unstable(&mut b.pop_counts[tail..], pop, step, bad, bits);
 }
 
 /// A spike of neuron `i` (population `pop`) in the current step: ISI accumulators,
@@ -436,9 +468,21 @@ pub struct StepInput<'a> {
     pub sample: bool,
 }
 
-/// Phases 1-3 of the population update for one block (see [`update_population`]),
-/// and on sample steps the block's sums of the sampled quantities (zeros otherwise).
-pub fn update_block(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+/// What a block's update returns: on sample steps the sums of the sampled quantities
+/// (zeros otherwise), and its unstable membrane steps (the shader's `check_step`):
+/// how many, and the largest bits they contribute (0 for none).
+#[derive(Debug, Clone, Copy)]
+pub struct BlockOut {
+    /// Sums of the sampled quantities (sample steps only).
+    pub sums: [i64; STATS_PER_POP],
+    /// Unstable neuron-steps in the block.
+    pub unstable: u32,
+    /// Largest `backend::unstable_factor_bits` among them.
+    pub worst_bits: u32,
+}
+
+/// Phases 1-3 of the population update for one block (see [`update_population`]).
+pub fn update_block(si: &StepInput, w: Block) -> BlockOut {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -452,12 +496,12 @@ pub fn update_block(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
 /// results are the same bits as the portable build's.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn update_block_avx2(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+unsafe fn update_block_avx2(si: &StepInput, w: Block) -> BlockOut {
     update_block_impl(si, w)
 }
 
 #[inline(always)]
-fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+fn update_block_impl(si: &StepInput, w: Block) -> BlockOut {
     let prm = si.prm;
     let sim = &prm.sim;
     let p = &prm.pops[w.pop as usize];
@@ -574,7 +618,7 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
     // Phase 3: membrane and synapses.
     let pools = [&mut pool0[..n], &mut pool1[..n]];
     let (ga, gg, x, fired) = (&ga[..n], &gg[..n], &x[..n], &mut fired[..n]);
-    match p.n_pools {
+    let (unstable, worst_bits) = match p.n_pools {
         0 => membrane(p, v, rf, g_ampa, g_gaba, ga, gg, fired),
         1 => membrane_pools::<1>(
             p, v, rf, pools, g_ampa, g_gaba, x_nmda, ga, gg, x, fired, si.conc_um,
@@ -582,11 +626,16 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
         _ => membrane_pools::<2>(
             p, v, rf, pools, g_ampa, g_gaba, x_nmda, ga, gg, x, fired, si.conc_um,
         ),
-    }
-    if si.sample {
+    };
+    let sums = if si.sample {
         super::reduce_stats::range_sums_inline(p, v, g_ampa, g_gaba, [&*pool0, &*pool1])
     } else {
         [0; STATS_PER_POP]
+    };
+    BlockOut {
+        sums,
+        unstable,
+        worst_bits,
     }
 }
 
@@ -596,7 +645,7 @@ fn update_block_impl(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
 /// by drive, (3) the membrane from the currents at the step's start (still in the
 /// state arrays), then the scratch currents stored.
 #[inline(always)]
-fn update_block_current(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
+fn update_block_current(si: &StepInput, w: Block) -> BlockOut {
     let prm = si.prm;
     let sim = &prm.sim;
     let p = prm.pops[w.pop as usize];
@@ -666,6 +715,7 @@ fn update_block_current(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
             *g = if c > 0 { *g + c as f32 * wt } else { *g };
         }
     }
+    let (mut unstable, mut worst_bits) = (0u32, 0u32);
     {
         let (rf, ie, ii) = (&mut rf[..n], &mut g_ampa[..n], &mut g_gaba[..n]);
         let (ga, gg, fired) = (&ga[..n], &gg[..n], &mut fired[..n]);
@@ -677,6 +727,9 @@ fn update_block_current(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
                 + ii[j] * p.cur_p21in
                 + p.i_ext * p.cur_p20;
             let active = r0 == 0;
+            let (bad, bits) = unstable_lane(active, 0.0, v1);
+            unstable += bad;
+            worst_bits = worst_bits.max(bits);
             let fire = active & (v1 >= p.v_th);
             // As in `membrane`: a refractory neuron's V is V_reset.
             v[j] = if fire | !active { p.v_reset } else { v1 };
@@ -690,10 +743,15 @@ fn update_block_current(si: &StepInput, w: Block) -> [i64; STATS_PER_POP] {
             ii[j] = gg[j];
         }
     }
-    if si.sample {
+    let sums = if si.sample {
         super::reduce_stats::range_sums_inline(&p, v, g_ampa, g_gaba, [&*pool0, &*pool1])
     } else {
         [0; STATS_PER_POP]
+    };
+    BlockOut {
+        sums,
+        unstable,
+        worst_bits,
     }
 }
 
@@ -723,11 +781,22 @@ pub fn update_population(
         ampa_block: 0.0,
         sample: false,
     };
+    let (mut unstable, mut worst_bits) = (0u32, 0u32);
     for_each_block(prm, b, sc, ctrl.step, SEQ_BLOCK, |blk| {
         if blk.pop == pop {
-            update_block(&si, blk);
+            let out = update_block(&si, blk);
+            unstable = unstable.wrapping_add(out.unstable);
+            worst_bits = worst_bits.max(out.worst_bits);
         }
     });
+    let tail = (prm.sim.count_capacity * prm.sim.n_pop) as usize;
+    note_unstable(
+        &mut b.pop_counts[tail..],
+        pop,
+        ctrl.step,
+        unstable,
+        worst_bits,
+    );
     finish_spikes(pop, prm, b, ctrl, sc);
 }
 
@@ -765,18 +834,22 @@ fn membrane(
     ga_in: &[f32],
     gg_in: &[f32],
     fired: &mut [u32],
-) {
+) -> (u32, u32) {
     // Separate slice arguments are `noalias` to the compiler, so the loop vectorises
     // without run-time overlap checks.
     let p = *p;
     let n = v.len();
     let (rf, ga_out, gg_out) = (&mut rf[..n], &mut ga_out[..n], &mut gg_out[..n]);
     let (ga_in, gg_in, fired) = (&ga_in[..n], &gg_in[..n], &mut fired[..n]);
+    let (mut unstable, mut worst_bits) = (0u32, 0u32);
     for j in 0..n {
         let (ga, gg, v0, r0) = (ga_in[j], gg_in[j], v[j], rf[j]);
         let i_syn = ga * (p.e_ampa - v0) + gg * (p.e_gaba - v0);
         let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
         let active = r0 == 0;
+        let (bad, bits) = unstable_lane(active, p.dt_over_c * (p.g_l + ga + gg), v1);
+        unstable += bad;
+        worst_bits = worst_bits.max(bits);
         let fire = active & (v1 >= p.v_th);
         // A refractory neuron holds V, and its V is V_reset (it was reset when it
         // fired and nothing changes it while refractory), so "held" and "reset" are the
@@ -793,6 +866,7 @@ fn membrane(
         ga_out[j] = ga * p.decay_ampa;
         gg_out[j] = gg * p.decay_gaba;
     }
+    (unstable, worst_bits)
 }
 
 /// [`pool_step`] with its two voltage-dependent factors computed by the caller:
@@ -852,7 +926,7 @@ fn membrane_pools<const NP: usize>(
     x_in: &[f32],
     fired: &mut [u32],
     conc_um: f32,
-) {
+) -> (u32, u32) {
     let same_slope = (0..NP)
         .all(|k| p.pools[k].kd_slope_per_mv.to_bits() == p.pools[0].kd_slope_per_mv.to_bits());
     if same_slope {
@@ -881,7 +955,7 @@ fn membrane_pools_impl<const NP: usize, const SHARED_KD: bool>(
     x_in: &[f32],
     fired: &mut [u32],
     conc_um: f32,
-) {
+) -> (u32, u32) {
     let p = *p;
     let n = v.len();
     let rates: [PoolRates; NP] = std::array::from_fn(|k| p.pools[k].rates());
@@ -898,6 +972,7 @@ fn membrane_pools_impl<const NP: usize, const SHARED_KD: bool>(
         &mut x_out[..n],
     );
     let (ga_in, gg_in, x_in, fired) = (&ga_in[..n], &gg_in[..n], &x_in[..n], &mut fired[..n]);
+    let (mut unstable, mut worst_bits) = (0u32, 0u32);
     for j in 0..n {
         let (ga, gg, x, v0, r0) = (ga_in[j], gg_in[j], x_in[j], v[j], rf[j]);
         let s = [pool0[j], if NP > 1 { pool1[j] } else { [0.0; 4] }];
@@ -909,9 +984,14 @@ fn membrane_pools_impl<const NP: usize, const SHARED_KD: bool>(
         for k in 0..NP {
             g_open += frac[k] * s[k][0] * mg[k];
         }
-        i_syn += p.g_nmda_max * g_open * (p.e_nmda - v0);
+        let g_nmda = p.g_nmda_max * g_open;
+        i_syn += g_nmda * (p.e_nmda - v0);
         let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
         let active = r0 == 0;
+        let g_total = p.g_l + ga + gg + g_nmda;
+        let (bad, bits) = unstable_lane(active, p.dt_over_c * g_total, v1);
+        unstable += bad;
+        worst_bits = worst_bits.max(bits);
         let fire = active & (v1 >= p.v_th);
         // See `membrane`: a refractory neuron's V is V_reset.
         v[j] = if fire | !active { p.v_reset } else { v1 };
@@ -935,6 +1015,7 @@ fn membrane_pools_impl<const NP: usize, const SHARED_KD: bool>(
         }
         x_out[j] = x * p.decay_nmda_rise;
     }
+    (unstable, worst_bits)
 }
 
 #[cfg(test)]

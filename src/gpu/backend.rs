@@ -11,14 +11,15 @@ use wgpu::util::DeviceExt;
 use super::context::GpuContext;
 use super::shaders::{self, Kernel};
 use super::strict;
-use crate::backend::{Backend, BackendKind, BatchOutput, Sample};
+use crate::backend::{Backend, BackendKind, BatchOutput, Sample, Unstable};
 use crate::error::{Error, Result};
 use crate::model::layout::{
     ChunkCtrl, DrugParams, GpuCtrl, IsiStat, SimParams, SlowParams, SlowPop,
     GPU_CTRL_SHARED_OFFSET, SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::{
-    MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM, REDUCE_WORKGROUP_SIZE, STATS_PER_POP,
+    pop_counts_words, MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM,
+    REDUCE_WORKGROUP_SIZE, STATS_PER_POP,
 };
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
@@ -548,7 +549,7 @@ impl GpuBackend {
             pop_counts: zero_buffer(
                 device,
                 "pop_counts",
-                4 * (sim.count_capacity * sim.n_pop) as u64,
+                4 * pop_counts_words(sim.count_capacity as u64, sim.n_pop as u64),
             ),
             samples: zero_buffer(
                 device,
@@ -589,7 +590,7 @@ impl GpuBackend {
                 staging(
                     device,
                     "pop_counts_staging",
-                    4 * (sim.count_capacity * sim.n_pop) as u64,
+                    4 * pop_counts_words(sim.count_capacity as u64, sim.n_pop as u64),
                 ),
                 staging(
                     device,
@@ -1304,6 +1305,8 @@ impl Backend for GpuBackend {
             })
             .collect();
         self.step += steps as u64;
+        let unstable =
+            Unstable::from_words(&counts_all[(sim.count_capacity * sim.n_pop) as usize..]);
         Ok(BatchOutput {
             first_step: first,
             steps,
@@ -1313,6 +1316,7 @@ impl Backend for GpuBackend {
             spikes_dropped: (ctrl.n_rec - kept) as u64,
             release_fixed,
             glutamate_um,
+            unstable,
         })
     }
 

@@ -353,6 +353,7 @@ pub fn header_for(division: Division, config: &KernelConfig) -> String {
         ("SLOW_SIGNAL", SLOW_SIGNAL as u32),
         ("SLOW_STATE", SLOW_STATE as u32),
         ("SYN_REDRAWS", SYN_REDRAWS),
+        ("UNSTABLE_WORDS_PER_POP", UNSTABLE_WORDS_PER_POP),
     ] {
         h.push_str(&format!("const {name}: u32 = {v}u;\n"));
     }
@@ -372,6 +373,7 @@ pub fn header_for(division: Division, config: &KernelConfig) -> String {
         ("SIG_SCALE", SIG_SCALE),
         ("SLOW_SCALE", SLOW_SCALE),
         ("SQRT_2", std::f32::consts::SQRT_2),
+        ("MAX_EULER_STEP_FACTOR", MAX_EULER_STEP_FACTOR),
     ] {
         h.push_str(&format!("const {name}: f32 = {};\n", hex_f32(v)));
     }

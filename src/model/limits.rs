@@ -79,3 +79,29 @@ pub const REDUCE_WORKGROUP_SIZE: u32 = 64;
 const _: () = assert!((REDUCE_WORKGROUP_SIZE as u64) * (STAT_CLAMP as u64) < (1u64 << 31));
 /// Marks "no spike yet" in the per-neuron last-spike step.
 pub const NO_SPIKE: u32 = u32::MAX;
+/// Largest stable forward-Euler step factor `h = dt_ms * g_total_nS / c_pF` of a
+/// conductance-based membrane step. In a step V relaxes towards the instantaneous
+/// equilibrium `V_inf = (sum_k g_k E_k + I_ext) / g_total` as
+/// `V' - V_inf = (1 - h) (V - V_inf)`, where the exact solution has `e^-h`: for
+/// `h > 2`, `|1 - h| > 1` and the error grows every step (forward Euler's stability
+/// region `|1 + dt lambda| <= 1` with `lambda = -g_total / C`; Hairer & Wanner,
+/// *Solving Ordinary Differential Equations II*, 2nd ed., section IV.2). V then
+/// oscillates with growing amplitude until a positive swing crosses threshold: the
+/// neuron fires at the refractory limit (or V becomes infinite) and the result is an
+/// artefact of the step. `h` counts the leak, AMPA, GABA_A and Mg2+-unblocked NMDA
+/// conductances (negative conductances, as COBA's initial draws keep, make `h`
+/// smaller, never unstable). Scenario validation bounds the leak's part
+/// (`dt_ms <= tau_m / 10`); the synaptic part is known only as the run goes, so the
+/// kernels count the neuron-steps past this bound (or with a non-finite V, in any
+/// population) and the run stops with an error naming the population.
+pub const MAX_EULER_STEP_FACTOR: f32 = 2.0;
+/// Words per population after the batch's per-step spike counts in `pop_counts`
+/// (both backends): unstable neuron-steps (`MAX_EULER_STEP_FACTOR`), `u32::MAX` minus
+/// the first such step (so that an `atomicMax` from zero keeps the earliest), and the
+/// bits of the largest step factor seen in them (`+inf` for a non-finite V).
+pub const UNSTABLE_WORDS_PER_POP: u32 = 3;
+/// Words of the `pop_counts` buffer (both backends): `count_capacity` rows of
+/// `n_pop` spike counts, then `UNSTABLE_WORDS_PER_POP` words per population.
+pub const fn pop_counts_words(count_capacity: u64, n_pop: u64) -> u64 {
+    (count_capacity + UNSTABLE_WORDS_PER_POP as u64) * n_pop
+}

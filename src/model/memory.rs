@@ -268,7 +268,7 @@ fn buffers_of(z: &SimulationSize) -> Vec<BufferPlan> {
         },
         BufferPlan {
             name: "pop_counts",
-            bytes: 4 * batch * n_pop,
+            bytes: 4 * crate::model::limits::pop_counts_words(batch, n_pop),
         },
         BufferPlan {
             name: "samples",

@@ -221,6 +221,16 @@ rate_bin_ms = 1.0
 conc_um = 0.8
 "#;
 
+/// `MIXED` with E's NMDA conductance raised from 8 to 50,000 nS: as E's receptors
+/// open, the forward-Euler step factor `dt g_total / C` passes
+/// `MAX_EULER_STEP_FACTOR` through the NMDA term, first at step 54 (2.58). At 20,000
+/// nS E fires at 467 Hz but stays below the bound.
+pub fn mixed_unstable() -> String {
+    let nmda = "g_max_nS = 8.0";
+    assert_eq!(MIXED.matches(nmda).count(), 1, "MIXED changed");
+    MIXED.replace(nmda, "g_max_nS = 50000.0")
+}
+
 /// The embedded Potjans-Diesmann microcircuit scaled to `n` neurons (in-degrees
 /// kept), as TOML text.
 #[allow(dead_code)]
