@@ -132,11 +132,14 @@ pub fn check_stable(out: &BatchOutput, names: &[String], sizes: &[u32], dt_ms: f
         } else {
             "the membrane potential became infinite or NaN".to_string()
         };
-        return Err(Error::Unstable(format!(
+        return Err(Error::Unstable {
+            pop: p,
+            message: format!(
             "population `{name}`: the integration is unstable from step {step} (t = {t_ms} ms; {count} in the batch): {what}. \
              Spikes and rates from here on would be artefacts of the time step. \
              Lower dt_ms, or the conductances that reach `{name}`: the weights of projections and [[drives]] onto it, its initial conductances ([populations.init]) or its neuron.i_ext_pA"
-        )));
+            ),
+        });
     }
     Ok(())
 }

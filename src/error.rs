@@ -31,8 +31,13 @@ pub enum Error {
     Gpu(String),
     /// The integration became unstable in a run: the results would be artefacts of
     /// the time step (`backend::check_stable`).
-    #[error("{0}")]
-    Unstable(String),
+    #[error("{message}")]
+    Unstable {
+        /// The population (index in the simulation) where it did.
+        pop: usize,
+        /// What happened, where, and the fix.
+        message: String,
+    },
     /// A library function was called with arguments that contradict the network
     /// (a programming error in the caller, not a user input).
     #[error("internal error: {0}")]

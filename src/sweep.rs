@@ -576,7 +576,22 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             let (idx, b): (Vec<usize>, Vec<Network>) = b.into_iter().unzip();
             let net = join(b)?;
             let copies = net.copies.clone();
-            let res = crate::run::run_network(net, &opts, t0)?;
+            let res = crate::run::run_network(net, &opts, t0).map_err(|e| {
+                // Name the run whose network failed where the error says which
+                // (a population of one copy), else every run of the simulation.
+                let which = match &e {
+                    crate::error::Error::Unstable { pop, .. } => copies
+                        .iter()
+                        .position(|c| (c.first_pop..c.first_pop + c.pops).contains(pop))
+                        .map(|k| &runs[idx[k]])
+                        .map(|r| format!("run {} ({})", r.index, r.overrides.join(" "))),
+                    _ => None,
+                };
+                let which = which.unwrap_or_else(|| {
+                    format!("runs {}", index_ranges(idx.iter().map(|&i| runs[i].index)))
+                });
+                anyhow::Error::from(e).context(which)
+            })?;
             for (&i, c) in idx.iter().zip(&copies) {
                 let mut row = row_of(&runs[i], &res, c, idx.len());
                 for (k, _) in &slow_pops {

@@ -155,3 +155,43 @@ fn an_invalid_sweep_point_is_named_before_anything_runs() {
     assert!(err.contains("neuron.g_l_nS: tau_m"), "{err}");
     assert!(!dir.exists(), "wrote {}", dir.display());
 }
+
+/// A sweep point whose membrane step turns unstable as it runs (E's initial GABA_A
+/// conductance of 10^4 nS: dt g / C = 5.5) stops the sweep with an error naming that
+/// run and its overrides, batched with the sound points (where its population is
+/// `E#1`) or alone, and no CSV is written.
+#[test]
+fn an_unstable_sweep_point_is_named_by_its_run() {
+    for batch in [true, false] {
+        let dir = std::env::temp_dir().join(format!(
+            "ketasim-sweep-unstable-{batch}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ketasim"));
+        cmd.args([
+            "sweep",
+            "coba",
+            "--set",
+            "populations.E.init.g_gaba_mean_nS=200,1e4,300",
+            "--set",
+            "duration_ms=5",
+            "--backend",
+            "cpu",
+        ]);
+        if !batch {
+            cmd.arg("--no-batch");
+        }
+        let out = cmd.arg("--out").arg(&dir).output().expect("run ketasim");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("run 1 (populations.E.init.g_gaba_mean_nS=1e4 duration_ms=5 seed="),
+            "batch {batch}: {err}"
+        );
+        assert!(err.contains("the integration is unstable"), "{err}");
+        assert!(!dir.join("sweep.csv").exists(), "wrote {}", dir.display());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
