@@ -728,7 +728,9 @@ fn update_block_current(si: &StepInput, w: Block) -> BlockOut {
                 + p.i_ext * p.cur_p20;
             let active = r0 == 0;
             let (bad, bits) = unstable_lane(active, 0.0, v1);
-            unstable += bad;
+            // Wrapping: a block holds far fewer than 2^32 neurons, and an overflow check
+            // (test builds) would keep the loop from vectorising.
+            unstable = unstable.wrapping_add(bad);
             worst_bits = worst_bits.max(bits);
             let fire = active & (v1 >= p.v_th);
             // As in `membrane`: a refractory neuron's V is V_reset.
@@ -848,7 +850,9 @@ fn membrane(
         let v1 = v0 + p.dt_over_c * (p.g_l * (p.e_l - v0) + i_syn + p.i_ext);
         let active = r0 == 0;
         let (bad, bits) = unstable_lane(active, p.dt_over_c * (p.g_l + ga + gg), v1);
-        unstable += bad;
+        // Wrapping: a block holds far fewer than 2^32 neurons, and an overflow check
+        // (test builds) would keep the loop from vectorising.
+        unstable = unstable.wrapping_add(bad);
         worst_bits = worst_bits.max(bits);
         let fire = active & (v1 >= p.v_th);
         // A refractory neuron holds V, and its V is V_reset (it was reset when it
@@ -990,7 +994,9 @@ fn membrane_pools_impl<const NP: usize, const SHARED_KD: bool>(
         let active = r0 == 0;
         let g_total = p.g_l + ga + gg + g_nmda;
         let (bad, bits) = unstable_lane(active, p.dt_over_c * g_total, v1);
-        unstable += bad;
+        // Wrapping: a block holds far fewer than 2^32 neurons, and an overflow check
+        // (test builds) would keep the loop from vectorising.
+        unstable = unstable.wrapping_add(bad);
         worst_bits = worst_bits.max(bits);
         let fire = active & (v1 >= p.v_th);
         // See `membrane`: a refractory neuron's V is V_reset.
