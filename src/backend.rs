@@ -79,7 +79,7 @@ impl Unstable {
 
 /// Record `count` unstable neuron-steps of population `pop` at `step` with largest
 /// factor bits `worst` into the words after the spike counts, as the shader's
-/// `note_unstable` does with atomics (`words` is the whole per-population tail).
+/// `check_step` does with atomics (`words` is the whole per-population tail).
 pub fn note_unstable(words: &mut [u32], pop: u32, step: u32, count: u32, worst: u32) {
     if count == 0 {
         return;
@@ -93,6 +93,8 @@ pub fn note_unstable(words: &mut [u32], pop: u32, step: u32, count: u32, worst: 
 /// The bits a neuron-step contributes to `Unstable::worst_factor_bits`: its step
 /// factor `h` where that exceeds the bound, else `+inf` (a non-finite V). Only
 /// called for unstable steps, so the value is positive and its bits order as it does.
+/// (The CPU's vectorised membrane loops call it per lane.)
+#[inline(always)]
 pub fn unstable_factor_bits(h: f32) -> u32 {
     if h > MAX_EULER_STEP_FACTOR {
         h.to_bits()

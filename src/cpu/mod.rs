@@ -429,8 +429,7 @@ impl CpuBackend {
                 if sample {
                     add_sums(&mut sums[pop as usize], &q.sums);
                 }
-                unstable[pop as usize].0 = unstable[pop as usize].0.wrapping_add(q.unstable);
-                unstable[pop as usize].1 = unstable[pop as usize].1.max(q.worst_bits);
+                q.add_unstable_to(&mut unstable[pop as usize]);
             }
         } else {
             for_each_block(
@@ -445,8 +444,7 @@ impl CpuBackend {
                     if sample {
                         add_sums(&mut sums[pop], &q.sums);
                     }
-                    unstable[pop].0 = unstable[pop].0.wrapping_add(q.unstable);
-                    unstable[pop].1 = unstable[pop].1.max(q.worst_bits);
+                    q.add_unstable_to(&mut unstable[pop]);
                 },
             );
         }

@@ -12,7 +12,7 @@ use super::simd::{
     threefry_x0, CDF_HEAD,
 };
 use super::Buffers;
-use crate::backend::note_unstable;
+use crate::backend::{note_unstable, unstable_factor_bits};
 use crate::model::ketamine::{pool_step, PoolRates, PoolState, KD_REF_MV};
 use crate::model::layout::{Ctrl, ParamsBlock, PopParams, SimParams, GLU_SCALE};
 use crate::model::limits::{MAX_EULER_STEP_FACTOR, NO_SPIKE, STATS_PER_POP};
@@ -220,14 +220,8 @@ fn current_update(
 /// vectorised loops.
 #[inline(always)]
 fn unstable_lane(active: bool, h: f32, v1: f32) -> (u32, u32) {
-    let bad_h = h > MAX_EULER_STEP_FACTOR;
-    let bad = active & (bad_h | !v1.is_finite());
-    let bits = if bad_h {
-        h.to_bits()
-    } else {
-        f32::INFINITY.to_bits()
-    };
-    (bad as u32, if bad { bits } else { 0 })
+    let bad = active & ((h > MAX_EULER_STEP_FACTOR) | !v1.is_finite());
+    (bad as u32, if bad { unstable_factor_bits(h) } else { 0 })
 }
 
 /// The shader's `check_step` for one neuron of the per-neuron path.
@@ -479,6 +473,14 @@ pub struct BlockOut {
     pub unstable: u32,
     /// Largest `backend::unstable_factor_bits` among them.
     pub worst_bits: u32,
+}
+
+impl BlockOut {
+    /// Add this block's unstable steps to a population's `(count, largest bits)`.
+    pub fn add_unstable_to(&self, acc: &mut (u32, u32)) {
+        acc.0 = acc.0.wrapping_add(self.unstable);
+        acc.1 = acc.1.max(self.worst_bits);
+    }
 }
 
 /// Phases 1-3 of the population update for one block (see [`update_population`]).
@@ -783,12 +785,10 @@ pub fn update_population(
         ampa_block: 0.0,
         sample: false,
     };
-    let (mut unstable, mut worst_bits) = (0u32, 0u32);
+    let mut unstable = (0u32, 0u32);
     for_each_block(prm, b, sc, ctrl.step, SEQ_BLOCK, |blk| {
         if blk.pop == pop {
-            let out = update_block(&si, blk);
-            unstable = unstable.wrapping_add(out.unstable);
-            worst_bits = worst_bits.max(out.worst_bits);
+            update_block(&si, blk).add_unstable_to(&mut unstable);
         }
     });
     let tail = (prm.sim.count_capacity * prm.sim.n_pop) as usize;
@@ -796,8 +796,8 @@ pub fn update_population(
         &mut b.pop_counts[tail..],
         pop,
         ctrl.step,
-        unstable,
-        worst_bits,
+        unstable.0,
+        unstable.1,
     );
     finish_spikes(pop, prm, b, ctrl, sc);
 }
