@@ -688,7 +688,9 @@ fn hill_model(ln_ic50: f64, h: f64, ln_c: f64) -> f64 {
 
 /// Least-squares fit of `block = 1 / (1 + (IC50 / c)^h)` on log concentration:
 /// Levenberg-Marquardt on `(ln IC50, h)`, started from a weighted logit regression.
-/// Needs at least two concentrations with block strictly between 0 and 1.
+/// Needs at least two distinct concentrations with block strictly between 0 and 1:
+/// repeats of one concentration leave the two parameters undetermined (any Hill
+/// slope fits one point), so they count once.
 pub fn fit_hill(conc_um: &[f64], fraction: &[f64]) -> Result<HillFit> {
     if conc_um.len() != fraction.len() {
         bail!(
@@ -708,10 +710,13 @@ pub fn fit_hill(conc_um: &[f64], fraction: &[f64]) -> Result<HillFit> {
         .copied()
         .filter(|(_, f)| *f > 1e-6 && *f < 1.0 - 1e-6)
         .collect();
-    if mid.len() < 2 {
+    let mut distinct: Vec<f64> = mid.iter().map(|&(x, _)| x).collect();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    if distinct.len() < 2 {
         bail!(
-            "--conc-um: the Hill fit needs at least two concentrations with partial block (0 < block < 1); got {} of {}",
-            mid.len(),
+            "--conc-um: the Hill fit needs at least two distinct concentrations with partial block (0 < block < 1); got {} of {} (give concentrations on both sides of the IC50)",
+            distinct.len(),
             pts.len()
         );
     }

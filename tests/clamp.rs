@@ -258,6 +258,27 @@ fn fits_recover_known_parameters() {
     assert!(fit_hill(&[1.0, 2.0], &[0.0, 1.0]).is_err());
 }
 
+/// Repeats of one concentration are one point, which any Hill slope fits: the fit is
+/// refused rather than reporting an arbitrary IC50 and slope (`--conc-um 1,1,1` gave
+/// IC50 4.867 µM, Hill 1.118 with rms 2e-15). A second distinct concentration is
+/// enough.
+#[test]
+fn repeats_of_one_concentration_do_not_make_a_fit() {
+    let block = |c: f64| 1.0 / (1.0 + 3.0 / c);
+    let err = fit_hill(&[1.0, 1.0, 1.0], &[block(1.0); 3])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--conc-um") && err.contains("two distinct concentrations"),
+        "{err}"
+    );
+    let h = fit_hill(&[1.0, 1.0, 9.0], &[block(1.0), block(1.0), block(9.0)]).unwrap();
+    assert!(
+        (h.ic50_um / 3.0 - 1.0).abs() < 1e-6 && (h.hill - 1.0).abs() < 1e-6,
+        "{h:?}"
+    );
+}
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
