@@ -11,10 +11,12 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::model::batch::{for_each_batch, join};
 use crate::model::Network;
-use crate::protocol::{lfp_psd_segments, mean};
+use crate::protocol::{
+    gamma_band_power, lfp_psd_segments, max_gamma_sample_interval_ms, mean, MIN_SPECTRUM_SAMPLES,
+};
 use crate::run::{run_network, BackendChoice, RunOptions, RunResult};
-use crate::scenario::{Scenario, Source};
-use crate::stats::{band_power, mean_ci95, GAMMA_BAND_HZ};
+use crate::scenario::{steps_of, Scenario, Source};
+use crate::stats::{mean_ci95, GAMMA_BAND_HZ};
 use crate::sweep::replicate_seed;
 
 /// Command-line arguments.
@@ -102,13 +104,95 @@ impl Measures {
     }
 }
 
+/// Welch segments of the gamma power: a quarter of the window's `n` samples, from
+/// `GAMMA_SEGMENT.0` to `GAMMA_SEGMENT.1` (four segments at 50% overlap average out
+/// most of a short window's variance; the cap keeps long windows' resolution near
+/// 4 Hz at 1 kHz sampling).
+const GAMMA_SEGMENTS_PER_WINDOW: usize = 4;
+const GAMMA_SEGMENT: (usize, usize) = (8, 256);
+
+fn gamma_segment(n: usize) -> usize {
+    (n / GAMMA_SEGMENTS_PER_WINDOW).clamp(GAMMA_SEGMENT.0, GAMMA_SEGMENT.1)
+}
+
 /// Gamma power of the E population's LFP proxy between `t0_ms` and `t1_ms`, with
-/// Welch segments of a quarter of the window (8 to 256 samples).
+/// Welch segments of [`gamma_segment`] samples.
 fn gamma_power(res: &RunResult, e: usize, t0_ms: f64, t1_ms: f64) -> f64 {
-    lfp_psd_segments(&res.samples, e, t0_ms, t1_ms, |n| (n / 4).clamp(8, 256))
-        .map_or(f64::NAN, |psd| {
-            band_power(&psd, GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1)
-        })
+    lfp_psd_segments(&res.samples, e, t0_ms, t1_ms, gamma_segment)
+        .map_or(f64::NAN, |psd| gamma_band_power(&psd))
+}
+
+/// The shortest window (ms) whose gamma power the measure resolves, for samples every
+/// `sample_ms`: at least [`MIN_SPECTRUM_SAMPLES`] samples, and Welch segments
+/// ([`gamma_segment`]) whose frequency resolution `fs / segment` is no coarser than
+/// the width of the gamma band [`GAMMA_BAND_HZ`]: 80 ms for samples every 0.078 to
+/// 2.5 ms, and 4 segments of 8 samples for slower ones (200 ms at 6.25 ms). An error naming `record.sample_interval_ms` where no window resolves it:
+/// samples slower than Nyquist for the band's top, or so fast that the segment cap
+/// (`GAMMA_SEGMENT.1` samples) keeps every segment coarser.
+pub fn min_gamma_window_ms(sample_ms: f64) -> std::result::Result<f64, String> {
+    let band = format!("the {}-{} Hz gamma band", GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1);
+    let slowest_ms = max_gamma_sample_interval_ms();
+    if sample_ms > slowest_ms * (1.0 + 1e-12) {
+        return Err(format!(
+            "record.sample_interval_ms: samples every {sample_ms} ms cannot see {band} (Nyquist {} Hz); sample every {slowest_ms} ms or less",
+            500.0 / sample_ms
+        ));
+    }
+    let fs_hz = 1000.0 / sample_ms;
+    let width_hz = GAMMA_BAND_HZ.1 - GAMMA_BAND_HZ.0;
+    let segment = ((fs_hz / width_hz - 1e-9).ceil() as usize).max(GAMMA_SEGMENT.0);
+    if segment > GAMMA_SEGMENT.1 {
+        return Err(format!(
+            "record.sample_interval_ms: samples every {sample_ms} ms are too fast for the gamma power's Welch segments (at most {} samples) to resolve {band}; sample every {} ms or more",
+            GAMMA_SEGMENT.1,
+            1000.0 / (GAMMA_SEGMENT.1 as f64 * width_hz)
+        ));
+    }
+    let n = (GAMMA_SEGMENTS_PER_WINDOW * segment).max(MIN_SPECTRUM_SAMPLES);
+    Ok(n as f64 * sample_ms)
+}
+
+/// Whether `[t0_ms, t1_ms]` holds a whole rate bin of `bin_ms` (bins start at 0), as
+/// the baseline glutamate of [`measure`] needs.
+fn holds_a_bin(t0_ms: f64, t1_ms: f64, bin_ms: f64) -> bool {
+    first_bin_start(t0_ms, bin_ms) + bin_ms <= t1_ms + 1e-9
+}
+
+/// Start of the first rate bin that starts at or after `t_ms`.
+fn first_bin_start(t_ms: f64, bin_ms: f64) -> f64 {
+    (t_ms / bin_ms - 1e-9).ceil() * bin_ms
+}
+
+/// Check that the baseline and measurement windows are long enough for every measure
+/// (rates, glutamate, gamma power), with the scenario's `dt_ms`, `record.rate_bin_ms`
+/// and `record.sample_interval_ms`; the message names the flag and the least length.
+fn check_windows(
+    s: &Scenario,
+    warmup_ms: f64,
+    baseline_ms: f64,
+    measure_ms: f64,
+) -> std::result::Result<(), String> {
+    let dt = s.dt_ms;
+    let bin_ms = steps_of(s.record.rate_bin_ms, dt).max(1) as f64 * dt;
+    let sample_ms = steps_of(s.record.sample_interval_ms, dt).max(1) as f64 * dt;
+    let gamma_ms = min_gamma_window_ms(sample_ms)?;
+    let why = format!(
+        "the gamma power needs {gamma_ms} ms (Welch segments of a quarter of the window, sampled every {sample_ms} ms, resolving the {}-{} Hz band), and rates and glutamate whole {bin_ms} ms bins (record.rate_bin_ms)",
+        GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1
+    );
+    let least_measure = gamma_ms.max(bin_ms);
+    if measure_ms < least_measure - 1e-9 {
+        return Err(format!(
+            "--measure-ms: {measure_ms} ms is too short to measure in: {why}; give at least {least_measure} ms"
+        ));
+    }
+    let least_baseline = gamma_ms.max(first_bin_start(warmup_ms, bin_ms) + bin_ms - warmup_ms);
+    if baseline_ms < gamma_ms - 1e-9 || !holds_a_bin(warmup_ms, warmup_ms + baseline_ms, bin_ms) {
+        return Err(format!(
+            "--baseline-ms: {baseline_ms} ms (after a {warmup_ms} ms warm-up) is too short a baseline: {why}; give at least {least_baseline} ms"
+        ));
+    }
+    Ok(())
 }
 
 /// Measure one finished run: baseline [b0, b1) ms, window [w0, end).
@@ -216,6 +300,24 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
     let i = base
         .population_index(&args.i_pop)
         .ok_or_else(|| bad(format!("--i-pop: no population named `{}`", args.i_pop)))?;
+    if e == i {
+        return Err(bad(format!(
+            "--i-pop: names the same population as --e-pop (`{}`); give the interneurons' population",
+            args.e_pop
+        )));
+    }
+    if base.populations[e].glutamate.is_none() {
+        eprintln!(
+            "note: population `{}` has no [glutamate] pool, so glutamate_pct_baseline is NaN",
+            args.e_pop
+        );
+    }
+    if base.populations[e].nmda.is_none() && base.populations[i].nmda.is_none() {
+        eprintln!(
+            "note: neither `{}` nor `{}` has NMDA receptors, so ketamine blocks nothing in them (nmda_block 0)",
+            args.e_pop, args.i_pop
+        );
+    }
     let warmup_ms = match args.warmup_ms {
         Some(w) if w.is_finite() && w >= 0.0 => w,
         Some(w) => return Err(bad(format!("--warmup-ms: must be >= 0 ms (got {w})"))),
@@ -227,6 +329,7 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
             .fold(500.0, f64::max)
             .min(60_000.0),
     };
+    check_windows(&base, warmup_ms, args.baseline_ms, args.measure_ms).map_err(bad)?;
     let mut base = base;
     if base.pharmacokinetics.is_some()
         || base.protocol.mode != crate::scenario::ProtocolMode::Continuous
@@ -411,4 +514,49 @@ pub fn figure(levels: &[Level], path: &std::path::Path) -> Result<()> {
         log_x,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 80 ms from 400 Hz up to the segment cap: four segments of at least fs / 50 Hz
+    /// samples; none beyond 256 x 50 Hz = 12.8 kHz.
+    #[test]
+    fn the_gamma_window_resolves_the_band() {
+        for (sample_ms, least_ms) in [(1.0, 80.0), (0.5, 80.0), (0.1, 80.0), (2.0, 80.0)] {
+            let w = min_gamma_window_ms(sample_ms).expect("resolvable");
+            assert!((w - least_ms).abs() < 1e-9, "{sample_ms} ms: {w}");
+            let n = (w / sample_ms).round() as usize;
+            let seg = gamma_segment(n);
+            let res_hz = 1000.0 / sample_ms / seg as f64;
+            assert!(res_hz <= GAMMA_BAND_HZ.1 - GAMMA_BAND_HZ.0 + 1e-9);
+            assert!(n >= MIN_SPECTRUM_SAMPLES);
+            // One sample fewer no longer resolves it.
+            let coarser = 1000.0 / sample_ms / gamma_segment(n - 1) as f64;
+            assert!(n - 1 < MIN_SPECTRUM_SAMPLES || coarser > GAMMA_BAND_HZ.1 - GAMMA_BAND_HZ.0);
+        }
+        // Slower than 2.5 ms, the shortest segments (8 samples) resolve the band, and
+        // 4 of them take 32 samples; every 6.25 ms reach the band's top (Nyquist
+        // 80 Hz), every 10 ms do not.
+        assert_eq!(min_gamma_window_ms(5.0), Ok(160.0));
+        assert_eq!(min_gamma_window_ms(6.25), Ok(200.0));
+        let slow = min_gamma_window_ms(10.0).unwrap_err();
+        assert!(
+            slow.contains("record.sample_interval_ms") && slow.contains("6.25 ms or less"),
+            "{slow}"
+        );
+        assert!(min_gamma_window_ms(0.078125).is_ok());
+        let fast = min_gamma_window_ms(0.05).unwrap_err();
+        assert!(fast.contains("0.078125 ms or more"), "{fast}");
+    }
+
+    #[test]
+    fn a_window_holds_a_bin_from_the_next_bin_start() {
+        assert!(holds_a_bin(0.0, 10.0, 10.0));
+        assert!(holds_a_bin(5.0, 20.0, 10.0));
+        assert!(!holds_a_bin(5.0, 19.9, 10.0));
+        assert!((first_bin_start(75.5, 100.0) - 100.0).abs() < 1e-12);
+        assert!((first_bin_start(200.0, 100.0) - 200.0).abs() < 1e-12);
+    }
 }

@@ -171,6 +171,15 @@ fn real_main() -> anyhow::Result<()> {
                 };
                 anyhow::anyhow!("{flag}: {e}")
             })?;
+            let sample_ms = ketasim::scenario::steps_of(sc.record.sample_interval_ms, sc.dt_ms)
+                .max(1) as f64
+                * sc.dt_ms;
+            if sample_ms > ketasim::protocol::max_gamma_sample_interval_ms() {
+                eprintln!(
+                    "note: record.sample_interval_ms = {sample_ms} ms samples below twice the gamma band's top, so gamma power is NaN in timecourse.csv and summary.json (sample every {} ms or less for it)",
+                    ketasim::protocol::max_gamma_sample_interval_ms()
+                );
+            }
             eprintln!(
                 "ketasim: {} ({}), {} neurons, {} ms at dt {} ms",
                 sc.name,

@@ -17,6 +17,9 @@ use crate::stats::{
 pub const SYNCHRONY_BIN_MS: f64 = 5.0;
 /// Least spikes a neuron needs in a window to enter the mean CV of ISI.
 pub const CV_MIN_SPIKES: usize = 3;
+/// Fewest LFP-proxy samples a window's spectrum is computed from (two Welch segments
+/// of the shortest length, 8 samples); fewer give no spectrum (NaN gamma power).
+pub const MIN_SPECTRUM_SAMPLES: usize = 16;
 /// Welch segment length for the LFP-proxy spectrum (samples): 256 samples at the
 /// default 1 ms sampling give 3.9 Hz resolution, 13 bins in the gamma band.
 pub const WELCH_SEGMENT: usize = 256;
@@ -281,7 +284,7 @@ pub fn mean(x: impl Iterator<Item = f64>) -> f64 {
 
 /// Welch spectrum of the LFP proxy of population `lfp_pop` from the samples in
 /// `(t0_ms, t1_ms]`, with `WELCH_SEGMENT`-sample segments (at most half the window);
-/// `None` with fewer than 16 samples or a non-finite current.
+/// `None` with fewer than [`MIN_SPECTRUM_SAMPLES`] samples or a non-finite current.
 pub fn lfp_psd(
     samples: &[(f64, Vec<[f64; STATS_PER_POP]>)],
     lfp_pop: usize,
@@ -306,7 +309,7 @@ pub fn lfp_psd_segments(
         .iter()
         .filter(|(t, _)| *t > t0_ms && *t <= t1_ms)
         .collect();
-    if win.len() < 16 {
+    if win.len() < MIN_SPECTRUM_SAMPLES {
         return None;
     }
     let dt_ms = (win[1].0 - win[0].0).max(1e-9);
@@ -326,9 +329,24 @@ pub fn gamma_power(
     t0_ms: f64,
     t1_ms: f64,
 ) -> f64 {
-    lfp_psd(samples, lfp_pop, t0_ms, t1_ms).map_or(f64::NAN, |psd| {
-        band_power(&psd, GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1)
-    })
+    lfp_psd(samples, lfp_pop, t0_ms, t1_ms).map_or(f64::NAN, |psd| gamma_band_power(&psd))
+}
+
+/// The longest sample interval whose spectrum reaches the top of the gamma band:
+/// Nyquist, `1000 / (2 x 80 Hz)` = 6.25 ms.
+pub fn max_gamma_sample_interval_ms() -> f64 {
+    1000.0 / (2.0 * GAMMA_BAND_HZ.1)
+}
+
+/// Power of `psd` in [`GAMMA_BAND_HZ`]; NaN where the spectrum stops below the band's
+/// top (samples slower than [`max_gamma_sample_interval_ms`]), since `band_power`
+/// would clip the band to the part below Nyquist and report that part as the whole.
+pub fn gamma_band_power(psd: &Psd) -> f64 {
+    let top_hz = psd.freqs_hz.last().copied().unwrap_or(0.0);
+    if top_hz < GAMMA_BAND_HZ.1 * (1.0 - 1e-12) {
+        return f64::NAN;
+    }
+    band_power(psd, GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1)
 }
 
 /// Spike trains (ms) of the neurons `[offset, offset + size)` within `[t0, t1)`.
@@ -584,4 +602,26 @@ pub fn timecourse_csv(windows: &[Window], pop_names: &[String]) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flat spectrum up to Nyquist: the band's power where the spectrum reaches
+    /// 80 Hz, NaN where it stops below (samples every 10 ms: 50 Hz), not the 20 Hz of
+    /// the band that `band_power` would integrate there.
+    #[test]
+    fn gamma_power_needs_the_whole_band_below_nyquist() {
+        let flat = |top_hz: f64| Psd {
+            freqs_hz: (0..=10).map(|k| k as f64 * top_hz / 10.0).collect(),
+            power: vec![1.0; 11],
+        };
+        let width = GAMMA_BAND_HZ.1 - GAMMA_BAND_HZ.0;
+        assert!((gamma_band_power(&flat(500.0)) - width).abs() < 1e-9);
+        assert!((gamma_band_power(&flat(80.0)) - width).abs() < 1e-9);
+        assert!(gamma_band_power(&flat(50.0)).is_nan());
+        assert!((band_power(&flat(50.0), GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1) - 20.0).abs() < 1e-9);
+        assert_eq!(max_gamma_sample_interval_ms(), 6.25);
+    }
 }

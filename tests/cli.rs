@@ -710,6 +710,68 @@ fn dose_response_on_the_default_scenario_replaces_its_protocol() {
     assert_png(&out_dir.join("dose_response.png"), 0);
 }
 
+/// Windows too short for a measure are refused before anything runs, naming the flag
+/// and the least length: a 10 ms window gave NaN rates and gamma power, a 0.05 ms one
+/// NaN for everything. The same population as E and I is refused, and a network
+/// without a glutamate pool or NMDA receptors says why those columns are NaN or 0.
+#[test]
+fn dose_response_refuses_windows_too_short_to_measure() {
+    let tmp = TempDir::new("dose-response-windows");
+    let out_dir = tmp.path().join("out");
+    let dr = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "dose-response",
+            "pfc_ketamine",
+            "--conc-um",
+            "1",
+            "--backend",
+            "cpu",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--out".to_string(), out_dir.display().to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let err = stderr(&fails(&dr(&["--measure-ms", "10", "--warmup-ms", "0"])));
+    assert!(
+        err.contains("--measure-ms: 10 ms is too short") && err.contains("give at least 80 ms"),
+        "{err}"
+    );
+    let err = stderr(&fails(&dr(&["--baseline-ms", "10", "--warmup-ms", "0"])));
+    assert!(err.contains("--baseline-ms: 10 ms"), "{err}");
+    // With 100 ms rate bins, a baseline from 75.5 ms holds its first whole bin,
+    // [100, 200) ms, only from 124.5 ms on: 100 ms is refused, naming that length.
+    let err = stderr(&fails(&dr(&[
+        "--baseline-ms",
+        "100",
+        "--warmup-ms",
+        "75.5",
+        "--set",
+        "record.rate_bin_ms=100",
+    ])));
+    assert!(
+        err.contains("--baseline-ms: 100 ms") && err.contains("give at least 124.5 ms"),
+        "{err}"
+    );
+    let err = stderr(&fails(&dr(&["--i-pop", "E"])));
+    assert!(
+        err.contains("--i-pop: names the same population as --e-pop"),
+        "{err}"
+    );
+    let mut coba = dr(&["--measure-ms", "1"]);
+    coba[1] = "coba".into();
+    let err = stderr(&fails(&coba));
+    assert!(
+        err.contains("`E` has no [glutamate] pool")
+            && err.contains("neither `E` nor `I` has NMDA receptors")
+            && err.contains("--measure-ms: 1 ms"),
+        "{err}"
+    );
+    assert!(!out_dir.exists(), "no outputs for refused windows");
+}
+
 /// `KETASIM_FUSE_STEPS` must be a positive whole number, `KETASIM_SPIKE_GROUPS` a
 /// whole number from 1 to 256, `KETASIM_WG_SIZE` a power of two from 32 to the
 /// adapter's limit, `KETASIM_GPU_DIV` `estimate` or `long`, `KETASIM_GPU_ALL_PATHS` and
