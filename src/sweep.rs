@@ -415,6 +415,23 @@ pub fn merge_csv(inputs: &[String]) -> Result<String, String> {
     Ok(out)
 }
 
+/// The run indices missing from a merged table ([`merge_csv`]'s output, sorted by
+/// run): those between 0 and the highest present. Shards take every N-th run
+/// ([`shard`]), so a shard left out leaves gaps unless all its runs lie beyond every
+/// other shard's (a plan with fewer runs than shards).
+pub fn missing_runs(merged: &str) -> Vec<u64> {
+    let mut missing = Vec::new();
+    let mut next = 0u64;
+    for line in merged.lines().skip(1) {
+        let Some(Ok(run)) = line.split(',').next().map(|f| f.trim().parse::<u64>()) else {
+            continue;
+        };
+        missing.extend(next..run);
+        next = run + 1;
+    }
+    missing
+}
+
 /// `ketasim sweep` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SweepArgs {
@@ -450,6 +467,10 @@ pub struct MergeArgs {
     /// Output file.
     #[arg(long, default_value = "sweep.csv")]
     pub out: std::path::PathBuf,
+    /// Write the table even if runs are missing between 0 and the highest run index
+    /// (a shard not given, or one whose job failed); without it that is an error.
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 fn csv_field(s: &str) -> String {
@@ -716,6 +737,20 @@ pub fn merge_command(args: &MergeArgs) -> anyhow::Result<()> {
         .map(|p| std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let merged = merge_csv(&inputs).map_err(anyhow::Error::msg)?;
+    let missing = missing_runs(&merged);
+    if !missing.is_empty() {
+        let what = format!(
+            "{} run(s) missing: {} (a shard not given, or one whose job failed?)",
+            missing.len(),
+            index_ranges(missing.iter().map(|&r| r as usize))
+        );
+        if !args.allow_missing {
+            anyhow::bail!(
+                "merge: {what}; give every shard's CSV, or --allow-missing to write the runs there are"
+            );
+        }
+        eprintln!("warning: merge: {what}; writing the runs there are (--allow-missing)");
+    }
     std::fs::write(&args.out, merged)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     eprintln!("wrote {}", args.out.display());

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use ketasim::scenario::{Scenario, Source, EMBEDDED};
 use ketasim::sweep::{
-    group_by_shape, merge_csv, parse_axis, parse_shard, plan, replicate_seed, shard, Axis, RunSpec,
-    MAX_RUNS,
+    group_by_shape, merge_csv, missing_runs, parse_axis, parse_shard, plan, replicate_seed, shard,
+    Axis, RunSpec, MAX_RUNS,
 };
 
 fn axis(path: &str, values: &[&str]) -> Axis {
@@ -394,4 +394,37 @@ fn merge_rejects_bad_inputs() {
 
     // A header-only input (an empty shard) is fine.
     assert_eq!(merge_csv(&[a.clone(), "run,x\n".into()]).unwrap(), a);
+}
+
+/// Every shard but one leaves gaps in the run indices, which `merge` names (and
+/// refuses without --allow-missing, tests/sweep_cli.rs); all shards leave none.
+#[test]
+fn missing_shards_leave_gaps_that_are_found() {
+    let runs = plan(&two_axes(), 2, 3).unwrap();
+    for n in [2u32, 3, 5] {
+        let all: Vec<String> = (1..=n).map(|k| table(&shard(&runs, k, n))).collect();
+        assert!(missing_runs(&merge_csv(&all).unwrap()).is_empty(), "N={n}");
+        for left_out in 1..=n {
+            let parts: Vec<String> = (1..=n)
+                .filter(|&k| k != left_out)
+                .map(|k| table(&shard(&runs, k, n)))
+                .collect();
+            let missing = missing_runs(&merge_csv(&parts).unwrap());
+            // The left-out shard's runs below the highest run that is there.
+            let highest = (1..=n)
+                .filter(|&k| k != left_out)
+                .flat_map(|k| shard(&runs, k, n))
+                .map(|r| r.index as u64)
+                .max()
+                .unwrap_or(0);
+            let expected: Vec<u64> = shard(&runs, left_out, n)
+                .iter()
+                .map(|r| r.index as u64)
+                .filter(|&i| i < highest)
+                .collect();
+            assert!(!expected.is_empty(), "N={n}, shard {left_out}");
+            assert_eq!(missing, expected, "N={n}, shard {left_out} left out");
+        }
+    }
+    assert_eq!(missing_runs("run,x\n9,b\n10,a\n100,c\n").len(), 9 + 89);
 }

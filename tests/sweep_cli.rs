@@ -75,6 +75,29 @@ fn shards_merge_to_the_full_sweep() {
     let b = std::fs::read_to_string(&merged).expect("merged");
     assert_eq!(a.lines().count(), 1 + 6, "{a}");
     assert_eq!(without_wall(&a), without_wall(&b));
+    // Shard 1 alone (runs 0, 2, 4) leaves gaps at runs 1 and 3 (run 5, past its last,
+    // cannot be seen): an error naming them, or with --allow-missing a warning and
+    // the runs there are.
+    let partial = format!("{d}/partial.csv");
+    let shard1 = format!("{d}/sweep_shard_1_of_2.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_ketasim"))
+        .args(["merge", &shard1, "--out", &partial])
+        .output()
+        .expect("run ketasim");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a partial merge must fail: {err}");
+    assert!(
+        err.contains("2 run(s) missing: 1, 3") && err.contains("--allow-missing"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&partial).exists());
+    let err = ketasim(&["merge", &shard1, "--out", &partial, "--allow-missing"]);
+    assert!(
+        err.contains("warning") && err.contains("missing: 1, 3"),
+        "{err}"
+    );
+    let p = std::fs::read_to_string(&partial).expect("partial");
+    assert_eq!(p.lines().count(), 1 + 3, "{p}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
