@@ -140,6 +140,27 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// Make sure the JSON file `--out` names can be written before a benchmark spends its
+/// time: its folder is created if missing, and the file opened for writing (an
+/// existing one is left as it is, a new one removed again), so a bad path fails at
+/// once, naming it, rather than after the runs.
+fn prepare_bench_out(out: &std::path::Path) -> anyhow::Result<()> {
+    let named = |e: std::io::Error| anyhow::anyhow!("--out {}: {e}", out.display());
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(named)?;
+    }
+    let existed = out.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(out)
+        .map_err(named)?;
+    if !existed {
+        std::fs::remove_file(out).map_err(named)?;
+    }
+    Ok(())
+}
+
 fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -348,6 +369,7 @@ fn real_main() -> anyhow::Result<()> {
                     out.display()
                 );
             }
+            prepare_bench_out(&out)?;
             // Written after each entry too, so a suite stopped by a time limit keeps the
             // rows it finished.
             let report = bench::run_suite_with(suite, &backend, true, &mut |partial| {
@@ -369,11 +391,18 @@ fn real_main() -> anyhow::Result<()> {
             backend,
             out,
         } => {
-            if steps == 0 || synapses_per_neuron == 0 || neurons.iter().any(|&n| n < 2) {
+            if steps == 0 {
+                anyhow::bail!("--steps: must be at least 1 (got 0)");
+            }
+            if synapses_per_neuron == 0 {
+                anyhow::bail!("--synapses-per-neuron: must be at least 1 (got 0)");
+            }
+            if let Some(n) = neurons.iter().find(|&&n| n < 2) {
                 anyhow::bail!(
-                    "--steps and --synapses-per-neuron must be >= 1 and every --neurons size >= 2"
+                    "--neurons: every size must be at least 2, an E and an I neuron (got {n})"
                 );
             }
+            prepare_bench_out(&out)?;
             let rows = bench::bench(&neurons, synapses_per_neuron, steps, &backend)?;
             print!("{}", bench::table(&rows));
             let json = serde_json::json!({ "benchmark": "coba-scaled", "synapses_per_neuron": synapses_per_neuron, "results": rows });

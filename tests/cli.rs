@@ -411,6 +411,61 @@ fn bench_refuses_sizes_it_cannot_build() {
     }
 }
 
+/// `bench --out` is checked before the runs: a missing folder is created, a path
+/// that cannot be written (under a file) fails at once naming `--out`, and each bad
+/// size option is named on its own (they shared one message).
+#[test]
+fn bench_checks_its_output_and_options_before_running() {
+    let tmp = TempDir::new("bench-out");
+    // `bench --backend cpu ARGS --out OUT`.
+    let bench = |out: &Path, args: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = ["bench", "--backend", "cpu"]
+            .iter()
+            .chain(args)
+            .map(|s| s.into())
+            .collect();
+        a.push("--out".into());
+        a.push(out.as_os_str().to_owned());
+        a
+    };
+    let small = [
+        "--steps",
+        "2",
+        "--neurons",
+        "200",
+        "--synapses-per-neuron",
+        "20",
+    ];
+    let nested = tmp.path().join("new").join("folder").join("b.json");
+    ok(&bench(&nested, &small));
+    assert!(read(&nested).contains("\"results\""));
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, "x").expect("write");
+    let under_file = blocker.join("b.json");
+    for args in [&small[..], &["--suite", "quick"][..]] {
+        let err = stderr(&fails(&bench(&under_file, args)));
+        assert!(err.contains("--out") && err.contains("a-file"), "{err}");
+        assert!(!err.contains("| cpu |"), "ran before failing: {err}");
+    }
+    for (args, needle) in [
+        (
+            &["--steps", "0", "--neurons", "200"][..],
+            "--steps: must be at least 1",
+        ),
+        (
+            &["--synapses-per-neuron", "0", "--neurons", "200"][..],
+            "--synapses-per-neuron: must be at least 1",
+        ),
+        (
+            &["--neurons", "1"][..],
+            "--neurons: every size must be at least 2",
+        ),
+    ] {
+        let err = stderr(&fails(&bench(&tmp.path().join("c.json"), args)));
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 /// `ketasim run coba --backend cpu --duration-ms MS EXTRA.. --out OUT_DIR`, which must
 /// fail.
 fn coba_on_cpu_fails(duration_ms: &str, extra: &[&str], out_dir: &Path) -> Output {
