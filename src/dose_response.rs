@@ -330,6 +330,7 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
             .min(60_000.0),
     };
     check_windows(&base, warmup_ms, args.baseline_ms, args.measure_ms).map_err(bad)?;
+    crate::run::check_out_dir(&args.out)?;
     let mut base = base;
     if base.pharmacokinetics.is_some()
         || base.protocol.mode != crate::scenario::ProtocolMode::Continuous

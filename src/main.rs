@@ -201,6 +201,7 @@ fn real_main() -> anyhow::Result<()> {
                     ketasim::protocol::max_gamma_sample_interval_ms()
                 );
             }
+            run::check_out_dir(&out)?;
             eprintln!(
                 "ketasim: {} ({}), {} neurons, {} ms at dt {} ms",
                 sc.name,

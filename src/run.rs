@@ -650,6 +650,39 @@ fn progress_bar(enabled: bool, steps: u64) -> Option<indicatif::ProgressBar> {
 
 /// Write `summary.json`, `timecourse.csv`, `rates.csv`, `samples.csv`, (if spikes
 /// were recorded) `spikes.csv`, and the figures of `report::write_figures` into `dir`.
+/// Check, before a simulation spends its time, that the output folder `dir` could be
+/// made and written, without making it: the nearest part of the path that exists
+/// must be a folder in which a file can be created (a probe file, removed at once).
+/// The error names the path and the reason, as writing would.
+pub fn check_out_dir(dir: &std::path::Path) -> Result<()> {
+    let io = |path: &std::path::Path, source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let Some(existing) = dir
+        .ancestors()
+        .find(|a| a.as_os_str().is_empty() || std::fs::symlink_metadata(a).is_ok())
+    else {
+        return Ok(());
+    };
+    let existing = if existing.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        existing
+    };
+    if !existing.is_dir() {
+        // Creating the folder fails there, before it creates anything: the OS's reason.
+        let source = std::fs::create_dir_all(dir)
+            .err()
+            .unwrap_or_else(|| std::io::Error::other("not a folder"));
+        return Err(io(dir, source));
+    }
+    let probe = existing.join(format!(".ketasim-write-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| io(dir, e))?;
+    std::fs::remove_file(&probe).map_err(|e| io(&probe, e))?;
+    Ok(())
+}
+
 pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
     let io = |path: &std::path::Path| {
         let p = path.display().to_string();

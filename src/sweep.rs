@@ -583,6 +583,7 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     let position: std::collections::HashMap<usize, usize> =
         runs.iter().enumerate().map(|(i, r)| (r.index, i)).collect();
     let groups = group_by_shape(&runs, |r| keys[position[&r.index]].clone());
+    crate::run::check_out_dir(&args.out)?;
     eprintln!("sweep: running {} of {} runs", runs.len(), all.len());
     let mut rows: Vec<(usize, String)> = Vec::new();
     let mut simulations = 0usize;

@@ -482,18 +482,55 @@ fn coba_on_cpu_fails(duration_ms: &str, extra: &[&str], out_dir: &Path) -> Outpu
 
 /// An output folder that cannot be made is an error that names the path and the
 /// system's reason once (it was printed twice, once by the library's message and once
-/// as the cause under it).
+/// as the cause under it), and it comes before the simulation: `run`, `sweep` and
+/// `dose-response` used to simulate to the end and then fail to write.
 #[test]
 fn an_unwritable_output_folder_is_named_with_its_reason_once() {
     let tmp = TempDir::new("unwritable");
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "not a folder").expect("write");
     let out_dir = file.join("out");
+    let reason = std::io::Error::from_raw_os_error(20).to_string();
     let out = coba_on_cpu_fails("1", &[], &out_dir);
     let err = stderr(&out);
     assert!(err.contains(&*out_dir.to_string_lossy()), "{err}");
-    let reason = std::io::Error::from_raw_os_error(20).to_string();
     assert_eq!(err.matches(&reason).count(), 1, "{err}");
+    assert!(!err.contains("ketasim: coba"), "the run started: {err}");
+    let dir = out_dir.as_os_str();
+    for (args, started) in [
+        (
+            vec![
+                "sweep",
+                "coba",
+                "--set",
+                "duration_ms=20,30",
+                "--backend",
+                "cpu",
+            ],
+            "sweep: running",
+        ),
+        (
+            vec![
+                "dose-response",
+                "pfc_ketamine",
+                "--conc-um",
+                "1",
+                "--backend",
+                "cpu",
+            ],
+            "replicate 0",
+        ),
+    ] {
+        let mut a: Vec<&OsStr> = args.into_iter().map(OsStr::new).collect();
+        a.extend([OsStr::new("--out"), dir]);
+        let err = stderr(&fails(&a));
+        assert!(
+            err.contains(&*out_dir.to_string_lossy()) && err.contains(&reason),
+            "{err}"
+        );
+        assert!(!err.contains(started), "it ran before failing: {err}");
+    }
+    assert!(!out_dir.exists());
 }
 
 /// A run whose forward-Euler membrane step diverges (COBA's E cells started with a
