@@ -15,7 +15,7 @@ use crate::protocol::{
     gamma_band_power, lfp_psd_segments, max_gamma_sample_interval_ms, mean, MIN_SPECTRUM_SAMPLES,
 };
 use crate::run::{run_network, BackendChoice, RunOptions, RunResult};
-use crate::scenario::{steps_of, Scenario, Source};
+use crate::scenario::{Scenario, Source};
 use crate::stats::{mean_ci95, GAMMA_BAND_HZ};
 use crate::sweep::replicate_seed;
 
@@ -126,8 +126,9 @@ fn gamma_power(res: &RunResult, e: usize, t0_ms: f64, t1_ms: f64) -> f64 {
 /// `sample_ms`: at least [`MIN_SPECTRUM_SAMPLES`] samples, and Welch segments
 /// ([`gamma_segment`]) whose frequency resolution `fs / segment` is no coarser than
 /// the width of the gamma band [`GAMMA_BAND_HZ`]: 80 ms for samples every 0.078 to
-/// 2.5 ms, and 4 segments of 8 samples for slower ones (200 ms at 6.25 ms). An error naming `record.sample_interval_ms` where no window resolves it:
-/// samples slower than Nyquist for the band's top, or so fast that the segment cap
+/// 2.5 ms, and 4 segments of 8 samples for slower ones (200 ms at 6.25 ms). An error
+/// naming `record.sample_interval_ms` where no window resolves it: samples slower
+/// than Nyquist for the band's top, or so fast that the segment cap
 /// (`GAMMA_SEGMENT.1` samples) keeps every segment coarser.
 pub fn min_gamma_window_ms(sample_ms: f64) -> std::result::Result<f64, String> {
     let band = format!("the {}-{} Hz gamma band", GAMMA_BAND_HZ.0, GAMMA_BAND_HZ.1);
@@ -172,9 +173,8 @@ fn check_windows(
     baseline_ms: f64,
     measure_ms: f64,
 ) -> std::result::Result<(), String> {
-    let dt = s.dt_ms;
-    let bin_ms = steps_of(s.record.rate_bin_ms, dt).max(1) as f64 * dt;
-    let sample_ms = steps_of(s.record.sample_interval_ms, dt).max(1) as f64 * dt;
+    let bin_ms = s.rate_bin_run_ms();
+    let sample_ms = s.sample_interval_run_ms();
     let gamma_ms = min_gamma_window_ms(sample_ms)?;
     let why = format!(
         "the gamma power needs {gamma_ms} ms (Welch segments of a quarter of the window, sampled every {sample_ms} ms, resolving the {}-{} Hz band), and rates and glutamate whole {bin_ms} ms bins (record.rate_bin_ms)",

@@ -141,23 +141,20 @@ fn error_text(e: &anyhow::Error) -> String {
 }
 
 /// Make sure the JSON file `--out` names can be written before a benchmark spends its
-/// time: its folder is created if missing, and the file opened for writing (an
-/// existing one is left as it is, a new one removed again), so a bad path fails at
-/// once, naming it, rather than after the runs.
+/// time (its folder as `run::check_out_dir` checks one, and not a folder itself), and
+/// make its folder, so that a bad path fails at once, naming `--out`, rather than
+/// after the runs.
 fn prepare_bench_out(out: &std::path::Path) -> anyhow::Result<()> {
-    let named = |e: std::io::Error| anyhow::anyhow!("--out {}: {e}", out.display());
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(named)?;
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let named = |e: &dyn std::fmt::Display| anyhow::anyhow!("--out {}: {e}", out.display());
+    run::check_out_dir(dir).map_err(|e| named(&e))?;
+    if out.is_dir() {
+        return Err(named(&"a folder; give the JSON file's path"));
     }
-    let existed = out.exists();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(out)
-        .map_err(named)?;
-    if !existed {
-        std::fs::remove_file(out).map_err(named)?;
-    }
+    std::fs::create_dir_all(dir).map_err(|e| named(&e))?;
     Ok(())
 }
 
@@ -192,9 +189,7 @@ fn real_main() -> anyhow::Result<()> {
                 };
                 anyhow::anyhow!("{flag}: {e}")
             })?;
-            let sample_ms = ketasim::scenario::steps_of(sc.record.sample_interval_ms, sc.dt_ms)
-                .max(1) as f64
-                * sc.dt_ms;
+            let sample_ms = sc.sample_interval_run_ms();
             if sample_ms > ketasim::protocol::max_gamma_sample_interval_ms() {
                 eprintln!(
                     "note: record.sample_interval_ms = {sample_ms} ms samples below twice the gamma band's top, so gamma power is NaN in timecourse.csv and summary.json (sample every {} ms or less for it)",

@@ -671,10 +671,15 @@ pub fn check_out_dir(dir: &std::path::Path) -> Result<()> {
         existing
     };
     if !existing.is_dir() {
-        // Creating the folder fails there, before it creates anything: the OS's reason.
-        let source = std::fs::create_dir_all(dir)
-            .err()
-            .unwrap_or_else(|| std::io::Error::other("not a folder"));
+        // Below a file, creating the folder fails before it creates anything, with the
+        // OS's reason; the path itself a file is "not a directory" too.
+        let source = if existing == dir {
+            None
+        } else {
+            std::fs::create_dir_all(dir).err()
+        };
+        let source =
+            source.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::NotADirectory));
         return Err(io(dir, source));
     }
     let probe = existing.join(format!(".ketasim-write-probe-{}", std::process::id()));

@@ -830,6 +830,16 @@ impl Source {
 }
 
 impl Scenario {
+    /// `record.sample_interval_ms` as a run takes it: whole steps, at least one, in ms.
+    pub fn sample_interval_run_ms(&self) -> f64 {
+        steps_of(self.record.sample_interval_ms, self.dt_ms).max(1) as f64 * self.dt_ms
+    }
+
+    /// `record.rate_bin_ms` as a run takes it: whole steps, at least one, in ms.
+    pub fn rate_bin_run_ms(&self) -> f64 {
+        steps_of(self.record.rate_bin_ms, self.dt_ms).max(1) as f64 * self.dt_ms
+    }
+
     /// In multiscale mode, fill in `duration_ms` from `[protocol]` when it was left
     /// out (validation then checks a given value against it).
     pub fn resolve_duration(&mut self) {
