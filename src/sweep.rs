@@ -443,6 +443,9 @@ pub struct SweepArgs {
     /// Replicates (seeds) per parameter combination.
     #[arg(long, default_value_t = 1)]
     pub replicates: u32,
+    /// Base seed the replicates' seeds derive from (default: the scenario's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Run only shard K of N (1-based): a deterministic 1/N of the runs.
     #[arg(long)]
     pub shard: Option<String>,
@@ -501,7 +504,8 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let source = crate::scenario::Source::locate(args.scenario.as_deref())?;
     let base = crate::scenario::Scenario::load(&source, &[])?;
-    let all = plan(&axes, args.replicates, base.seed).map_err(anyhow::Error::msg)?;
+    let all =
+        plan(&axes, args.replicates, args.seed.unwrap_or(base.seed)).map_err(anyhow::Error::msg)?;
     let (runs, name) = match &args.shard {
         Some(s) => {
             let (k, n) = parse_shard(s).map_err(anyhow::Error::msg)?;

@@ -218,3 +218,61 @@ fn an_unstable_sweep_point_is_named_by_its_run() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `--seed` sets the base seed the replicates derive from (the error for a `seed` axis
+/// pointed to it before the option existed): its seeds are `replicate_seed(S, r)`,
+/// and without it they come from the scenario's seed.
+#[test]
+fn the_base_seed_is_set_with_seed() {
+    use ketasim::sweep::replicate_seed;
+    let dir = std::env::temp_dir().join(format!("ketasim-sweep-seed-{}", std::process::id()));
+    let seeds = |extra: &[&str], name: &str| -> Vec<u64> {
+        let out = format!("{}/{name}", dir.display());
+        let mut a = vec![
+            "sweep",
+            "coba",
+            "--set",
+            "duration_ms=10",
+            "--replicates",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            &out,
+        ];
+        a.extend(extra);
+        ketasim(&a);
+        let csv = std::fs::read_to_string(format!("{out}/sweep.csv")).expect("sweep.csv");
+        let header: Vec<&str> = csv.lines().next().unwrap_or("").split(',').collect();
+        let col = header
+            .iter()
+            .position(|h| *h == "seed")
+            .expect("seed column");
+        csv.lines()
+            .skip(1)
+            .map(|l| {
+                l.split(',')
+                    .nth(col)
+                    .and_then(|v| v.parse().ok())
+                    .expect("seed")
+            })
+            .collect()
+    };
+    let given = seeds(&["--seed", "5"], "five");
+    assert_eq!(given, vec![replicate_seed(5, 0), replicate_seed(5, 1)]);
+    let scenario = ketasim::scenario::Scenario::load(
+        &ketasim::scenario::Source::locate(Some("coba")).expect("coba"),
+        &[],
+    )
+    .expect("load coba");
+    let default = seeds(&[], "default");
+    assert_eq!(
+        default,
+        vec![
+            replicate_seed(scenario.seed, 0),
+            replicate_seed(scenario.seed, 1)
+        ]
+    );
+    assert_ne!(given, default);
+    let _ = std::fs::remove_dir_all(dir);
+}
