@@ -189,12 +189,8 @@ fn real_main() -> anyhow::Result<()> {
                 };
                 anyhow::anyhow!("{flag}: {e}")
             })?;
-            let sample_ms = sc.sample_interval_run_ms();
-            if sample_ms > ketasim::protocol::max_gamma_sample_interval_ms() {
-                eprintln!(
-                    "note: record.sample_interval_ms = {sample_ms} ms samples below twice the gamma band's top, so gamma power is NaN in timecourse.csv and summary.json (sample every {} ms or less for it)",
-                    ketasim::protocol::max_gamma_sample_interval_ms()
-                );
+            if let Some(note) = ketasim::protocol::gamma_sampling_note(&sc) {
+                eprintln!("note: {note} in timecourse.csv and summary.json");
             }
             run::check_out_dir(&out)?;
             eprintln!(

@@ -338,6 +338,18 @@ pub fn max_gamma_sample_interval_ms() -> f64 {
     1000.0 / (2.0 * GAMMA_BAND_HZ.1)
 }
 
+/// Why a scenario's gamma power will be NaN, where its samples are too slow for the
+/// band ([`max_gamma_sample_interval_ms`]); `None` where they are fast enough.
+pub fn gamma_sampling_note(s: &crate::scenario::Scenario) -> Option<String> {
+    let sample_ms = s.sample_interval_run_ms();
+    (sample_ms > max_gamma_sample_interval_ms()).then(|| {
+        format!(
+            "record.sample_interval_ms = {sample_ms} ms samples below twice the gamma band's top (sample every {} ms or less for it), so gamma power is NaN",
+            max_gamma_sample_interval_ms()
+        )
+    })
+}
+
 /// Power of `psd` in [`GAMMA_BAND_HZ`]; NaN where the spectrum stops below the band's
 /// top (samples slower than [`max_gamma_sample_interval_ms`]), since `band_power`
 /// would clip the band to the part below Nyquist and report that part as the whole.

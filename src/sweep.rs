@@ -588,6 +588,19 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         runs.iter().enumerate().map(|(i, r)| (r.index, i)).collect();
     let groups = group_by_shape(&runs, |r| keys[position[&r.index]].clone());
     crate::run::check_out_dir(&args.out)?;
+    let coarse: Vec<usize> = runs
+        .iter()
+        .zip(&scenarios)
+        .filter(|(_, sc)| crate::protocol::gamma_sampling_note(sc).is_some())
+        .map(|(r, _)| r.index)
+        .collect();
+    if !coarse.is_empty() {
+        eprintln!(
+            "note: runs {} sample slower than every {} ms (record.sample_interval_ms), below twice the gamma band's top, so their last_gamma_power_ratio is NaN",
+            index_ranges(coarse.iter().copied()),
+            crate::protocol::max_gamma_sample_interval_ms()
+        );
+    }
     eprintln!("sweep: running {} of {} runs", runs.len(), all.len());
     let mut rows: Vec<(usize, String)> = Vec::new();
     let mut simulations = 0usize;

@@ -411,6 +411,38 @@ fn bench_refuses_sizes_it_cannot_build() {
     }
 }
 
+/// Gamma power needs samples every 6.25 ms or less (Nyquist at the band's top, 80 Hz):
+/// at 10 ms it is NaN (an empty field) with a note, where it used to be the power of
+/// the part of the band below 50 Hz; at 1 ms it is a number.
+#[test]
+fn gamma_power_is_nan_where_samples_are_too_slow() {
+    let tmp = TempDir::new("gamma-nyquist");
+    let gamma = |interval: &str| -> (String, String) {
+        let dir = tmp.path().join(interval);
+        let set = format!("record.sample_interval_ms={interval}");
+        let out = run_cpu(&dir, &["--duration-ms", "200", "--set", &set]);
+        let text = read(&dir.join("timecourse.csv"));
+        let (header, rows) = csv_table(&text);
+        let col = header
+            .iter()
+            .position(|h| h == "gamma_power")
+            .expect("gamma_power");
+        (rows[0][col].clone(), stderr(&out))
+    };
+    let (fast, err) = gamma("1");
+    assert!(
+        fast.parse::<f64>().is_ok_and(|g| g.is_finite() && g > 0.0),
+        "{fast}"
+    );
+    assert!(!err.contains("gamma power is NaN"), "{err}");
+    let (slow, err) = gamma("10");
+    assert!(slow.is_empty() || slow == "NaN", "{slow}");
+    assert!(
+        err.contains("note: record.sample_interval_ms = 10 ms"),
+        "{err}"
+    );
+}
+
 /// `bench --out` is checked before the runs: a missing folder is created, a path
 /// that cannot be written (under a file) fails at once naming `--out`, and each bad
 /// size option is named on its own (they shared one message).

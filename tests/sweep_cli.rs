@@ -276,3 +276,28 @@ fn the_base_seed_is_set_with_seed() {
     assert_ne!(given, default);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Runs that sample slower than Nyquist for the gamma band's top (6.25 ms) are named
+/// in a note, since their gamma ratio will be NaN (tests/cli.rs checks the values).
+#[test]
+fn runs_sampled_too_slowly_for_gamma_are_named() {
+    let dir = std::env::temp_dir().join(format!("ketasim-sweep-gamma-{}", std::process::id()));
+    let out = dir.display().to_string();
+    let err = ketasim(&[
+        "sweep",
+        "coba",
+        "--set",
+        "duration_ms=20",
+        "--set",
+        "record.sample_interval_ms=1,10,2,20",
+        "--backend",
+        "cpu",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        err.contains("note: runs 1, 3 sample slower than every 6.25 ms"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
