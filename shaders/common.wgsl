@@ -452,6 +452,12 @@ fn has_pool1(p: PopParams) -> bool {
     return NMDA_POOLS > 1u && p.n_pools > 1u;
 }
 
+// Whether population p is conductance-based (else current-based), folded to a
+// constant where the network has only one kind (Features in src/gpu/shaders.rs).
+fn is_conductance(p: PopParams) -> bool {
+    return HAS_COND && (!HAS_CURRENT || p.syn_current == 0u);
+}
+
 // Mg2+ unblocked fraction, Jahr & Stevens 1990 (twin of model::mg_block).
 fn mg_block(v: f32, mg_over_k0: f32) -> f32 {
     return mg_block_e(exp_f32(-MG_SLOPE * v), mg_over_k0);

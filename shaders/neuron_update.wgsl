@@ -204,12 +204,6 @@ fn step_params(pop: u32, held: PopParams) -> PopParams {
     return held;
 }
 
-// Whether population p is conductance-based (else current-based), folded to a
-// constant where the network has only one kind (Features in src/gpu/shaders.rs).
-fn is_conductance(p: PopParams) -> bool {
-    return HAS_COND && (!HAS_CURRENT || p.syn_current == 0u);
-}
-
 // One step of a conductance-based neuron. Returns whether it fired.
 fn conductance_update(i: u32, pop: u32, p: PopParams, step: u32, s: ptr<function, NState>) -> bool {
     let slot = step % sim.ring_slots;

@@ -1,5 +1,7 @@
 // Population means on sample steps: each neuron's V, g_AMPA, g_GABA, NMDA open and
-// blocked fractions, and NMDA, AMPA and GABA_A currents are quantised once
+// blocked fractions, and NMDA, AMPA and GABA_A currents (a current-based population's
+// excitatory and inhibitory synaptic currents, which its g_ampa and g_gaba hold) are
+// quantised once
 // (STAT_SCALES), summed per population in workgroup memory with integer atomics, and
 // added to 64-bit sums (lo/hi word pairs with carry) in global memory. A workgroup's
 // REDUCE_WG_SIZE neurons span at most REDUCE_WG_SIZE populations (none is empty),
@@ -79,8 +81,9 @@ fn main(
         atomicAdd(&acc[base + 3u], quantise(open, STAT_SCALES[3]));
         atomicAdd(&acc[base + 4u], quantise(blocked, STAT_SCALES[4]));
         atomicAdd(&acc[base + 5u], quantise(p.g_nmda_max * g_open * (p.e_nmda - v), STAT_SCALES[5]));
-        atomicAdd(&acc[base + 6u], quantise(ga * (p.e_ampa - v), STAT_SCALES[6]));
-        atomicAdd(&acc[base + 7u], quantise(gg * (p.e_gaba - v), STAT_SCALES[7]));
+        let cond = is_conductance(p);
+        atomicAdd(&acc[base + 6u], quantise(select(ga, ga * (p.e_ampa - v), cond), STAT_SCALES[6]));
+        atomicAdd(&acc[base + 7u], quantise(select(gg, gg * (p.e_gaba - v), cond), STAT_SCALES[7]));
     }
     workgroupBarrier();
     // The chunk ends at this sample step, so its first step is in the same interval.

@@ -472,6 +472,11 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
                     for k in 0..STATS_PER_POP {
                         m[k] = sum[k] as f64 / STAT_SCALES[k] as f64 / pp.size as f64;
                     }
+                    if pp.syn_current != 0 {
+                        // No conductances: the currents are in I_AMPA and I_GABA.
+                        m[1] = f64::NAN;
+                        m[2] = f64::NAN;
+                    }
                     m
                 })
                 .collect();

@@ -172,3 +172,62 @@ fn synapse_draws_have_the_asked_distributions() {
         assert!(w <= 0 && d >= 1, "synapse {id}: {w} {d}");
     }
 }
+
+/// A current-based population's sampled AMPA and GABA currents are its excitatory
+/// and inhibitory synaptic currents (which its `g_ampa` and `g_gaba` hold, in pA),
+/// and it reports no conductances (NaN). They were `I_ex (E_AMPA - V)`, pA times mV,
+/// up to 60,000 for the microcircuit's L2/3E, near the samples' clamp (65,536 pA),
+/// and the "conductance" columns held the currents.
+#[test]
+fn current_based_samples_are_the_synaptic_currents() {
+    let src = ketasim::scenario::Source::locate(Some("microcircuit")).expect("embedded");
+    let s = Scenario::load(&src, &[]).expect("valid");
+    let mut s = ketasim::bench::scale_scenario(&s, 800).expect("scales");
+    s.record.sample_interval_ms = s.dt_ms;
+    let net = Network::build(&s, 1000).expect("build");
+    let mut b = CpuBackend::new_reference(&net).expect("backend");
+    let mut checked = 0;
+    for _ in 0..40 {
+        let out = b.run_batch(1).expect("step");
+        let st = b.state().expect("state");
+        let sample = out.samples.last().expect("a sample every step");
+        for (p, pp) in net.pops().iter().enumerate() {
+            let r = pp.offset as usize..(pp.offset + pp.size) as usize;
+            let n = pp.size as f64;
+            let (ex, inh): (f64, f64) = (
+                st.g_ampa[r.clone()].iter().map(|&x| x as f64).sum(),
+                st.g_gaba[r].iter().map(|&x| x as f64).sum(),
+            );
+            // Each neuron's value is rounded once to 1/256 pA.
+            let tol = n * 0.5 / 256.0 + 1e-9;
+            let sums = sample.sums[p];
+            assert!(
+                (sums[6] as f64 / 256.0 - ex).abs() <= tol,
+                "pop {p}: {sums:?} vs {ex}"
+            );
+            assert!(
+                (sums[7] as f64 / 256.0 - inh).abs() <= tol,
+                "pop {p}: {sums:?} vs {inh}"
+            );
+            checked += usize::from(ex > 0.0 && inh < 0.0);
+        }
+    }
+    assert!(checked > 0, "no step had both currents");
+    let res = ketasim::run::run(
+        &{
+            let mut s = s.clone();
+            s.duration_ms = 20.0;
+            s
+        },
+        &ketasim::run::RunOptions {
+            backend: ketasim::run::BackendChoice::Cpu,
+            ..Default::default()
+        },
+    )
+    .expect("run");
+    let (_, last) = res.samples.last().expect("samples");
+    for m in last {
+        assert!(m[1].is_nan() && m[2].is_nan(), "{m:?}");
+        assert!(m[6] > 0.0 && m[7] < 0.0 && m[6] < 10_000.0, "{m:?}");
+    }
+}

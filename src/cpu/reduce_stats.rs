@@ -17,7 +17,9 @@ pub fn quantise(x: f32, scale: f32) -> i32 {
 /// The sampled quantities of neuron `i` of population `p`, unquantised:
 /// V, g_AMPA, g_GABA, sum_k f_k O_k, sum_k f_k (B_k + T_k),
 /// I_NMDA = g_max sum_k f_k O_k B_Mg,k(V) (E_NMDA - V), I_AMPA = g_AMPA (E_AMPA - V),
-/// I_GABA = g_GABA (E_GABA - V) (pA; positive = depolarising).
+/// I_GABA = g_GABA (E_GABA - V) (pA; positive = depolarising); for a current-based
+/// population, whose `g_ampa` and `g_gaba` hold the synaptic currents (pA), I_AMPA and
+/// I_GABA are those currents.
 #[inline(always)]
 pub fn sample_values(p: &PopParams, i: usize, b: &Buffers) -> [f32; STATS_PER_POP] {
     let v = b.v[i];
@@ -38,8 +40,16 @@ pub fn sample_values(p: &PopParams, i: usize, b: &Buffers) -> [f32; STATS_PER_PO
         open,
         blocked,
         p.g_nmda_max * g_open * (p.e_nmda - v),
-        b.g_ampa[i] * (p.e_ampa - v),
-        b.g_gaba[i] * (p.e_gaba - v),
+        if p.syn_current != 0 {
+            b.g_ampa[i]
+        } else {
+            b.g_ampa[i] * (p.e_ampa - v)
+        },
+        if p.syn_current != 0 {
+            b.g_gaba[i]
+        } else {
+            b.g_gaba[i] * (p.e_gaba - v)
+        },
     ]
 }
 
@@ -113,16 +123,22 @@ pub(crate) fn range_sums_inline(
     out[0] = v.iter().map(|&x| q(x, 0)).fold(0, add_i64);
     out[1] = ga.iter().map(|&x| q(x, 1)).fold(0, add_i64);
     out[2] = gg.iter().map(|&x| q(x, 2)).fold(0, add_i64);
-    out[6] = ga
-        .iter()
-        .zip(v)
-        .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
-        .fold(0, add_i64);
-    out[7] = gg
-        .iter()
-        .zip(v)
-        .map(|(&g, &x)| q(g * (p.e_gaba - x), 7))
-        .fold(0, add_i64);
+    if p.syn_current != 0 {
+        // Current-based: the synaptic currents themselves (pA).
+        out[6] = ga.iter().map(|&x| q(x, 6)).fold(0, add_i64);
+        out[7] = gg.iter().map(|&x| q(x, 7)).fold(0, add_i64);
+    } else {
+        out[6] = ga
+            .iter()
+            .zip(v)
+            .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
+            .fold(0, add_i64);
+        out[7] = gg
+            .iter()
+            .zip(v)
+            .map(|(&g, &x)| q(g * (p.e_gaba - x), 7))
+            .fold(0, add_i64);
+    }
     // Without NMDA receptors the NMDA entries (open, blocked, current) are 0 (the
     // current is g_max * 0 * (E - V) = +-0, which quantises to 0).
     match p.n_pools {
