@@ -1,7 +1,7 @@
 // Population means on sample steps: each neuron's V, g_AMPA, g_GABA, NMDA open and
 // blocked fractions, and NMDA, AMPA and GABA_A currents (a current-based population's
-// excitatory and inhibitory synaptic currents, which its g_ampa and g_gaba hold) are
-// quantised once
+// excitatory and inhibitory synaptic currents, which its g_ampa and g_gaba hold; it
+// has no conductances, whose entries it leaves 0) are quantised once
 // (STAT_SCALES), summed per population in workgroup memory with integer atomics, and
 // added to 64-bit sums (lo/hi word pairs with carry) in global memory. A workgroup's
 // REDUCE_WG_SIZE neurons span at most REDUCE_WG_SIZE populations (none is empty),
@@ -9,7 +9,10 @@
 // REDUCE_WG_SIZE slots however many populations the simulation holds. Integer sums
 // are exact, so the result does not depend on order; REDUCE_WG_SIZE is fixed (not
 // the other kernels' WG_SIZE) so that a workgroup's i32 sum cannot overflow
-// (REDUCE_WORKGROUP_SIZE in src/model/limits.rs).
+// (REDUCE_WORKGROUP_SIZE in src/model/limits.rs). A value at or past STAT_CLAMP is
+// clamped, and its quantity's bit is OR-ed into the population's clip mask (entry
+// CLIP_ENTRY of its SAMPLE_ENTRIES_PER_POP), so the host can report that mean as
+// unknown instead of biased.
 // Twin: src/cpu/reduce_stats.rs and the sampling block of CpuBackend::step.
 
 @group(0) @binding(2) var<storage, read> v_mv: array<f32>;
@@ -20,10 +23,25 @@
 @group(0) @binding(7) var<storage, read> ctrl: GpuCtrl;
 @group(0) @binding(8) var<storage, read_write> samples: array<atomic<u32>>;
 
-var<workgroup> acc: array<atomic<i32>, REDUCE_WG_SIZE * STATS_PER_POP>;
+var<workgroup> acc: array<atomic<i32>, REDUCE_WG_SIZE * SAMPLE_ENTRIES_PER_POP>;
 
 fn quantise(x: f32, scale: f32) -> i32 {
     return i32(clamp(floor(x * scale + 0.5), -STAT_CLAMP, STAT_CLAMP));
+}
+
+// Bit `k` of the clip mask when the quantised `q` is at the clamp (twin: clip_bit in
+// src/cpu/reduce_stats.rs).
+fn clip_bit(q: i32, k: u32) -> i32 {
+    return select(0, 1 << k, abs(q) >= i32(STAT_CLAMP));
+}
+
+// Add quantity `k`'s quantised value to the workgroup sum at `base` and return its
+// clip bit. The caller indexes STAT_SCALES by a constant (a runtime index would keep
+// the table in per-thread memory).
+fn add_stat(base: u32, k: u32, x: f32, scale: f32) -> i32 {
+    let q = quantise(x, scale);
+    atomicAdd(&acc[base + k], q);
+    return clip_bit(q, k);
 }
 
 fn add64(idx: u32, a: i32) {
@@ -40,7 +58,7 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    for (var k = lid; k < REDUCE_WG_SIZE * STATS_PER_POP; k += REDUCE_WG_SIZE) {
+    for (var k = lid; k < REDUCE_WG_SIZE * SAMPLE_ENTRIES_PER_POP; k += REDUCE_WG_SIZE) {
         atomicStore(&acc[k], 0);
     }
     workgroupBarrier();
@@ -74,25 +92,32 @@ fn main(
         let ga = g_ampa[i];
         let gg = g_gaba[i];
         // The STATS_PER_POP quantities, in the order of STAT_SCALES.
-        let base = (pop - pop0) * STATS_PER_POP;
-        atomicAdd(&acc[base], quantise(v, STAT_SCALES[0]));
-        atomicAdd(&acc[base + 1u], quantise(ga, STAT_SCALES[1]));
-        atomicAdd(&acc[base + 2u], quantise(gg, STAT_SCALES[2]));
-        atomicAdd(&acc[base + 3u], quantise(open, STAT_SCALES[3]));
-        atomicAdd(&acc[base + 4u], quantise(blocked, STAT_SCALES[4]));
-        atomicAdd(&acc[base + 5u], quantise(p.g_nmda_max * g_open * (p.e_nmda - v), STAT_SCALES[5]));
+        let base = (pop - pop0) * SAMPLE_ENTRIES_PER_POP;
         let cond = is_conductance(p);
-        atomicAdd(&acc[base + 6u], quantise(select(ga, ga * (p.e_ampa - v), cond), STAT_SCALES[6]));
-        atomicAdd(&acc[base + 7u], quantise(select(gg, gg * (p.e_gaba - v), cond), STAT_SCALES[7]));
+        let clip = add_stat(base, 0u, v, STAT_SCALES[0])
+            | add_stat(base, 1u, select(0.0, ga, cond), STAT_SCALES[1])
+            | add_stat(base, 2u, select(0.0, gg, cond), STAT_SCALES[2])
+            | add_stat(base, 3u, open, STAT_SCALES[3])
+            | add_stat(base, 4u, blocked, STAT_SCALES[4])
+            | add_stat(base, 5u, p.g_nmda_max * g_open * (p.e_nmda - v), STAT_SCALES[5])
+            | add_stat(base, 6u, select(ga, ga * (p.e_ampa - v), cond), STAT_SCALES[6])
+            | add_stat(base, 7u, select(gg, gg * (p.e_gaba - v), cond), STAT_SCALES[7]);
+        if (clip != 0) {
+            atomicOr(&acc[base + CLIP_ENTRY], clip);
+        }
     }
     workgroupBarrier();
     // The chunk ends at this sample step, so its first step is in the same interval.
     let slot = (ctrl.chunks[sim.parity].step / sim.sample_interval) % sim.sample_capacity;
-    let out_base = (slot * sim.n_pop + pop0) * STATS_PER_POP;
-    for (var k = lid; k < REDUCE_WG_SIZE * STATS_PER_POP; k += REDUCE_WG_SIZE) {
+    let out_base = (slot * sim.n_pop + pop0) * SAMPLE_ENTRIES_PER_POP;
+    for (var k = lid; k < REDUCE_WG_SIZE * SAMPLE_ENTRIES_PER_POP; k += REDUCE_WG_SIZE) {
         let a = atomicLoad(&acc[k]);
         if (a != 0) {
-            add64(out_base + k, a);
+            if (k % SAMPLE_ENTRIES_PER_POP == CLIP_ENTRY) {
+                atomicOr(&samples[2u * (out_base + k)], bitcast<u32>(a));
+            } else {
+                add64(out_base + k, a);
+            }
         }
     }
 }

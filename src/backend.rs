@@ -14,6 +14,10 @@ pub struct Sample {
     pub step: u64,
     /// Per population: sums of the quantised quantities of `STATS_PER_POP`.
     pub sums: Vec<[i64; STATS_PER_POP]>,
+    /// Per population: the clip mask, bit k set when some neuron's quantity k reached
+    /// the fixed-point limit `STAT_CLAMP` (its sum then holds the clamped value, so
+    /// the mean is unknown).
+    pub clipped: Vec<u32>,
 }
 
 /// What one batch of steps returns: small summaries, never the full state.

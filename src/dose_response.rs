@@ -349,6 +349,7 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
         ..RunOptions::default()
     };
     let step_ms = warmup_ms + args.baseline_ms;
+    let base_names: Vec<String> = base.populations.iter().map(|p| p.name.clone()).collect();
     for &conc in &args.conc_um {
         // The replicates of one level share everything but the seed: they run side by
         // side in one simulation (as many as fit), each as it would alone.
@@ -377,6 +378,9 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
                 let copies = net.copies.clone();
                 let res = run_network(net, &opts, t0)?;
                 for c in &copies {
+                    for line in res.clip_warnings_for(c.first_pop, &base_names) {
+                        eprintln!("warning: {conc} µM, replicate {}: {line}", reps.len());
+                    }
                     let m = measure(
                         &res,
                         c.first_pop + e,

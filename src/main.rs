@@ -209,6 +209,9 @@ fn real_main() -> anyhow::Result<()> {
                     progress: true,
                 },
             )?;
+            for line in res.clip_warnings_for(0, &res.pop_names) {
+                eprintln!("warning: {line}");
+            }
             run::write_outputs(&res, &out)?;
             let s = &res.summary;
             eprintln!(

@@ -10,7 +10,7 @@ use crate::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuContext};
 use crate::model::layout::{IsiStat, GLU_SCALE};
-use crate::model::limits::{STATS_PER_POP, STAT_SCALES};
+use crate::model::limits::{STATS_PER_POP, STAT_CLAMP, STAT_SCALES};
 use crate::model::memory;
 use crate::model::Network;
 use crate::protocol::{self, BridgeEntry, Window, WindowAcc};
@@ -277,10 +277,75 @@ pub struct Summary {
     pub device_bytes: u64,
     /// Recorded spikes dropped because the record buffer was full.
     pub spikes_dropped: u64,
+    /// Population means of sampled quantities reported as NaN because some neuron's
+    /// value reached the sampler's fixed-point limit (`STAT_CLAMP`); counted per
+    /// sample, population and quantity.
+    pub samples_clipped: u64,
     /// Per population.
     pub populations: Vec<PopulationSummary>,
     /// The protocol's time course in brief.
     pub protocol: ProtocolSummary,
+}
+
+/// Column stems and unit suffixes of the sampled quantities in `samples.csv`, in the
+/// order of `STAT_SCALES`.
+pub const SAMPLE_COLUMNS: [(&str, &str); STATS_PER_POP] = [
+    ("v", "_mV"),
+    ("g_ampa", "_nS"),
+    ("g_gaba", "_nS"),
+    ("nmda_open", ""),
+    ("nmda_blocked", ""),
+    ("i_nmda", "_pA"),
+    ("i_ampa", "_pA"),
+    ("i_gaba", "_pA"),
+];
+
+/// The `samples.csv` column of a quantity of population `pop` (`v_E_mV`).
+pub fn sample_column(stem: &str, pop: &str, unit: &str) -> String {
+    format!("{stem}_{pop}{unit}")
+}
+
+/// How many samples of one quantity of one population were clipped, and when first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClipCount {
+    /// Samples whose mean is NaN because a neuron's value was clamped.
+    pub samples: u64,
+    /// Time of the first (ms).
+    pub first_ms: Option<f64>,
+}
+
+impl ClipCount {
+    /// Count a clipped sample at `t_ms`.
+    pub fn note(&mut self, t_ms: f64) {
+        self.samples += 1;
+        self.first_ms.get_or_insert(t_ms);
+    }
+}
+
+/// One line per clipped quantity of population `pop`: which column is NaN, in how
+/// many of `n_samples` samples, from when, and the limit that was reached.
+pub fn clip_warnings(
+    pop: &str,
+    clip: &[ClipCount; STATS_PER_POP],
+    n_samples: usize,
+) -> Vec<String> {
+    clip.iter()
+        .zip(SAMPLE_COLUMNS)
+        .enumerate()
+        .filter_map(|(k, (c, (stem, unit)))| {
+            let first = c.first_ms?;
+            let limit = STAT_CLAMP as f64 / STAT_SCALES[k] as f64;
+            Some(format!(
+                "population `{pop}`: {} of {n_samples} samples of {} are NaN (first at t = {first} ms): \
+                 a neuron's value reached the sampler's fixed-point limit of +-{limit}{} per neuron, \
+                 so the population mean is unknown there, as is what is computed from it (its charge; \
+                 for a current, the LFP proxy and its gamma power); spikes and rates are unaffected",
+                c.samples,
+                sample_column(stem, pop, unit),
+                unit.replace('_', " "),
+            ))
+        })
+        .collect()
 }
 
 /// A finished run: summary plus the time series behind the files.
@@ -313,6 +378,22 @@ pub struct RunResult {
     pub windows: Vec<Window>,
     /// Multiscale: what the bridge did across each gap.
     pub bridges: Vec<Vec<BridgeEntry>>,
+    /// Per population and sampled quantity: the samples whose mean is NaN because a
+    /// neuron's value reached the fixed-point limit.
+    pub clips: Vec<[ClipCount; STATS_PER_POP]>,
+}
+
+impl RunResult {
+    /// The warnings of [`clip_warnings`] for populations `first_pop..` of this run,
+    /// named `names` (a batched sweep's copy names its populations as its scenario
+    /// does); empty where nothing was clipped.
+    pub fn clip_warnings_for(&self, first_pop: usize, names: &[String]) -> Vec<String> {
+        self.clips[first_pop..first_pop + names.len()]
+            .iter()
+            .zip(names)
+            .flat_map(|(clip, name)| clip_warnings(name, clip, self.samples.len()))
+            .collect()
+    }
 }
 
 /// Build the backend for a network, honouring `choice` (auto falls back to the CPU
@@ -374,6 +455,7 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
     let mut glu_steps: Vec<Vec<f32>> = vec![Vec::with_capacity(net.steps as usize); n_pop];
     let mut bin_release = vec![vec![0.0f64; n_pop]; n_bins];
     let mut samples = Vec::new();
+    let mut clips = vec![[ClipCount::default(); STATS_PER_POP]; net.pop_names.len()];
     let mut spikes = Vec::new();
     let mut dropped = 0u64;
     let dt = scenario.dt_ms;
@@ -463,14 +545,23 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
             }
         }
         for s in &out.samples {
+            let t_ms = (s.step + 1) as f64 * dt;
             let means: Vec<[f64; STATS_PER_POP]> = s
                 .sums
                 .iter()
+                .zip(&s.clipped)
                 .zip(net.pops())
-                .map(|(sum, pp)| {
+                .zip(clips.iter_mut())
+                .map(|(((sum, &clipped), pp), clip)| {
                     let mut m = [0.0; STATS_PER_POP];
                     for k in 0..STATS_PER_POP {
-                        m[k] = sum[k] as f64 / STAT_SCALES[k] as f64 / pp.size as f64;
+                        m[k] = if clipped & (1 << k) != 0 {
+                            // Some neuron's value was clamped: the mean is unknown.
+                            clip[k].note(t_ms);
+                            f64::NAN
+                        } else {
+                            sum[k] as f64 / STAT_SCALES[k] as f64 / pp.size as f64
+                        };
                     }
                     if pp.syn_current != 0 {
                         // No conductances: the currents are in I_AMPA and I_GABA.
@@ -480,7 +571,7 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
                     m
                 })
                 .collect();
-            samples.push(((s.step + 1) as f64 * dt, means));
+            samples.push((t_ms, means));
         }
         spikes.extend(out.spikes.iter().map(|&(st, i)| (st as f64 * dt, i)));
         dropped += out.spikes_dropped;
@@ -513,6 +604,7 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
             "warning: {dropped} spikes were not recorded (record buffer full); raise record.max_spikes_per_batch"
         );
     }
+    let samples_clipped = clips.iter().flatten().map(|c| c.samples).sum();
     let isi = backend.isi()?;
     let lfp_pop = net.pops().iter().position(|p| p.glu_on != 0).unwrap_or(0);
     let mut windows = protocol::finish_windows(&net, &accs, &baseline, &samples, &spikes, lfp_pop);
@@ -592,6 +684,7 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
         device_bytes_per_neuron: plan.bytes_per_neuron,
         device_bytes: plan.total_bytes,
         spikes_dropped: dropped,
+        samples_clipped,
         populations,
         protocol: ProtocolSummary::new(&net, &windows, lfp_pop),
     };
@@ -636,6 +729,7 @@ pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunRe
         pop_sizes: net.pops().iter().map(|p| p.size).collect(),
         windows,
         bridges,
+        clips,
     })
 }
 
@@ -758,9 +852,9 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
 
     let mut csv = String::from("t_ms");
     for n in &res.pop_names {
-        csv.push_str(&format!(
-            ",v_{n}_mV,g_ampa_{n}_nS,g_gaba_{n}_nS,nmda_open_{n},nmda_blocked_{n},i_nmda_{n}_pA,i_ampa_{n}_pA,i_gaba_{n}_pA"
-        ));
+        for (stem, unit) in SAMPLE_COLUMNS {
+            csv.push_str(&format!(",{}", sample_column(stem, n, unit)));
+        }
     }
     csv.push('\n');
     for (t, means) in &res.samples {

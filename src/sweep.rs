@@ -632,6 +632,18 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
                 anyhow::Error::from(e).context(which)
             })?;
             for (&i, c) in idx.iter().zip(&copies) {
+                let names: Vec<String> = scenarios[i]
+                    .populations
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect();
+                for line in res.clip_warnings_for(c.first_pop, &names) {
+                    eprintln!(
+                        "warning: run {} ({}): {line}",
+                        runs[i].index,
+                        runs[i].overrides.join(" ")
+                    );
+                }
                 let mut row = row_of(&runs[i], &res, c, idx.len());
                 for (k, _) in &slow_pops {
                     row.push_str(&slow_fields(&res, c.first_pop + k));

@@ -443,6 +443,50 @@ fn gamma_power_is_nan_where_samples_are_too_slow() {
     );
 }
 
+/// A sampled value past the sampler's fixed-point limit makes that population mean
+/// NaN in samples.csv, is counted in summary.json and named in a warning, instead of
+/// a clamped (biased) mean: COBA's E starting at 2,000 nS of AMPA conductance carries
+/// about 120,000 pA, past the 65,536 pA limit, until the conductance decays.
+#[test]
+fn sampled_values_past_the_fixed_point_limit_are_nan_and_named() {
+    let tmp = TempDir::new("clipped-samples");
+    let i_ampa_e = |dir: &Path| -> Vec<String> {
+        let (header, rows) = csv_table(&read(&dir.join("samples.csv")));
+        let col = header
+            .iter()
+            .position(|h| h == "i_ampa_E_pA")
+            .expect("i_ampa_E_pA");
+        rows.iter().map(|r| r[col].clone()).collect()
+    };
+    let plain = tmp.path().join("plain");
+    let out = run_cpu(&plain, &[]);
+    assert!(
+        !stderr(&out).contains("fixed-point limit"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(num(&summary(&plain), "samples_clipped"), 0.0);
+    assert!(i_ampa_e(&plain).iter().all(|x| x != "NaN"));
+
+    let big = tmp.path().join("big");
+    let out = run_cpu(&big, &["--set", "populations.E.init.g_ampa_mean_nS=2000"]);
+    let col = i_ampa_e(&big);
+    let nan = col.iter().filter(|x| *x == "NaN").count();
+    assert_eq!(col[0], "NaN", "{col:?}");
+    assert!(nan >= 1 && nan < col.len(), "{col:?}");
+    assert_eq!(num(&summary(&big), "samples_clipped"), nan as f64);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "population `E`: {nan} of {} samples of i_ampa_E_pA are NaN (first at t = 1 ms)",
+            col.len()
+        )) && err.contains("65536 pA"),
+        "{err}"
+    );
+    // Only that column, only in E.
+    assert_eq!(err.matches("fixed-point limit").count(), 1, "{err}");
+}
+
 /// `bench --out` is checked before the runs: a missing folder is created, a path
 /// that cannot be written (under a file) fails at once naming `--out`, and each bad
 /// size option is named on its own (they shared one message).

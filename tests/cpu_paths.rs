@@ -247,3 +247,33 @@ fn unstable_steps_are_counted_alike_on_both_paths() {
         "largest step factor {worst}"
     );
 }
+
+/// A sampled value past the fixed-point limit sets the same clip bits on both paths,
+/// only in the population and quantity that reach it, and only while they do.
+#[test]
+fn clipped_samples_are_flagged_alike_on_both_paths() {
+    let s = Scenario::from_toml("mixed-clipped", &common::mixed_clipped()).expect("scenario");
+    let net = Network::build(&s, 40).expect("net");
+    let mut fast = CpuBackend::new(&net).expect("fast");
+    let mut reference = CpuBackend::new_reference(&net).expect("reference");
+    let mut masks = Vec::new();
+    for _ in 0..3 {
+        let a = fast.run_batch(40).expect("fast batch");
+        let b = reference.run_batch(40).expect("reference batch");
+        assert_eq!(a, b, "batch at step {} differs", a.first_step);
+        masks.extend(a.samples.iter().map(|x| (x.step, x.clipped.clone())));
+    }
+    // A sample every 0.5 ms; E's AMPA current is past the limit up to 3.5 ms.
+    assert_eq!(masks.len(), 24, "{masks:?}");
+    assert_eq!(masks[0].0, 4);
+    assert!(
+        masks[..7]
+            .iter()
+            .all(|(_, m)| m == &[common::CLIP_I_AMPA, 0]),
+        "E's AMPA current clipped, nothing else: {masks:?}"
+    );
+    assert!(
+        masks[7..].iter().all(|(_, m)| m == &[0, 0]),
+        "nothing clipped once the conductance has decayed: {masks:?}"
+    );
+}

@@ -165,6 +165,20 @@ fn check(scenario: &Scenario, batch: u32, test: &str, path: Path) {
             }
         }
         assert_eq!(a.spikes_dropped, b.spikes_dropped);
+        // Values past the samples' fixed-point limit are flagged alike (the scaled
+        // microcircuit with fused steps passes it in I_AMPA and I_GABA at times).
+        let clips = |o: &BatchOutput| {
+            o.samples
+                .iter()
+                .map(|s| s.clipped.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            clips(a),
+            clips(b),
+            "clip masks in batch at step {}",
+            a.first_step
+        );
         // The networks compared here are sound: no unstable membrane step anywhere.
         assert!(
             a.unstable
@@ -710,4 +724,40 @@ fn unstable_steps_are_counted_alike_on_gpu_and_cpu() {
         err.contains("population `E`") && err.contains("step 54") && err.contains("dt_ms"),
         "{err}"
     );
+}
+
+/// A sampled value past the fixed-point limit sets the same clip bits on the GPU as on
+/// the CPU (the shader's `clip_bit` and its twin), with the same clamped sums.
+#[test]
+fn clipped_samples_are_flagged_alike_on_gpu_and_cpu() {
+    let test = "clipped_samples_are_flagged_alike_on_gpu_and_cpu";
+    let Some(ctx) = common::gpu_or_skip(test) else {
+        return;
+    };
+    let strict = ctx.strict_float;
+    let s = Scenario::from_toml("mixed-clipped", &common::mixed_clipped()).expect("scenario");
+    let net = Network::build(&s, 40).expect("network");
+    let mut cpu = CpuBackend::new(&net).expect("cpu");
+    let mut gpu = GpuBackend::new(ctx, &net).expect("gpu");
+    let c = run_all(&mut cpu, 120, 40);
+    let g = run_all(&mut gpu, 120, 40);
+    let masks = |o: &[BatchOutput]| {
+        o.iter()
+            .flat_map(|b| b.samples.iter().map(|x| (x.step, x.clipped.clone())))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(masks(&c), masks(&g));
+    let m = masks(&g);
+    // A sample every 0.5 ms; E's AMPA current is past the limit up to 3.5 ms.
+    assert_eq!(m.len(), 24, "{m:?}");
+    assert!(
+        m[..7].iter().all(|(_, x)| x == &[common::CLIP_I_AMPA, 0]),
+        "{m:?}"
+    );
+    assert!(m[7..].iter().all(|(_, x)| x == &[0, 0]), "{m:?}");
+    if strict {
+        for (a, b) in c.iter().zip(&g) {
+            assert_eq!(a.samples, b.samples, "batch at step {}", a.first_step);
+        }
+    }
 }

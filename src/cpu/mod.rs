@@ -16,7 +16,10 @@ pub use neuron_update::{
     update_population, Block, BlockOut, Scratch, StepInput, SEQ_BLOCK,
 };
 pub use propagate::{propagate, propagate_parallel};
-pub use reduce_stats::{neuron_sample, population_sums, quantise, range_sums, sample_values};
+pub use reduce_stats::{
+    neuron_clip_mask, neuron_sample, population_sums, quantise, range_sums, sample_values,
+    SampleSums,
+};
 
 use std::sync::Arc;
 
@@ -29,7 +32,7 @@ use crate::model::layout::{
     Ctrl, DrugParams, IsiStat, ParamsBlock, SlowParams, SlowPop, GLU_SCALE, RULE_TABLE,
     SLOW_SUMS_PER_POP,
 };
-use crate::model::limits::{pop_counts_words, MAX_NMDA_POOLS, STATS_PER_POP};
+use crate::model::limits::{pop_counts_words, MAX_NMDA_POOLS};
 use crate::model::{Network, NeuronState};
 
 /// Host copies of the device buffers, same names and layout as the GPU backend's.
@@ -406,7 +409,7 @@ impl CpuBackend {
         let n_pop = sim.n_pop as usize;
         // Sums only on sample steps (no allocation otherwise).
         let mut sums = if sample {
-            vec![[0i64; STATS_PER_POP]; n_pop]
+            vec![SampleSums::default(); n_pop]
         } else {
             Vec::new()
         };
@@ -427,7 +430,7 @@ impl CpuBackend {
                 .collect();
             for (pop, q) in parts {
                 if sample {
-                    add_sums(&mut sums[pop as usize], &q.sums);
+                    sums[pop as usize].add(&q.sums);
                 }
                 q.add_unstable_to(&mut unstable[pop as usize]);
             }
@@ -442,7 +445,7 @@ impl CpuBackend {
                     let pop = blk.pop() as usize;
                     let q = update_block(&si, blk);
                     if sample {
-                        add_sums(&mut sums[pop], &q.sums);
+                        sums[pop].add(&q.sums);
                     }
                     q.add_unstable_to(&mut unstable[pop]);
                 },
@@ -465,7 +468,8 @@ impl CpuBackend {
         if sample {
             samples.push(Sample {
                 step: step as u64,
-                sums,
+                clipped: sums.iter().map(|s| s.clipped).collect(),
+                sums: sums.iter().map(|s| s.sums).collect(),
             });
         }
         self.prepare_and_propagate(threads);
@@ -493,22 +497,24 @@ impl CpuBackend {
             }
         }
         if (step + 1).is_multiple_of(sim.sample_interval) {
-            let sums = prm.pops[..sim.n_pop as usize]
+            let sums: Vec<SampleSums> = prm.pops[..sim.n_pop as usize]
                 .iter()
                 .map(|p| {
-                    let mut sum = [0i64; STATS_PER_POP];
+                    let mut sum = SampleSums::default();
                     for i in p.offset..p.offset + p.size {
                         let q = neuron_sample(p, i as usize, &self.buf);
-                        for k in 0..STATS_PER_POP {
-                            sum[k] += q[k] as i64;
+                        for (a, &x) in sum.sums.iter_mut().zip(&q) {
+                            *a += x as i64;
                         }
+                        sum.clipped |= neuron_clip_mask(&q);
                     }
                     sum
                 })
                 .collect();
             samples.push(Sample {
                 step: step as u64,
-                sums,
+                clipped: sums.iter().map(|s| s.clipped).collect(),
+                sums: sums.iter().map(|s| s.sums).collect(),
             });
         }
         self.prepare_and_propagate(1);
@@ -551,12 +557,6 @@ impl CpuBackend {
         for _ in 0..steps {
             self.step(samples, threads);
         }
-    }
-}
-
-fn add_sums(acc: &mut [i64; STATS_PER_POP], q: &[i64; STATS_PER_POP]) {
-    for (a, b) in acc.iter_mut().zip(q) {
-        *a += b;
     }
 }
 

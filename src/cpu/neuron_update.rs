@@ -7,6 +7,7 @@
 
 use glam::UVec2;
 
+use super::reduce_stats::SampleSums;
 use super::simd::{
     exp_f32 as exp_v, one_minus_exp_neg_with, poisson_cdf, poisson_count_from, poisson_count_head,
     threefry_x0, CDF_HEAD,
@@ -15,7 +16,7 @@ use super::Buffers;
 use crate::backend::{note_unstable, unstable_factor_bits};
 use crate::model::ketamine::{pool_step, PoolRates, PoolState, KD_REF_MV};
 use crate::model::layout::{Ctrl, ParamsBlock, PopParams, SimParams, GLU_SCALE};
-use crate::model::limits::{MAX_EULER_STEP_FACTOR, NO_SPIKE, STATS_PER_POP};
+use crate::model::limits::{MAX_EULER_STEP_FACTOR, NO_SPIKE};
 use crate::model::{mg_block, MG_SLOPE_PER_MV};
 use crate::rng::exp_f32;
 use crate::rng::{poisson_inversion, threefry2x32, uniform01};
@@ -467,8 +468,8 @@ pub struct StepInput<'a> {
 /// how many, and the largest bits they contribute (0 for none).
 #[derive(Debug, Clone, Copy)]
 pub struct BlockOut {
-    /// Sums of the sampled quantities (sample steps only).
-    pub sums: [i64; STATS_PER_POP],
+    /// Sums of the sampled quantities and their clip mask (sample steps only).
+    pub sums: SampleSums,
     /// Unstable neuron-steps in the block.
     pub unstable: u32,
     /// Largest `backend::unstable_factor_bits` among them.
@@ -632,7 +633,7 @@ fn update_block_impl(si: &StepInput, w: Block) -> BlockOut {
     let sums = if si.sample {
         super::reduce_stats::range_sums_inline(p, v, g_ampa, g_gaba, [&*pool0, &*pool1])
     } else {
-        [0; STATS_PER_POP]
+        SampleSums::default()
     };
     BlockOut {
         sums,
@@ -750,7 +751,7 @@ fn update_block_current(si: &StepInput, w: Block) -> BlockOut {
     let sums = if si.sample {
         super::reduce_stats::range_sums_inline(&p, v, g_ampa, g_gaba, [&*pool0, &*pool1])
     } else {
-        [0; STATS_PER_POP]
+        SampleSums::default()
     };
     BlockOut {
         sums,

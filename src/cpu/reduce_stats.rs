@@ -1,12 +1,33 @@
 //! CPU twin of `shaders/reduce_stats.wgsl`: per-population sums of each neuron's
 //! quantised V, g_AMPA, g_GABA, NMDA open and blocked fractions and NMDA, AMPA and
 //! GABA_A currents. Integer sums are exact, so the shader's workgroup-then-atomic
-//! order gives the same totals.
+//! order gives the same totals. A value at or past `STAT_CLAMP` is clamped and sets
+//! its quantity's bit in the clip mask, as the shader's `clip_bit` does.
 
 use super::simd::exp_f32 as exp_v;
 use super::Buffers;
 use crate::model::layout::PopParams;
 use crate::model::limits::{STATS_PER_POP, STAT_CLAMP, STAT_SCALES};
+
+/// Sums of the quantised samples over some neurons of one population, and their clip
+/// mask (bit k: some neuron's quantity k reached +-`STAT_CLAMP`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleSums {
+    /// Sums of the quantised quantities.
+    pub sums: [i64; STATS_PER_POP],
+    /// Clip mask.
+    pub clipped: u32,
+}
+
+impl SampleSums {
+    /// Add another part's sums and merge its clip mask.
+    pub fn add(&mut self, other: &SampleSums) {
+        for (a, b) in self.sums.iter_mut().zip(&other.sums) {
+            *a = add_i64(*a, *b);
+        }
+        self.clipped |= other.clipped;
+    }
+}
 use crate::model::{mg_block, MG_SLOPE_PER_MV};
 
 /// Round `x * scale` to the nearest integer (ties up), clamped to +-`STAT_CLAMP`.
@@ -14,12 +35,27 @@ pub fn quantise(x: f32, scale: f32) -> i32 {
     (x * scale + 0.5).floor().clamp(-STAT_CLAMP, STAT_CLAMP) as i32
 }
 
+/// Bit `k` of the clip mask when a quantised value of largest magnitude `max_abs` is
+/// at the clamp (twin of the shader's `clip_bit`).
+#[inline(always)]
+pub fn clip_bit(max_abs: u32, k: usize) -> u32 {
+    ((max_abs >= STAT_CLAMP as u32) as u32) << k
+}
+
+/// Fold step of a sum of quantised values that also keeps their largest magnitude
+/// (for [`clip_bit`]): two independent reductions, which vectorise.
+#[inline(always)]
+fn sum_and_max(acc: (i64, u32), q: i32) -> (i64, u32) {
+    (add_i64(acc.0, q as i64), acc.1.max(q.unsigned_abs()))
+}
+
 /// The sampled quantities of neuron `i` of population `p`, unquantised:
 /// V, g_AMPA, g_GABA, sum_k f_k O_k, sum_k f_k (B_k + T_k),
 /// I_NMDA = g_max sum_k f_k O_k B_Mg,k(V) (E_NMDA - V), I_AMPA = g_AMPA (E_AMPA - V),
 /// I_GABA = g_GABA (E_GABA - V) (pA; positive = depolarising); for a current-based
 /// population, whose `g_ampa` and `g_gaba` hold the synaptic currents (pA), I_AMPA and
-/// I_GABA are those currents.
+/// I_GABA are those currents, and its conductance entries are 0 (it has none; a
+/// current in them would be clipped at the conductances' limit).
 #[inline(always)]
 pub fn sample_values(p: &PopParams, i: usize, b: &Buffers) -> [f32; STATS_PER_POP] {
     let v = b.v[i];
@@ -33,10 +69,11 @@ pub fn sample_values(p: &PopParams, i: usize, b: &Buffers) -> [f32; STATS_PER_PO
         blocked += pl.fraction * (bl + t);
         g_open += pl.fraction * o * mg_block(v, pl.mg_over_k0);
     }
+    let cond = p.syn_current == 0;
     [
         v,
-        b.g_ampa[i],
-        b.g_gaba[i],
+        if cond { b.g_ampa[i] } else { 0.0 },
+        if cond { b.g_gaba[i] } else { 0.0 },
         open,
         blocked,
         p.g_nmda_max * g_open * (p.e_nmda - v),
@@ -63,9 +100,16 @@ pub fn neuron_sample(p: &PopParams, i: usize, b: &Buffers) -> [i32; STATS_PER_PO
     q
 }
 
+/// The clip mask of one neuron's quantised samples.
+pub fn neuron_clip_mask(q: &[i32; STATS_PER_POP]) -> u32 {
+    q.iter()
+        .enumerate()
+        .fold(0, |m, (k, &x)| m | clip_bit(x.unsigned_abs(), k))
+}
+
 /// Population sums of [`neuron_sample`] (AVX2 where available; integer sums, so the
 /// order is irrelevant).
-pub fn population_sums(p: &PopParams, b: &Buffers) -> [i64; STATS_PER_POP] {
+pub fn population_sums(p: &PopParams, b: &Buffers) -> SampleSums {
     let r = p.offset as usize..(p.offset + p.size) as usize;
     range_sums(
         p,
@@ -84,7 +128,7 @@ pub fn range_sums(
     ga: &[f32],
     gg: &[f32],
     pools: [&[[f32; 4]]; 2],
-) -> [i64; STATS_PER_POP] {
+) -> SampleSums {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above).
@@ -101,7 +145,7 @@ unsafe fn range_sums_avx2(
     ga: &[f32],
     gg: &[f32],
     pools: [&[[f32; 4]]; 2],
-) -> [i64; STATS_PER_POP] {
+) -> SampleSums {
     range_sums_inline(p, v, ga, gg, pools)
 }
 
@@ -113,31 +157,39 @@ pub(crate) fn range_sums_inline(
     ga: &[f32],
     gg: &[f32],
     pools: [&[[f32; 4]]; 2],
-) -> [i64; STATS_PER_POP] {
+) -> SampleSums {
     let n = v.len();
     let (ga, gg) = (&ga[..n], &gg[..n]);
-    let q = |x: f32, k: usize| quantise(x, STAT_SCALES[k]) as i64;
-    let mut out = [0i64; STATS_PER_POP];
+    let q = |x: f32, k: usize| quantise(x, STAT_SCALES[k]);
+    let mut out = SampleSums::default();
+    let mut put = |k: usize, (sum, max_abs): (i64, u32)| {
+        out.sums[k] = sum;
+        out.clipped |= clip_bit(max_abs, k);
+    };
     // V, conductances and their currents: vectorisable loops with the same
     // operations as `sample_values`.
-    out[0] = v.iter().map(|&x| q(x, 0)).fold(0, add_i64);
-    out[1] = ga.iter().map(|&x| q(x, 1)).fold(0, add_i64);
-    out[2] = gg.iter().map(|&x| q(x, 2)).fold(0, add_i64);
+    put(0, v.iter().map(|&x| q(x, 0)).fold((0, 0), sum_and_max));
     if p.syn_current != 0 {
-        // Current-based: the synaptic currents themselves (pA).
-        out[6] = ga.iter().map(|&x| q(x, 6)).fold(0, add_i64);
-        out[7] = gg.iter().map(|&x| q(x, 7)).fold(0, add_i64);
+        // Current-based: the synaptic currents themselves (pA), and no conductances.
+        put(6, ga.iter().map(|&x| q(x, 6)).fold((0, 0), sum_and_max));
+        put(7, gg.iter().map(|&x| q(x, 7)).fold((0, 0), sum_and_max));
     } else {
-        out[6] = ga
-            .iter()
-            .zip(v)
-            .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
-            .fold(0, add_i64);
-        out[7] = gg
-            .iter()
-            .zip(v)
-            .map(|(&g, &x)| q(g * (p.e_gaba - x), 7))
-            .fold(0, add_i64);
+        put(1, ga.iter().map(|&x| q(x, 1)).fold((0, 0), sum_and_max));
+        put(2, gg.iter().map(|&x| q(x, 2)).fold((0, 0), sum_and_max));
+        put(
+            6,
+            ga.iter()
+                .zip(v)
+                .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
+                .fold((0, 0), sum_and_max),
+        );
+        put(
+            7,
+            gg.iter()
+                .zip(v)
+                .map(|(&g, &x)| q(g * (p.e_gaba - x), 7))
+                .fold((0, 0), sum_and_max),
+        );
     }
     // Without NMDA receptors the NMDA entries (open, blocked, current) are 0 (the
     // current is g_max * 0 * (E - V) = +-0, which quantises to 0).
@@ -167,7 +219,7 @@ fn nmda_sums<const NP: usize>(
     p: &PopParams,
     v: &[f32],
     pools: [&[[f32; 4]]; 2],
-    out: &mut [i64; STATS_PER_POP],
+    out: &mut SampleSums,
 ) {
     let n = v.len();
     // Two named slices, not an array of them indexed by pool: the vectoriser needs
@@ -175,7 +227,7 @@ fn nmda_sums<const NP: usize>(
     let (pool0, pool1) = (&pools[0][..n], &pools[1][..n]);
     let frac: [f32; NP] = std::array::from_fn(|k| p.pools[k].fraction);
     let mg_k0: [f32; NP] = std::array::from_fn(|k| p.pools[k].mg_over_k0);
-    let (mut s3, mut s4, mut s5) = (0i64, 0i64, 0i64);
+    let (mut s3, mut s4, mut s5) = ((0i64, 0u32), (0i64, 0u32), (0i64, 0u32));
     for j in 0..n {
         let x = v[j];
         let s = [pool0[j], if NP > 1 { pool1[j] } else { [0.0; 4] }];
@@ -189,14 +241,15 @@ fn nmda_sums<const NP: usize>(
             blocked += frac[k] * (bl + t);
             g_open += frac[k] * o * (1.0 / (1.0 + mg_k0[k] * e_mg));
         }
-        s3 = add_i64(s3, quantise(open, STAT_SCALES[3]) as i64);
-        s4 = add_i64(s4, quantise(blocked, STAT_SCALES[4]) as i64);
-        s5 = add_i64(
+        s3 = sum_and_max(s3, quantise(open, STAT_SCALES[3]));
+        s4 = sum_and_max(s4, quantise(blocked, STAT_SCALES[4]));
+        s5 = sum_and_max(
             s5,
-            quantise(p.g_nmda_max * g_open * (p.e_nmda - x), STAT_SCALES[5]) as i64,
+            quantise(p.g_nmda_max * g_open * (p.e_nmda - x), STAT_SCALES[5]),
         );
     }
-    out[3] = s3;
-    out[4] = s4;
-    out[5] = s5;
+    for (k, (sum, max_abs)) in [(3, s3), (4, s4), (5, s5)] {
+        out.sums[k] = sum;
+        out.clipped |= clip_bit(max_abs, k);
+    }
 }

@@ -18,8 +18,8 @@ use crate::model::layout::{
     GPU_CTRL_SHARED_OFFSET, SLOW_SUMS_PER_POP,
 };
 use crate::model::limits::{
-    pop_counts_words, MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM,
-    REDUCE_WORKGROUP_SIZE, STATS_PER_POP,
+    pop_counts_words, CLIP_ENTRY, MAX_NMDA_POOLS, MAX_SPIKE_GROUPS, MAX_WORKGROUPS_PER_DIM,
+    REDUCE_WORKGROUP_SIZE, SAMPLE_ENTRIES_PER_POP, STATS_PER_POP,
 };
 use crate::model::memory::{self, DeviceLimits};
 use crate::model::{Network, NeuronState};
@@ -554,7 +554,8 @@ impl GpuBackend {
             samples: zero_buffer(
                 device,
                 "samples",
-                8 * (sim.sample_capacity as usize * sim.n_pop as usize * STATS_PER_POP) as u64,
+                8 * (sim.sample_capacity as usize * sim.n_pop as usize * SAMPLE_ENTRIES_PER_POP)
+                    as u64,
             ),
             rec: zero_buffer(device, "spike_record", 8 * sim.rec_capacity as u64),
             table_rows: init_buffer(device, "table_rows", bytemuck::cast_slice(&rows), STORAGE),
@@ -595,7 +596,8 @@ impl GpuBackend {
                 staging(
                     device,
                     "samples_staging",
-                    8 * (sim.sample_capacity as usize * sim.n_pop as usize * STATS_PER_POP) as u64,
+                    8 * (sim.sample_capacity as usize * sim.n_pop as usize * SAMPLE_ENTRIES_PER_POP)
+                        as u64,
                 ),
                 staging(
                     device,
@@ -1289,19 +1291,27 @@ impl Backend for GpuBackend {
             .map(|step| {
                 let slot =
                     ((step / sim.sample_interval as u64) % sim.sample_capacity as u64) as usize;
-                let base = slot * n_pop * STATS_PER_POP;
+                let base = slot * n_pop * SAMPLE_ENTRIES_PER_POP;
+                let word = |p: usize, k: usize| 2 * (base + p * SAMPLE_ENTRIES_PER_POP + k);
                 let sums = (0..n_pop)
                     .map(|p| {
                         let mut s = [0i64; STATS_PER_POP];
                         for (k, v) in s.iter_mut().enumerate() {
-                            let w = 2 * (base + p * STATS_PER_POP + k);
+                            let w = word(p, k);
                             *v = (samples_all[w] as u64 | ((samples_all[w + 1] as u64) << 32))
                                 as i64;
                         }
                         s
                     })
                     .collect();
-                Sample { step, sums }
+                let clipped = (0..n_pop)
+                    .map(|p| samples_all[word(p, CLIP_ENTRY)])
+                    .collect();
+                Sample {
+                    step,
+                    sums,
+                    clipped,
+                }
             })
             .collect();
         self.step += steps as u64;

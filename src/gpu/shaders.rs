@@ -337,6 +337,8 @@ pub fn header_for(division: Division, config: &KernelConfig) -> String {
         ("PROC_SPLIT", PROC_SPLIT),
         ("MAX_WG_DIM", MAX_WORKGROUPS_PER_DIM),
         ("STATS_PER_POP", STATS_PER_POP as u32),
+        ("SAMPLE_ENTRIES_PER_POP", SAMPLE_ENTRIES_PER_POP as u32),
+        ("CLIP_ENTRY", CLIP_ENTRY as u32),
         ("NO_SPIKE", NO_SPIKE),
         ("RULE_PROBABILITY", RULE_PROBABILITY),
         ("RULE_OUTDEGREE", RULE_OUTDEGREE),

@@ -68,8 +68,21 @@ pub const STAT_SCALES: [f32; STATS_PER_POP] = [
     256.0,
     256.0,
 ];
-/// Magnitude limit of one neuron's quantised sample (keeps a workgroup's sum in i32).
+/// Magnitude limit of one neuron's quantised sample (keeps a workgroup's sum in i32):
+/// +-16,384 mV, nS and +-65,536 pA at the scales above. A value at or past it is
+/// clamped and flagged in the sample's clip mask ([`SAMPLE_ENTRIES_PER_POP`]), so
+/// that its population mean is reported as unknown rather than biased.
 pub const STAT_CLAMP: f32 = 16_777_216.0;
+/// 64-bit entries per population in each sample slot: the `STATS_PER_POP` sums, then
+/// the clip mask (entry [`CLIP_ENTRY`]: bit k set when some neuron's quantity k
+/// reached +-`STAT_CLAMP`, OR-ed over the population in its low word).
+pub const SAMPLE_ENTRIES_PER_POP: usize = STATS_PER_POP + 1;
+/// Index of the clip mask among a population's sample entries.
+pub const CLIP_ENTRY: usize = STATS_PER_POP;
+const _: () = assert!(
+    STATS_PER_POP <= 31,
+    "the clip mask is one bit per quantity in an i32"
+);
 /// Threads per workgroup of the population-sum kernel (`shaders/reduce_stats.wgsl`),
 /// whatever the other per-neuron kernels use: its workgroup adds up to this many
 /// quantised values, each at most `STAT_CLAMP` (2^24) in size, in an `i32` before

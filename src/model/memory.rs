@@ -3,7 +3,7 @@
 //! adapter's limits, with the largest scale of the scenario that would fit.
 
 use super::layout::{DriveParams, PopParams, ProjParams, SlowPop};
-use super::limits::{MAX_DELAY_STEPS, STATS_PER_POP};
+use super::limits::{MAX_DELAY_STEPS, SAMPLE_ENTRIES_PER_POP};
 use crate::error::{Error, Result};
 use crate::scenario::{steps_of, Rule, Scenario, Storage};
 
@@ -272,7 +272,7 @@ fn buffers_of(z: &SimulationSize) -> Vec<BufferPlan> {
         },
         BufferPlan {
             name: "samples",
-            bytes: 8 * STATS_PER_POP as u64 * n_pop * z.sample_capacity,
+            bytes: 8 * SAMPLE_ENTRIES_PER_POP as u64 * n_pop * z.sample_capacity,
         },
         BufferPlan {
             name: "glu_release",

@@ -231,6 +231,21 @@ pub fn mixed_unstable() -> String {
     MIXED.replace(nmda, "g_max_nS = 50000.0")
 }
 
+/// `MIXED` with E's initial AMPA conductance raised from 5 to 2,000 nS: a stable step
+/// (dt g / C = 1.0) whose AMPA current, about 2,000 nS x 60 mV = 120,000 pA, is past
+/// the sampler's limit of 65,536 pA per neuron until the conductance has decayed
+/// below about 1,100 nS (3 ms at tau 5 ms); I's quantities stay inside it.
+#[allow(dead_code)]
+pub fn mixed_clipped() -> String {
+    let g = "g_ampa_mean_nS = 5.0";
+    assert_eq!(MIXED.matches(g).count(), 1, "MIXED changed");
+    MIXED.replace(g, "g_ampa_mean_nS = 2000.0")
+}
+
+/// Bit of the AMPA current (`STAT_SCALES` order) in a sample's clip mask.
+#[allow(dead_code)]
+pub const CLIP_I_AMPA: u32 = 1 << 6;
+
 /// The embedded Potjans-Diesmann microcircuit scaled to `n` neurons (in-degrees
 /// kept), as TOML text.
 #[allow(dead_code)]
