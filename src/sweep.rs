@@ -567,7 +567,7 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     let mut keys = Vec::with_capacity(runs.len());
     for r in &runs {
         use anyhow::Context;
-        let which = || format!("run {} ({})", r.index, r.overrides.join(" "));
+        let which = || run_label(r);
         let sc = crate::scenario::Scenario::load(&source, &r.overrides).with_context(which)?;
         if sc
             .populations
@@ -623,7 +623,7 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
                         .iter()
                         .position(|c| (c.first_pop..c.first_pop + c.pops).contains(pop))
                         .map(|k| &runs[idx[k]])
-                        .map(|r| format!("run {} ({})", r.index, r.overrides.join(" "))),
+                        .map(run_label),
                     _ => None,
                 };
                 let which = which.unwrap_or_else(|| {
@@ -638,11 +638,7 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
                     .map(|p| p.name.clone())
                     .collect();
                 for line in res.clip_warnings_for(c.first_pop, &names) {
-                    eprintln!(
-                        "warning: run {} ({}): {line}",
-                        runs[i].index,
-                        runs[i].overrides.join(" ")
-                    );
+                    eprintln!("warning: {}: {line}", run_label(&runs[i]));
                 }
                 let mut row = row_of(&runs[i], &res, c, idx.len());
                 for (k, _) in &slow_pops {
@@ -676,6 +672,11 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     std::fs::write(&path, out).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// A run as errors and warnings name it: `run 3 (a.b=1 seed=7)`.
+fn run_label(r: &RunSpec) -> String {
+    format!("run {} ({})", r.index, r.overrides.join(" "))
 }
 
 /// Ascending run indices as ranges: `0-440, 445, 450-452`.

@@ -17,8 +17,7 @@ pub use neuron_update::{
 };
 pub use propagate::{propagate, propagate_parallel};
 pub use reduce_stats::{
-    neuron_clip_mask, neuron_sample, population_sums, quantise, range_sums, sample_values,
-    SampleSums,
+    neuron_sample, population_sums, quantise, range_sums, sample_values, SampleSums,
 };
 
 use std::sync::Arc;
@@ -466,11 +465,7 @@ impl CpuBackend {
             finish_spikes(pop, prm, &mut self.buf, &mut self.ctrl, &self.scratch);
         }
         if sample {
-            samples.push(Sample {
-                step: step as u64,
-                clipped: sums.iter().map(|s| s.clipped).collect(),
-                sums: sums.iter().map(|s| s.sums).collect(),
-            });
+            samples.push(sample_of(step as u64, &sums));
         }
         self.prepare_and_propagate(threads);
     }
@@ -502,20 +497,12 @@ impl CpuBackend {
                 .map(|p| {
                     let mut sum = SampleSums::default();
                     for i in p.offset..p.offset + p.size {
-                        let q = neuron_sample(p, i as usize, &self.buf);
-                        for (a, &x) in sum.sums.iter_mut().zip(&q) {
-                            *a += x as i64;
-                        }
-                        sum.clipped |= neuron_clip_mask(&q);
+                        sum.add_neuron(&neuron_sample(p, i as usize, &self.buf));
                     }
                     sum
                 })
                 .collect();
-            samples.push(Sample {
-                step: step as u64,
-                clipped: sums.iter().map(|s| s.clipped).collect(),
-                sums: sums.iter().map(|s| s.sums).collect(),
-            });
+            samples.push(sample_of(step as u64, &sums));
         }
         self.prepare_and_propagate(1);
     }
@@ -557,6 +544,15 @@ impl CpuBackend {
         for _ in 0..steps {
             self.step(samples, threads);
         }
+    }
+}
+
+/// The [`Sample`] of a step from its per-population sums.
+fn sample_of(step: u64, sums: &[SampleSums]) -> Sample {
+    Sample {
+        step,
+        sums: sums.iter().map(|s| s.sums).collect(),
+        clipped: sums.iter().map(|s| s.clipped).collect(),
     }
 }
 

@@ -8,6 +8,7 @@ use super::simd::exp_f32 as exp_v;
 use super::Buffers;
 use crate::model::layout::PopParams;
 use crate::model::limits::{STATS_PER_POP, STAT_CLAMP, STAT_SCALES};
+use crate::model::{mg_block, MG_SLOPE_PER_MV};
 
 /// Sums of the quantised samples over some neurons of one population, and their clip
 /// mask (bit k: some neuron's quantity k reached +-`STAT_CLAMP`).
@@ -20,6 +21,22 @@ pub struct SampleSums {
 }
 
 impl SampleSums {
+    /// Set quantity `k`'s sum and, from the largest magnitude among its quantised
+    /// values, its clip bit.
+    #[inline(always)]
+    fn put(&mut self, k: usize, (sum, max_abs): (i64, u32)) {
+        self.sums[k] = sum;
+        self.clipped |= clip_bit(max_abs, k);
+    }
+
+    /// Add one neuron's quantised samples ([`neuron_sample`]).
+    pub fn add_neuron(&mut self, q: &[i32; STATS_PER_POP]) {
+        for (k, &x) in q.iter().enumerate() {
+            self.sums[k] = add_i64(self.sums[k], x as i64);
+            self.clipped |= clip_bit(x.unsigned_abs(), k);
+        }
+    }
+
     /// Add another part's sums and merge its clip mask.
     pub fn add(&mut self, other: &SampleSums) {
         for (a, b) in self.sums.iter_mut().zip(&other.sums) {
@@ -28,7 +45,6 @@ impl SampleSums {
         self.clipped |= other.clipped;
     }
 }
-use crate::model::{mg_block, MG_SLOPE_PER_MV};
 
 /// Round `x * scale` to the nearest integer (ties up), clamped to +-`STAT_CLAMP`.
 pub fn quantise(x: f32, scale: f32) -> i32 {
@@ -100,13 +116,6 @@ pub fn neuron_sample(p: &PopParams, i: usize, b: &Buffers) -> [i32; STATS_PER_PO
     q
 }
 
-/// The clip mask of one neuron's quantised samples.
-pub fn neuron_clip_mask(q: &[i32; STATS_PER_POP]) -> u32 {
-    q.iter()
-        .enumerate()
-        .fold(0, |m, (k, &x)| m | clip_bit(x.unsigned_abs(), k))
-}
-
 /// Population sums of [`neuron_sample`] (AVX2 where available; integer sums, so the
 /// order is irrelevant).
 pub fn population_sums(p: &PopParams, b: &Buffers) -> SampleSums {
@@ -162,28 +171,24 @@ pub(crate) fn range_sums_inline(
     let (ga, gg) = (&ga[..n], &gg[..n]);
     let q = |x: f32, k: usize| quantise(x, STAT_SCALES[k]);
     let mut out = SampleSums::default();
-    let mut put = |k: usize, (sum, max_abs): (i64, u32)| {
-        out.sums[k] = sum;
-        out.clipped |= clip_bit(max_abs, k);
-    };
     // V, conductances and their currents: vectorisable loops with the same
     // operations as `sample_values`.
-    put(0, v.iter().map(|&x| q(x, 0)).fold((0, 0), sum_and_max));
+    out.put(0, v.iter().map(|&x| q(x, 0)).fold((0, 0), sum_and_max));
     if p.syn_current != 0 {
         // Current-based: the synaptic currents themselves (pA), and no conductances.
-        put(6, ga.iter().map(|&x| q(x, 6)).fold((0, 0), sum_and_max));
-        put(7, gg.iter().map(|&x| q(x, 7)).fold((0, 0), sum_and_max));
+        out.put(6, ga.iter().map(|&x| q(x, 6)).fold((0, 0), sum_and_max));
+        out.put(7, gg.iter().map(|&x| q(x, 7)).fold((0, 0), sum_and_max));
     } else {
-        put(1, ga.iter().map(|&x| q(x, 1)).fold((0, 0), sum_and_max));
-        put(2, gg.iter().map(|&x| q(x, 2)).fold((0, 0), sum_and_max));
-        put(
+        out.put(1, ga.iter().map(|&x| q(x, 1)).fold((0, 0), sum_and_max));
+        out.put(2, gg.iter().map(|&x| q(x, 2)).fold((0, 0), sum_and_max));
+        out.put(
             6,
             ga.iter()
                 .zip(v)
                 .map(|(&g, &x)| q(g * (p.e_ampa - x), 6))
                 .fold((0, 0), sum_and_max),
         );
-        put(
+        out.put(
             7,
             gg.iter()
                 .zip(v)
@@ -248,8 +253,7 @@ fn nmda_sums<const NP: usize>(
             quantise(p.g_nmda_max * g_open * (p.e_nmda - x), STAT_SCALES[5]),
         );
     }
-    for (k, (sum, max_abs)) in [(3, s3), (4, s4), (5, s5)] {
-        out.sums[k] = sum;
-        out.clipped |= clip_bit(max_abs, k);
-    }
+    out.put(3, s3);
+    out.put(4, s4);
+    out.put(5, s5);
 }
