@@ -403,6 +403,13 @@ const CASES: &[Case] = &[
         &["duration_ms", "at least one step"],
     ),
     case(
+        "zero duration",
+        "@top",
+        "duration_ms = 10.0",
+        "duration_ms = 0.0",
+        &["duration_ms", "missing or 0", "> 0"],
+    ),
+    case(
         "seed too large",
         "@top",
         "seed = 3",

@@ -139,7 +139,7 @@ impl Scenario {
             }
         }
         if self.duration_ms == 0.0 {
-            return Err("duration_ms: missing; give the simulated time in ms (or use [protocol] mode = \"multiscale\")".into());
+            return Err("duration_ms: missing or 0; give the simulated time in ms, > 0 (or use [protocol] mode = \"multiscale\")".into());
         }
         positive("duration_ms", self.duration_ms)?;
         if self.duration_ms < self.dt_ms {
