@@ -1150,8 +1150,14 @@ pub fn run_suite_with(
     on_entry: &mut dyn FnMut(&SuiteReport) -> Result<()>,
 ) -> Result<SuiteReport> {
     let wants_gpu = backends.iter().any(|&b| b != BackendChoice::Cpu);
+    // No GPU makes its rows "skipped"; an adapter that KETASIM_ADAPTER names and
+    // cannot be taken stops the suite before it runs anything.
     let gpu = if wants_gpu {
-        Some(crate::gpu::GpuContext::new().map(|c| c.describe()))
+        match crate::gpu::GpuContext::new() {
+            Ok(c) => Some(Ok(c.describe())),
+            Err(e @ Error::NoGpu(_)) => Some(Err(e)),
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };

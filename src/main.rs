@@ -47,7 +47,7 @@ enum Command {
         #[arg(long, default_value_t = run::DEFAULT_BATCH_STEPS)]
         batch_steps: u32,
     },
-    /// List the GPU adapters wgpu finds, with the limits that matter.
+    /// List the GPU adapters wgpu finds, numbered, with the limits that matter; KETASIM_ADAPTER (an index, a PCI bus id or a part of a name) makes GPU runs take one
     Devices {
         /// Print JSON.
         #[arg(long)]
@@ -272,8 +272,14 @@ fn real_main() -> anyhow::Result<()> {
                 println!("no GPU adapters found (the CPU backend is always available). On Linux: apt-get install -y mesa-vulkan-drivers libvulkan1");
             } else {
                 for a in &list {
+                    let bus = if a.pci_bus_id.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" | PCI {}", a.pci_bus_id)
+                    };
                     println!(
-                        "{} | {} | {} | {}\n    max storage binding {:.0} MiB, max buffer {:.0} MiB, {} storage buffers/stage, {} workgroups/dim, {} invocations/workgroup, timestamps in passes: {}, strict float (no contraction): {}{}",
+                        "[{}] {} | {} | {} | {}{bus}\n    max storage binding {:.0} MiB, max buffer {:.0} MiB, {} storage buffers/stage, {} workgroups/dim, {} invocations/workgroup, timestamps in passes: {}, strict float (no contraction): {}{}",
+                        a.index,
                         a.name,
                         a.backend,
                         a.device_type,
@@ -285,9 +291,16 @@ fn real_main() -> anyhow::Result<()> {
                         a.max_compute_invocations_per_workgroup,
                         a.timestamp_queries,
                         a.strict_float,
-                        if a.usable { "" } else { "  (unusable: too few storage buffers per stage)" }
+                        match a.unusable_because() {
+                            None => String::new(),
+                            Some(why) => format!("\n    unusable: {why}"),
+                        }
                     );
                 }
+                println!(
+                    "GPU runs take wgpu's preferred adapter; {} chooses one (an index above, a PCI bus id or a part of a name)",
+                    ketasim::gpu::ADAPTER_ENV
+                );
             }
         }
         Command::DoseResponse(args) => ketasim::dose_response::command(&args)?,

@@ -397,7 +397,8 @@ impl RunResult {
 }
 
 /// Build the backend for a network, honouring `choice` (auto falls back to the CPU
-/// with a warning on stderr).
+/// with a warning on stderr where there is no GPU, but not where `KETASIM_ADAPTER`
+/// names an adapter it cannot take: that stops the run).
 pub fn make_backend(net: &Network, choice: BackendChoice) -> Result<Box<dyn Backend>> {
     match choice {
         BackendChoice::Cpu => Ok(Box::new(CpuBackend::new(net)?)),
@@ -407,16 +408,17 @@ pub fn make_backend(net: &Network, choice: BackendChoice) -> Result<Box<dyn Back
                 // A software adapter (llvmpipe) runs the kernels slower than the CPU
                 // backend runs its twin: auto picks the faster one.
                 eprintln!(
-                    "note: the only GPU adapter is a software one ({}); using the faster CPU backend (--backend gpu forces the adapter)",
+                    "note: the GPU adapter is a software one ({}); using the faster CPU backend (--backend gpu forces the adapter)",
                     ctx.info.name
                 );
                 Ok(Box::new(CpuBackend::new(net)?))
             }
             Ok(ctx) => Ok(Box::new(GpuBackend::new(ctx, net)?)),
-            Err(e) => {
+            Err(e @ crate::error::Error::NoGpu(_)) => {
                 eprintln!("warning: {e}\nwarning: falling back to the CPU reference backend");
                 Ok(Box::new(CpuBackend::new(net)?))
             }
+            Err(e) => Err(e),
         },
     }
 }

@@ -990,3 +990,80 @@ fn bad_tuning_variables_are_named() {
         assert!(!err.contains("panicked"), "{var}={bad}: {err}");
     }
 }
+
+/// `KETASIM_ADAPTER` makes a GPU run take the adapter it names (here by index, from
+/// `devices --json`), and one it cannot take stops the run, `--backend auto` and the
+/// bench suite included, with an error naming the variable and listing the adapters:
+/// never a silent fallback to another adapter or to the CPU.
+#[test]
+fn the_adapter_variable_chooses_or_stops_the_run() {
+    if common::gpu_or_skip("the_adapter_variable_chooses_or_stops_the_run").is_none() {
+        return;
+    }
+    let devices: Value =
+        serde_json::from_slice(&ok(&["devices", "--json"]).stdout).expect("devices --json is JSON");
+    let list = devices.as_array().expect("an array");
+    let usable = list
+        .iter()
+        .find(|a| a["usable"] == Value::Bool(true))
+        .expect("gpu_or_skip found a usable adapter");
+    let dir = TempDir::new("adapter-env");
+    let run = |backend: &str, spec: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ketasim"))
+            .args([
+                "run",
+                "coba",
+                "--backend",
+                backend,
+                "--duration-ms",
+                "1",
+                "--out",
+            ])
+            .arg(dir.path())
+            .env("KETASIM_ADAPTER", spec)
+            .output()
+            .expect("cannot start the ketasim binary")
+    };
+    let index = usable["index"].as_u64().expect("an index").to_string();
+    let out = run("gpu", &index);
+    assert!(out.status.success(), "{}", report(&out));
+    let s = summary(dir.path());
+    let name = usable["name"].as_str().expect("a name");
+    assert!(
+        s["adapter"].as_str().is_some_and(|a| a.starts_with(name)),
+        "ran on {} instead of {name}",
+        s["adapter"]
+    );
+    let mut bad = vec![(list.len().to_string(), "there is no adapter".to_string())];
+    if let Some(u) = list.iter().find(|a| a["usable"] == Value::Bool(false)) {
+        bad.push((u["index"].to_string(), "cannot run ketasim".into()));
+    }
+    bad.push(("no such adapter anywhere".into(), "matches".into()));
+    for (spec, why) in &bad {
+        for backend in ["gpu", "auto"] {
+            let out = run(backend, spec);
+            assert_eq!(out.status.code(), Some(1), "{spec}: {}", report(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains("KETASIM_ADAPTER") && err.contains(why.as_str()),
+                "{spec}: {err}"
+            );
+            assert!(err.contains("[0] "), "{spec}: no listing: {err}");
+            assert!(!err.contains("falling back"), "{spec}: {err}");
+        }
+    }
+    // The bench suite stops before it runs anything (no GPU would only skip rows).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ketasim"))
+        .args(["bench", "--suite", "quick", "--backend", "cpu,gpu", "--out"])
+        .arg(dir.path().join("suite.json"))
+        .env("KETASIM_ADAPTER", list.len().to_string())
+        .output()
+        .expect("cannot start the ketasim binary");
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+    assert!(
+        stderr(&out).contains("there is no adapter"),
+        "{}",
+        report(&out)
+    );
+    assert!(!dir.path().join("suite.md").exists(), "the suite ran");
+}

@@ -92,11 +92,24 @@ pub fn instance_descriptor() -> wgpu::InstanceDescriptor {
     desc.with_env()
 }
 
+/// Environment variable choosing the adapter every GPU run takes
+/// ([`choose_adapter`]): its index in `ketasim devices`, its PCI bus id, or a part of
+/// its name. Unset, wgpu's preferred high-performance adapter is taken. On a node with
+/// several GPUs, sweep shards can each take one
+/// (`KETASIM_ADAPTER=K ketasim sweep ... --shard K/N`).
+pub const ADAPTER_ENV: &str = "KETASIM_ADAPTER";
+
 /// One adapter as `ketasim devices` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdapterReport {
+    /// Position in wgpu's enumeration, as `ketasim devices` numbers it and
+    /// [`ADAPTER_ENV`] takes it.
+    pub index: usize,
     /// Adapter name.
     pub name: String,
+    /// PCI bus id where the driver reports one (empty otherwise), as [`ADAPTER_ENV`]
+    /// takes it: stable where several adapters share a name.
+    pub pci_bus_id: String,
     /// Graphics API.
     pub backend: String,
     /// Discrete, integrated, CPU, ...
@@ -126,13 +139,21 @@ pub struct AdapterReport {
 pub fn list_adapters() -> Vec<AdapterReport> {
     let inst = instance();
     let adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+    reports(&adapters)
+}
+
+/// The reports of `adapters`, numbered in their order.
+fn reports(adapters: &[wgpu::Adapter]) -> Vec<AdapterReport> {
     adapters
         .iter()
-        .map(|a| {
+        .enumerate()
+        .map(|(index, a)| {
             let info = a.get_info();
             let l = a.limits();
             AdapterReport {
+                index,
                 name: info.name.clone(),
+                pci_bus_id: info.device_pci_bus_id.clone(),
                 backend: format!("{:?}", info.backend),
                 device_type: format!("{:?}", info.device_type),
                 driver: format!("{} {}", info.driver, info.driver_info)
@@ -153,6 +174,98 @@ pub fn list_adapters() -> Vec<AdapterReport> {
         .collect()
 }
 
+impl AdapterReport {
+    /// "[index] name (backend, device type[, PCI bus id])", as errors name it.
+    pub fn label(&self) -> String {
+        let bus = if self.pci_bus_id.is_empty() {
+            String::new()
+        } else {
+            format!(", PCI {}", self.pci_bus_id)
+        };
+        format!(
+            "[{}] {} ({}, {}{bus})",
+            self.index, self.name, self.backend, self.device_type
+        )
+    }
+
+    /// Why ketasim cannot run on it, or `None` where it can.
+    pub fn unusable_because(&self) -> Option<String> {
+        (!self.usable).then(|| {
+            format!(
+                "it binds {} storage buffers per shader stage and ketasim's neuron update needs {STORAGE_BUFFERS_NEEDED}",
+                self.max_storage_buffers_per_shader_stage
+            )
+        })
+    }
+}
+
+/// The adapter `spec` (the value of [`ADAPTER_ENV`]) names among `list`: an index as
+/// `ketasim devices` numbers them; else a PCI bus id, matched whole; else a part of
+/// the name, ignoring case, where the usable adapters that match must be exactly one
+/// (a GPU that the Vulkan and GL backends both list counts once if only one of them
+/// can run ketasim). Errors name the variable, every adapter and what to give
+/// instead, and refuse an adapter ketasim cannot run on (no fallback: a run asked
+/// to use one adapter never silently uses another).
+pub fn choose_adapter(list: &[AdapterReport], spec: &str) -> Result<usize> {
+    let spec = spec.trim();
+    let listing = || {
+        if list.is_empty() {
+            "wgpu finds no adapter".to_string()
+        } else {
+            let items: Vec<String> = list.iter().map(AdapterReport::label).collect();
+            format!("`ketasim devices` lists {}", items.join("; "))
+        }
+    };
+    let refuse = |what: String| {
+        Err(Error::Capacity(format!(
+            "{ADAPTER_ENV}={spec:?}: {what}; {}. Give an index, a PCI bus id or a part of a name, or unset it",
+            listing()
+        )))
+    };
+    let take = |a: &AdapterReport| match a.unusable_because() {
+        None => Ok(a.index),
+        Some(why) => refuse(format!("{} cannot run ketasim: {why}", a.label())),
+    };
+    if spec.is_empty() {
+        return refuse("empty".into());
+    }
+    if let Ok(i) = spec.parse::<usize>() {
+        return match list.get(i) {
+            Some(a) => take(a),
+            None => refuse(format!("there is no adapter {i}")),
+        };
+    }
+    if let Some(a) = list
+        .iter()
+        .find(|a| !a.pci_bus_id.is_empty() && a.pci_bus_id.eq_ignore_ascii_case(spec))
+    {
+        return take(a);
+    }
+    let lower = spec.to_lowercase();
+    let matching: Vec<&AdapterReport> = list
+        .iter()
+        .filter(|a| a.name.to_lowercase().contains(&lower))
+        .collect();
+    let usable: Vec<&&AdapterReport> = matching.iter().filter(|a| a.usable).collect();
+    match (matching.len(), usable.len()) {
+        (0, _) => refuse("no adapter's name or PCI bus id matches".into()),
+        (_, 1) => Ok(usable[0].index),
+        (1, 0) => take(matching[0]),
+        (_, 0) => refuse(format!(
+            "{} adapters match and none can run ketasim",
+            matching.len()
+        )),
+        (_, n) => refuse(format!(
+            "{n} usable adapters match ({}); give one's index or PCI bus id",
+            usable
+                .iter()
+                .map(|a| a.index.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 impl GpuContext {
     /// The preferred (high-performance) adapter and a device with its full limits.
     /// No optional feature is requested.
@@ -170,22 +283,46 @@ impl GpuContext {
 
     fn create(want_timestamps: bool) -> Result<GpuContext> {
         let inst = instance();
-        let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            force_fallback_adapter: false,
-            compatible_surface: None,
-            apply_limit_buckets: false,
-        }))
-        .map_err(|e| {
-            Error::NoGpu(format!(
-                "{e}. On Linux without a GPU install Mesa's software Vulkan driver: apt-get install -y mesa-vulkan-drivers libvulkan1"
-            ))
-        })?;
+        let adapter = match std::env::var_os(ADAPTER_ENV) {
+            Some(spec) => {
+                let Some(spec) = spec.to_str() else {
+                    return Err(Error::Capacity(format!(
+                        "{ADAPTER_ENV}={spec:?} is not UTF-8: give an index from `ketasim devices`, a PCI bus id or a part of a name"
+                    )));
+                };
+                let mut adapters =
+                    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+                let i = choose_adapter(&reports(&adapters), spec)?;
+                adapters.swap_remove(i)
+            }
+            None => pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            }))
+            .map_err(|e| {
+                Error::NoGpu(format!(
+                    "{e}. On Linux without a GPU install Mesa's software Vulkan driver: apt-get install -y mesa-vulkan-drivers libvulkan1"
+                ))
+            })?,
+        };
         let info = adapter.get_info();
         let limits = adapter.limits();
         if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
+            // wgpu preferred an adapter ketasim cannot run on: name one it can.
+            let others: Vec<String> = list_adapters()
+                .iter()
+                .filter(|a| a.usable)
+                .map(|a| format!("{ADAPTER_ENV}={} for {}", a.index, a.label()))
+                .collect();
+            let hint = if others.is_empty() {
+                "no other adapter can either".to_string()
+            } else {
+                format!("choose another with {}", others.join(" or "))
+            };
             return Err(Error::NoGpu(format!(
-                "adapter {} ({:?}) binds {} storage buffers per shader stage; ketasim needs {STORAGE_BUFFERS_NEEDED}",
+                "adapter {} ({:?}) binds {} storage buffers per shader stage; ketasim needs {STORAGE_BUFFERS_NEEDED}; {hint}",
                 info.name, info.backend, limits.max_storage_buffers_per_shader_stage
             )));
         }
@@ -250,5 +387,93 @@ impl GpuContext {
             Some(e) => Err(Error::Gpu(e.clone())),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An adapter report with the given name, backend, PCI bus id and usability.
+    fn adapter(index: usize, name: &str, backend: &str, bus: &str, usable: bool) -> AdapterReport {
+        AdapterReport {
+            index,
+            name: name.into(),
+            pci_bus_id: bus.into(),
+            backend: backend.into(),
+            device_type: "DiscreteGpu".into(),
+            driver: String::new(),
+            max_storage_buffer_binding_size: 1 << 30,
+            max_buffer_size: 1 << 30,
+            max_storage_buffers_per_shader_stage: if usable { 32 } else { 16 },
+            max_compute_workgroups_per_dimension: 65535,
+            max_compute_invocations_per_workgroup: 1024,
+            timestamp_queries: true,
+            strict_float: backend == "Vulkan",
+            usable,
+        }
+    }
+
+    /// Two identical GPUs on Vulkan, the first also on GL (unusable there), and a
+    /// software adapter.
+    fn node() -> Vec<AdapterReport> {
+        vec![
+            adapter(0, "NVIDIA H100 80GB HBM3", "Vulkan", "0000:19:00.0", true),
+            adapter(1, "NVIDIA H100 80GB HBM3", "Vulkan", "0000:3b:00.0", true),
+            adapter(2, "NVIDIA H100 80GB HBM3", "Gl", "", false),
+            adapter(3, "llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan", "", true),
+            adapter(4, "llvmpipe (LLVM 15.0.6, 256 bits)", "Gl", "", false),
+        ]
+    }
+
+    fn refused(spec: &str) -> String {
+        match choose_adapter(&node(), spec) {
+            Ok(i) => panic!("{spec:?} chose adapter {i}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_index_a_bus_id_or_a_unique_usable_name_chooses() {
+        let list = node();
+        assert_eq!(choose_adapter(&list, "1").ok(), Some(1));
+        assert_eq!(choose_adapter(&list, " 0 ").ok(), Some(0));
+        assert_eq!(choose_adapter(&list, "0000:3B:00.0").ok(), Some(1));
+        // Vulkan and GL both list llvmpipe; only the Vulkan one can run ketasim.
+        assert_eq!(choose_adapter(&list, "LLVMpipe").ok(), Some(3));
+    }
+
+    #[test]
+    fn ambiguous_unknown_or_unusable_choices_are_refused_naming_every_adapter() {
+        for (spec, why) in [
+            ("h100", "2 usable adapters match (0, 1)"),
+            ("9", "there is no adapter 9"),
+            ("radeon", "no adapter's name or PCI bus id matches"),
+            ("2", "cannot run ketasim: it binds 16 storage buffers"),
+            ("", "empty"),
+        ] {
+            let err = refused(spec);
+            assert!(err.contains(why), "{spec:?}: {err}");
+            assert!(err.contains(ADAPTER_ENV), "{spec:?}: {err}");
+            assert!(
+                err.contains("[1] NVIDIA H100 80GB HBM3 (Vulkan, DiscreteGpu, PCI 0000:3b:00.0)")
+                    && err.contains("[4] llvmpipe"),
+                "{spec:?} does not list the adapters: {err}"
+            );
+        }
+        assert!(choose_adapter(&[], "0")
+            .unwrap_err()
+            .to_string()
+            .contains("wgpu finds no adapter"));
+        let mut only_gl = node();
+        only_gl.retain(|a| a.backend == "Gl");
+        assert!(choose_adapter(&only_gl, "llvmpipe")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot run ketasim"));
+        assert!(choose_adapter(&only_gl, "b")
+            .unwrap_err()
+            .to_string()
+            .contains("2 adapters match and none can run ketasim"));
     }
 }
