@@ -12,7 +12,10 @@
 // (REDUCE_WORKGROUP_SIZE in src/model/limits.rs). A value at or past STAT_CLAMP is
 // clamped, and its quantity's bit is OR-ed into the population's clip mask (entry
 // CLIP_ENTRY of its SAMPLE_ENTRIES_PER_POP), so the host can report that mean as
-// unknown instead of biased.
+// unknown instead of biased. The mask goes straight to global memory, by the rare
+// neuron that has a clipped value, so the workgroup accumulator holds only the
+// STATS_PER_POP sums: 2,048 bytes, where an accumulated mask took 2,304 and let
+// AMD's compiler fit 7 workgroups per SIMD instead of 8 (docs/performance.md).
 // Twin: src/cpu/reduce_stats.rs and the sampling block of CpuBackend::step.
 
 @group(0) @binding(2) var<storage, read> v_mv: array<f32>;
@@ -23,7 +26,7 @@
 @group(0) @binding(7) var<storage, read> ctrl: GpuCtrl;
 @group(0) @binding(8) var<storage, read_write> samples: array<atomic<u32>>;
 
-var<workgroup> acc: array<atomic<i32>, REDUCE_WG_SIZE * SAMPLE_ENTRIES_PER_POP>;
+var<workgroup> acc: array<atomic<i32>, REDUCE_WG_SIZE * STATS_PER_POP>;
 
 fn quantise(x: f32, scale: f32) -> i32 {
     return i32(clamp(floor(x * scale + 0.5), -STAT_CLAMP, STAT_CLAMP));
@@ -58,12 +61,15 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    for (var k = lid; k < REDUCE_WG_SIZE * SAMPLE_ENTRIES_PER_POP; k += REDUCE_WG_SIZE) {
+    for (var k = lid; k < REDUCE_WG_SIZE * STATS_PER_POP; k += REDUCE_WG_SIZE) {
         atomicStore(&acc[k], 0);
     }
     workgroupBarrier();
     // Population of the workgroup's first neuron (the same in every invocation).
     let pop0 = find_pop(min(linear_id(wid, nwg, 0u, REDUCE_WG_SIZE), sim.n_total - 1u));
+    // The chunk ends at this sample step, so its first step is in the same interval.
+    let slot = (ctrl.chunks[sim.parity].step / sim.sample_interval) % sim.sample_capacity;
+    let out_base = (slot * sim.n_pop + pop0) * SAMPLE_ENTRIES_PER_POP;
     let i = linear_id(wid, nwg, lid, REDUCE_WG_SIZE);
     if (i < sim.n_total) {
         let pop = find_pop(i);
@@ -92,7 +98,7 @@ fn main(
         let ga = g_ampa[i];
         let gg = g_gaba[i];
         // The STATS_PER_POP quantities, in the order of STAT_SCALES.
-        let base = (pop - pop0) * SAMPLE_ENTRIES_PER_POP;
+        let base = (pop - pop0) * STATS_PER_POP;
         let cond = is_conductance(p);
         let clip = add_stat(base, 0u, v, STAT_SCALES[0])
             | add_stat(base, 1u, select(0.0, ga, cond), STAT_SCALES[1])
@@ -103,21 +109,17 @@ fn main(
             | add_stat(base, 6u, select(ga, ga * (p.e_ampa - v), cond), STAT_SCALES[6])
             | add_stat(base, 7u, select(gg, gg * (p.e_gaba - v), cond), STAT_SCALES[7]);
         if (clip != 0) {
-            atomicOr(&acc[base + CLIP_ENTRY], clip);
+            let entry = out_base + (pop - pop0) * SAMPLE_ENTRIES_PER_POP + CLIP_ENTRY;
+            atomicOr(&samples[2u * entry], bitcast<u32>(clip));
         }
     }
     workgroupBarrier();
-    // The chunk ends at this sample step, so its first step is in the same interval.
-    let slot = (ctrl.chunks[sim.parity].step / sim.sample_interval) % sim.sample_capacity;
-    let out_base = (slot * sim.n_pop + pop0) * SAMPLE_ENTRIES_PER_POP;
-    for (var k = lid; k < REDUCE_WG_SIZE * SAMPLE_ENTRIES_PER_POP; k += REDUCE_WG_SIZE) {
+    // Sum k of the workgroup's population j (acc[j STATS_PER_POP + k]) is entry k of
+    // that population's SAMPLE_ENTRIES_PER_POP.
+    for (var k = lid; k < REDUCE_WG_SIZE * STATS_PER_POP; k += REDUCE_WG_SIZE) {
         let a = atomicLoad(&acc[k]);
         if (a != 0) {
-            if (k % SAMPLE_ENTRIES_PER_POP == CLIP_ENTRY) {
-                atomicOr(&samples[2u * (out_base + k)], bitcast<u32>(a));
-            } else {
-                add64(out_base + k, a);
-            }
+            add64(out_base + (k / STATS_PER_POP) * SAMPLE_ENTRIES_PER_POP + k % STATS_PER_POP, a);
         }
     }
 }
