@@ -311,7 +311,8 @@ impl GpuContext {
         let limits = adapter.limits();
         if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
             // wgpu preferred an adapter ketasim cannot run on: name one it can.
-            let others: Vec<String> = list_adapters()
+            let all = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+            let others: Vec<String> = reports(&all)
                 .iter()
                 .filter(|a| a.usable)
                 .map(|a| format!("{ADAPTER_ENV}={} for {}", a.index, a.label()))
