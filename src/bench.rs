@@ -679,14 +679,86 @@ pub fn peak_bandwidth_gb_per_s(adapter: &str) -> Option<f64> {
 /// Whether a backend could be used in a suite run.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendStatus {
-    /// "cpu" or "gpu".
+    /// "cpu" or "gpu"; "gpu[I]" for each GPU where the suite runs on several (I: the
+    /// adapter's index in `ketasim devices`), as the rows name their backend.
     pub backend: String,
     /// Whether it runs.
     pub available: bool,
     /// Adapter description, when available.
     pub adapter: Option<String>,
+    /// The adapter's index in `ketasim devices` where the suite chose it
+    /// (`gpu::suite_adapters`); null for the CPU and where `KETASIM_ADAPTER` or wgpu
+    /// chose.
+    pub adapter_index: Option<usize>,
+    /// Adapters this one stands for and that were not benched apart: identical cards,
+    /// or the same GPU through another API (indices in `ketasim devices`).
+    pub same_as: Vec<usize>,
     /// Why not, when unavailable.
     pub reason: Option<String>,
+}
+
+/// One backend a suite runs on: the CPU, or a GPU (`adapter`: its index in `ketasim
+/// devices`, or `None` for the one [`crate::gpu::GpuContext::new`] takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target {
+    choice: BackendChoice,
+    adapter: Option<usize>,
+}
+
+/// The GPUs a suite that wants one runs on, each with its status: with
+/// `KETASIM_ADAPTER` set, the adapter it names; else every GPU that
+/// [`crate::gpu::suite_adapters`] picks (one per model); where none is usable, the
+/// reason wgpu's preferred adapter gives. A GPU whose device cannot be had is marked
+/// unavailable; an adapter that `KETASIM_ADAPTER` names and cannot be taken stops
+/// the suite (`Err`).
+fn suite_gpus() -> Result<Vec<(Target, BackendStatus)>> {
+    use crate::gpu::{GpuContext, ADAPTER_ENV};
+    let status = |adapter_index: Option<usize>, same_as: Vec<usize>, ctx: Result<GpuContext>| {
+        let (available, adapter, reason) = match ctx {
+            Ok(c) => (true, Some(c.describe()), None),
+            Err(e @ Error::NoGpu(_)) => (false, None, Some(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        Ok(BackendStatus {
+            backend: "gpu".into(),
+            available,
+            adapter,
+            adapter_index,
+            same_as,
+            reason,
+        })
+    };
+    let picks = if std::env::var_os(ADAPTER_ENV).is_some() {
+        Vec::new()
+    } else {
+        crate::gpu::suite_adapters(&crate::gpu::list_adapters())
+    };
+    if picks.is_empty() {
+        let target = Target {
+            choice: BackendChoice::Gpu,
+            adapter: None,
+        };
+        return Ok(vec![(target, status(None, Vec::new(), GpuContext::new())?)]);
+    }
+    let several = picks.len() > 1;
+    picks
+        .into_iter()
+        .map(|p| {
+            let mut st = status(
+                Some(p.index),
+                p.same_as,
+                GpuContext::open(Some(p.index), false),
+            )?;
+            if several {
+                st.backend = format!("gpu[{}]", p.index);
+            }
+            let target = Target {
+                choice: BackendChoice::Gpu,
+                adapter: Some(p.index),
+            };
+            Ok((target, st))
+        })
+        .collect()
 }
 
 /// One population's rate in a suite row.
@@ -880,13 +952,14 @@ fn gpu_warmup_profiled(
     s: &Scenario,
     copies: u32,
     batch_steps: u32,
+    adapter: Option<usize>,
 ) -> Result<(
     Option<(u64, Vec<crate::gpu::KernelTime>)>,
     crate::gpu::HostTimes,
 )> {
     use crate::backend::Backend;
     let net = entry_network(s, copies, batch_steps)?;
-    let mut b = crate::gpu::GpuBackend::new(crate::gpu::GpuContext::with_timestamps()?, &net)?;
+    let mut b = crate::gpu::GpuBackend::new(crate::gpu::GpuContext::open(adapter, true)?, &net)?;
     let untimed = net.steps / 2;
     let sizes: Vec<u32> = net.pops().iter().map(|p| p.size).collect();
     let mut timing = false;
@@ -1063,7 +1136,7 @@ fn label(b: BackendChoice) -> &'static str {
 /// failure gives a row with status "error" and the reason (the networks still run).
 fn dispatch_rows(
     suite: Suite,
-    chosen: &[BackendChoice],
+    chosen: &[Target],
     status: &[BackendStatus],
     progress: bool,
 ) -> Vec<DispatchRow> {
@@ -1071,9 +1144,9 @@ fn dispatch_rows(
     chosen
         .iter()
         .zip(status)
-        .filter(|(&b, st)| b == BackendChoice::Gpu && st.available)
-        .map(|(_, st)| {
-            let measured = crate::gpu::GpuContext::with_timestamps()
+        .filter(|(t, st)| t.choice == BackendChoice::Gpu && st.available)
+        .map(|(t, st)| {
+            let measured = crate::gpu::GpuContext::open(t.adapter, true)
                 .and_then(|ctx| crate::stream::measure_dispatch(&ctx, dispatches, passes));
             let row = DispatchRow::of(&st.backend, "dispatch probe", measured);
             if progress {
@@ -1095,7 +1168,7 @@ fn dispatch_rows(
 /// networks still run).
 fn stream_rows(
     suite: Suite,
-    chosen: &[BackendChoice],
+    chosen: &[Target],
     status: &[BackendStatus],
     progress: bool,
 ) -> Vec<StreamRow> {
@@ -1104,9 +1177,9 @@ fn stream_rows(
         .iter()
         .zip(status)
         .filter(|(_, st)| st.available)
-        .map(|(&b, st)| {
-            let measured = match b {
-                BackendChoice::Gpu => crate::gpu::GpuContext::with_timestamps()
+        .map(|(t, st)| {
+            let measured = match t.choice {
+                BackendChoice::Gpu => crate::gpu::GpuContext::open(t.adapter, true)
                     .and_then(|ctx| crate::stream::measure_gpu(&ctx, bytes, passes)),
                 _ => crate::stream::measure_cpu(bytes, passes),
             };
@@ -1150,52 +1223,37 @@ pub fn run_suite_with(
     on_entry: &mut dyn FnMut(&SuiteReport) -> Result<()>,
 ) -> Result<SuiteReport> {
     let wants_gpu = backends.iter().any(|&b| b != BackendChoice::Cpu);
-    // No GPU makes its rows "skipped"; an adapter that KETASIM_ADAPTER names and
-    // cannot be taken stops the suite before it runs anything.
-    let gpu = if wants_gpu {
-        match crate::gpu::GpuContext::new() {
-            Ok(c) => Some(Ok(c.describe())),
-            Err(e @ Error::NoGpu(_)) => Some(Err(e)),
-            Err(e) => return Err(e),
-        }
-    } else {
-        None
-    };
-    let gpu_ok = matches!(gpu, Some(Ok(_)));
-    let mut chosen: Vec<BackendChoice> = Vec::new();
+    let gpus = if wants_gpu { suite_gpus()? } else { Vec::new() };
+    let gpu_ok = gpus.iter().any(|(_, st)| st.available);
+    let cpu = (
+        Target {
+            choice: BackendChoice::Cpu,
+            adapter: None,
+        },
+        BackendStatus {
+            backend: label(BackendChoice::Cpu).into(),
+            available: true,
+            adapter: None,
+            adapter_index: None,
+            same_as: Vec::new(),
+            reason: None,
+        },
+    );
+    let mut chosen: Vec<Target> = Vec::new();
+    let mut status: Vec<BackendStatus> = Vec::new();
     for &b in backends {
-        let b = match b {
-            BackendChoice::Auto if gpu_ok => BackendChoice::Gpu,
-            BackendChoice::Auto => BackendChoice::Cpu,
-            b => b,
+        let wanted = match b {
+            BackendChoice::Gpu => gpus.clone(),
+            BackendChoice::Auto if gpu_ok => gpus.clone(),
+            _ => vec![cpu.clone()],
         };
-        if !chosen.contains(&b) {
-            chosen.push(b);
+        for (t, st) in wanted {
+            if !chosen.contains(&t) {
+                chosen.push(t);
+                status.push(st);
+            }
         }
     }
-    let status: Vec<BackendStatus> = chosen
-        .iter()
-        .map(|&b| match (b, &gpu) {
-            (BackendChoice::Gpu, Some(Err(e))) => BackendStatus {
-                backend: "gpu".into(),
-                available: false,
-                adapter: None,
-                reason: Some(e.to_string()),
-            },
-            (BackendChoice::Gpu, Some(Ok(a))) => BackendStatus {
-                backend: "gpu".into(),
-                available: true,
-                adapter: Some(a.clone()),
-                reason: None,
-            },
-            _ => BackendStatus {
-                backend: label(b).into(),
-                available: true,
-                adapter: None,
-                reason: None,
-            },
-        })
-        .collect();
     let warmup_steps = suite.warmup_steps();
     let policy = warmup_policy(warmup_steps);
     let stream = stream_rows(suite, &chosen, &status, progress);
@@ -1256,7 +1314,8 @@ pub fn run_suite_with(
             neuron_update_stream_fraction: None,
         };
         let built = entry_scenario(&e, e.steps);
-        for (&b, st) in chosen.iter().zip(&status) {
+        for (t, st) in chosen.iter().zip(&status) {
+            let b = t.choice;
             let (s, how) = match &built {
                 Ok(Some(x)) => x,
                 Ok(None) => {
@@ -1303,6 +1362,7 @@ pub fn run_suite_with(
             let opts = RunOptions {
                 backend: b,
                 progress: false,
+                adapter: t.adapter,
                 ..RunOptions::default()
             };
             let mut profile = None;
@@ -1313,7 +1373,8 @@ pub fn run_suite_with(
                     w.duration_ms = warmup_steps.min(e.steps) as f64 * w.dt_ms;
                     w.record.baseline_ms = w.record.baseline_ms.min(w.duration_ms);
                     if b == BackendChoice::Gpu {
-                        let (kernels, h) = gpu_warmup_profiled(&w, e.copies, opts.batch_steps)?;
+                        let (kernels, h) =
+                            gpu_warmup_profiled(&w, e.copies, opts.batch_steps, t.adapter)?;
                         profile = kernels;
                         host = Some(h).filter(|h| h.steps > 0);
                     } else {
@@ -1387,7 +1448,7 @@ pub fn run_suite_with(
                 host_record_us: host.map(|h| h.record_ns * 1e-3 / h.steps as f64),
                 host_exposed_us: host.map(|h| h.exposed_ns * 1e-3 / h.steps as f64),
                 host_submit_us: host.map(|h| h.submit_ns * 1e-3 / h.steps as f64),
-                ..blank(&r.backend, "ok", String::new())
+                ..blank(&st.backend, "ok", String::new())
             });
         }
         if progress {
@@ -1484,7 +1545,17 @@ pub fn suite_markdown(report: &SuiteReport) -> String {
     );
     for b in &report.backends {
         match (&b.adapter, &b.reason) {
-            (Some(a), _) => m.push_str(&format!("- {}: {}\n", b.backend, cell(a))),
+            (Some(a), _) => {
+                m.push_str(&format!("- {}: {}", b.backend, cell(a)));
+                if !b.same_as.is_empty() {
+                    let others: Vec<String> = b.same_as.iter().map(|i| format!("[{i}]")).collect();
+                    m.push_str(&format!(
+                        "; also stands for adapters {} of `ketasim devices` (the same model, not benched apart; KETASIM_ADAPTER benches one)",
+                        others.join(", ")
+                    ));
+                }
+                m.push('\n');
+            }
             (None, Some(r)) => m.push_str(&format!("- {}: unavailable ({})\n", b.backend, cell(r))),
             (None, None) => m.push_str(&format!("- {}: available\n", b.backend)),
         }

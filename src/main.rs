@@ -207,6 +207,7 @@ fn real_main() -> anyhow::Result<()> {
                     backend,
                     batch_steps,
                     progress: true,
+                    adapter: None,
                 },
             )?;
             for line in res.clip_warnings_for(0, &res.pop_names) {

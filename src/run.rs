@@ -42,6 +42,10 @@ pub struct RunOptions {
     pub batch_steps: u32,
     /// Show a progress bar (only drawn on a terminal).
     pub progress: bool,
+    /// The adapter a GPU backend takes, by its index in `ketasim devices`; `None`:
+    /// the one `KETASIM_ADAPTER` names, else wgpu's preferred one
+    /// ([`GpuContext::open`]). The benchmark suite sets it to bench each GPU.
+    pub adapter: Option<usize>,
 }
 
 impl Default for RunOptions {
@@ -50,6 +54,7 @@ impl Default for RunOptions {
             backend: BackendChoice::Auto,
             batch_steps: DEFAULT_BATCH_STEPS,
             progress: false,
+            adapter: None,
         }
     }
 }
@@ -400,10 +405,23 @@ impl RunResult {
 /// with a warning on stderr where there is no GPU, but not where `KETASIM_ADAPTER`
 /// names an adapter it cannot take: that stops the run).
 pub fn make_backend(net: &Network, choice: BackendChoice) -> Result<Box<dyn Backend>> {
+    make_backend_on(net, choice, None)
+}
+
+/// [`make_backend`] on the adapter numbered `adapter` in `ketasim devices` where a GPU
+/// backend is made (`None`: as [`GpuContext::new`] chooses).
+pub fn make_backend_on(
+    net: &Network,
+    choice: BackendChoice,
+    adapter: Option<usize>,
+) -> Result<Box<dyn Backend>> {
     match choice {
         BackendChoice::Cpu => Ok(Box::new(CpuBackend::new(net)?)),
-        BackendChoice::Gpu => Ok(Box::new(GpuBackend::new(GpuContext::new()?, net)?)),
-        BackendChoice::Auto => match GpuContext::new() {
+        BackendChoice::Gpu => Ok(Box::new(GpuBackend::new(
+            GpuContext::open(adapter, false)?,
+            net,
+        )?)),
+        BackendChoice::Auto => match GpuContext::open(adapter, false) {
             Ok(ctx) if ctx.info.device_type == wgpu::DeviceType::Cpu => {
                 // A software adapter (llvmpipe) runs the kernels slower than the CPU
                 // backend runs its twin: auto picks the faster one.
@@ -446,7 +464,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunResult> {
 pub fn run_network(net: Network, opts: &RunOptions, t0: Instant) -> Result<RunResult> {
     let scenario = &net.scenario.clone();
     let plan = memory::plan(scenario, 1.0, opts.batch_steps);
-    let mut backend = make_backend(&net, opts.backend)?;
+    let mut backend = make_backend_on(&net, opts.backend, opts.adapter)?;
     let build_s = t0.elapsed().as_secs_f64();
     let n_pop = net.pop_names.len();
     let bin = net.rate_bin_steps as u64;

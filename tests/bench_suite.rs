@@ -605,3 +605,43 @@ fn bytes_per_neuron_step_counts_what_the_kernels_touch() {
         want(1.0)
     );
 }
+
+/// A suite on a machine with several GPUs names each by its adapter, and says which
+/// identical adapters a benched one stands for.
+#[test]
+fn suite_markdown_names_each_gpu_and_what_it_stands_for() {
+    use ketasim::bench::{BackendStatus, SuiteReport};
+    let gpu = |index: usize, name: &str, same_as: Vec<usize>| BackendStatus {
+        backend: format!("gpu[{index}]"),
+        available: true,
+        adapter: Some(format!("{name} (Vulkan, DiscreteGpu)")),
+        adapter_index: Some(index),
+        same_as,
+        reason: None,
+    };
+    let report = SuiteReport {
+        benchmark: "suite".into(),
+        suite: Suite::Quick,
+        ketasim_version: "test".into(),
+        warmup_policy: "none".into(),
+        backends: vec![
+            gpu(0, "NVIDIA H100 80GB HBM3", vec![1, 2]),
+            gpu(3, "AMD Instinct MI300X", vec![]),
+        ],
+        stream: Vec::new(),
+        dispatch: Vec::new(),
+        results: Vec::new(),
+    };
+    let md = bench::suite_markdown(&report);
+    assert!(
+        md.contains("- gpu[0]: NVIDIA H100 80GB HBM3 (Vulkan, DiscreteGpu); also stands for adapters [1], [2] of `ketasim devices`"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- gpu[3]: AMD Instinct MI300X (Vulkan, DiscreteGpu)\n"),
+        "{md}"
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["backends"][0]["same_as"], serde_json::json!([1, 2]));
+    assert_eq!(json["backends"][1]["adapter_index"], 3);
+}

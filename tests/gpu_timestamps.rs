@@ -248,6 +248,20 @@ fn quick_suite_on_gpu_reports_kernel_times() {
         .timestamps;
     let report = bench::run_suite(Suite::Quick, &[BackendChoice::Gpu], false).expect("suite");
     assert_eq!(report.failed(), 0, "{report:#?}");
+    // Unless KETASIM_ADAPTER names one, the suite benches the adapters
+    // suite_adapters picks (here the one software adapter, so it is plain "gpu").
+    if std::env::var_os(ketasim::gpu::ADAPTER_ENV).is_none() {
+        let picked: Vec<usize> = ketasim::gpu::suite_adapters(&ketasim::gpu::list_adapters())
+            .iter()
+            .map(|p| p.index)
+            .collect();
+        let benched: Vec<Option<usize>> = report.backends.iter().map(|b| b.adapter_index).collect();
+        assert_eq!(
+            benched,
+            picked.iter().map(|&i| Some(i)).collect::<Vec<_>>(),
+            "{report:#?}"
+        );
+    }
     let ok: Vec<_> = report.results.iter().filter(|r| r.status == "ok").collect();
     assert!(!ok.is_empty(), "{report:#?}");
     let timed = Suite::Quick.warmup_steps() - Suite::Quick.warmup_steps() / 2;

@@ -168,7 +168,7 @@ fn reports(adapters: &[wgpu::Adapter]) -> Vec<AdapterReport> {
                     .features()
                     .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
                 strict_float: super::strict::wanted(info.backend, a.features()),
-                usable: l.max_storage_buffers_per_shader_stage >= STORAGE_BUFFERS_NEEDED,
+                usable: storage_shortfall(l.max_storage_buffers_per_shader_stage).is_none(),
             }
         })
         .collect()
@@ -190,13 +190,95 @@ impl AdapterReport {
 
     /// Why ketasim cannot run on it, or `None` where it can.
     pub fn unusable_because(&self) -> Option<String> {
-        (!self.usable).then(|| {
-            format!(
-                "it binds {} storage buffers per shader stage and ketasim's neuron update needs {STORAGE_BUFFERS_NEEDED}",
-                self.max_storage_buffers_per_shader_stage
-            )
-        })
+        if self.usable {
+            return None;
+        }
+        storage_shortfall(self.max_storage_buffers_per_shader_stage)
+            .or_else(|| Some("it was reported unusable".into()))
     }
+}
+
+/// Why an adapter that binds `per_stage` storage buffers per shader stage cannot run
+/// ketasim, or `None` where it can: the one rule behind [`AdapterReport::usable`] and
+/// the check in [`GpuContext::new`].
+fn storage_shortfall(per_stage: u32) -> Option<String> {
+    (per_stage < STORAGE_BUFFERS_NEEDED).then(|| {
+        format!(
+            "it binds {per_stage} storage buffers per shader stage and ketasim's neuron update needs {STORAGE_BUFFERS_NEEDED}"
+        )
+    })
+}
+
+/// "`ketasim devices` lists [0] ...; [1] ..." for errors that name every adapter.
+fn listing(list: &[AdapterReport]) -> String {
+    if list.is_empty() {
+        "wgpu finds no adapter".to_string()
+    } else {
+        let items: Vec<String> = list.iter().map(AdapterReport::label).collect();
+        format!("`ketasim devices` lists {}", items.join("; "))
+    }
+}
+
+/// Order of preference among device types for [`suite_adapters`]: discrete GPUs
+/// first, software adapters last.
+fn device_type_rank(device_type: &str) -> u8 {
+    match device_type {
+        "DiscreteGpu" => 0,
+        "IntegratedGpu" => 1,
+        "VirtualGpu" => 2,
+        "Cpu" => 4,
+        _ => 3,
+    }
+}
+
+/// One adapter that `ketasim bench --suite` benches, and the adapters it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteAdapter {
+    /// Its index in `ketasim devices`.
+    pub index: usize,
+    /// Usable adapters of the same name and device type that are not benched apart:
+    /// identical cards, or the same GPU through another API (indices).
+    pub same_as: Vec<usize>,
+}
+
+/// The adapters `ketasim bench --suite` runs on when [`ADAPTER_ENV`] is unset, so that
+/// one run covers every kind of GPU the machine has ("every available backend"):
+/// - only usable adapters;
+/// - no software adapter (device type Cpu, such as llvmpipe) and no adapter on the
+///   GL backend where some other usable adapter exists: a software adapter would
+///   spend the suite's time on what the CPU backend does faster, and GL is wgpu's
+///   secondary route to a GPU that Vulkan, Metal or Direct3D 12 also reach;
+/// - one adapter per name and device type: identical cards, or one GPU listed by two
+///   APIs, would give the same rows again (the others are listed in
+///   [`SuiteAdapter::same_as`]; `KETASIM_ADAPTER` benches a particular one);
+/// - discrete GPUs first, then integrated, virtual, other and software adapters,
+///   each kind in `ketasim devices` order.
+pub fn suite_adapters(list: &[AdapterReport]) -> Vec<SuiteAdapter> {
+    let usable: Vec<&AdapterReport> = list.iter().filter(|a| a.usable).collect();
+    let secondary = |a: &AdapterReport| a.device_type == "Cpu" || a.backend == "Gl";
+    let has_primary = usable.iter().any(|a| !secondary(a));
+    let mut kept: Vec<&AdapterReport> = usable
+        .into_iter()
+        .filter(|a| !(has_primary && secondary(a)))
+        .collect();
+    kept.sort_by_key(|a| (device_type_rank(&a.device_type), a.index));
+    let mut out: Vec<(SuiteAdapter, &AdapterReport)> = Vec::new();
+    for a in kept {
+        match out
+            .iter_mut()
+            .find(|(_, b)| b.name == a.name && b.device_type == a.device_type)
+        {
+            Some((first, _)) => first.same_as.push(a.index),
+            None => out.push((
+                SuiteAdapter {
+                    index: a.index,
+                    same_as: Vec::new(),
+                },
+                a,
+            )),
+        }
+    }
+    out.into_iter().map(|(s, _)| s).collect()
 }
 
 /// The adapter `spec` (the value of [`ADAPTER_ENV`]) names among `list`: an index as
@@ -208,18 +290,10 @@ impl AdapterReport {
 /// to use one adapter never silently uses another).
 pub fn choose_adapter(list: &[AdapterReport], spec: &str) -> Result<usize> {
     let spec = spec.trim();
-    let listing = || {
-        if list.is_empty() {
-            "wgpu finds no adapter".to_string()
-        } else {
-            let items: Vec<String> = list.iter().map(AdapterReport::label).collect();
-            format!("`ketasim devices` lists {}", items.join("; "))
-        }
-    };
     let refuse = |what: String| {
         Err(Error::Capacity(format!(
             "{ADAPTER_ENV}={spec:?}: {what}; {}. Give an index, a PCI bus id or a part of a name, or unset it",
-            listing()
+            listing(list)
         )))
     };
     let take = |a: &AdapterReport| match a.unusable_because() {
@@ -267,10 +341,10 @@ pub fn choose_adapter(list: &[AdapterReport], spec: &str) -> Result<usize> {
 }
 
 impl GpuContext {
-    /// The preferred (high-performance) adapter and a device with its full limits.
-    /// No optional feature is requested.
+    /// The preferred (high-performance) adapter, or the one [`ADAPTER_ENV`] names, and
+    /// a device with its full limits. No optional feature is requested.
     pub fn new() -> Result<GpuContext> {
-        Self::create(false)
+        Self::open(None, false)
     }
 
     /// As [`GpuContext::new`], but the device also gets `TIMESTAMP_QUERY` when the
@@ -278,12 +352,47 @@ impl GpuContext {
     /// An adapter without it gives the same context as `new` with `timestamps` false;
     /// this never fails for want of the feature.
     pub fn with_timestamps() -> Result<GpuContext> {
-        Self::create(true)
+        Self::open(None, true)
     }
 
-    fn create(want_timestamps: bool) -> Result<GpuContext> {
+    /// A device on the adapter numbered `adapter` in `ketasim devices` (`None`: as
+    /// [`GpuContext::new`] chooses), with `TIMESTAMP_QUERY` where `want_timestamps`
+    /// and the adapter has it. An index that names no adapter, or one ketasim cannot
+    /// run on, is an error naming every adapter (never another adapter instead).
+    pub fn open(adapter: Option<usize>, want_timestamps: bool) -> Result<GpuContext> {
         let inst = instance();
-        let adapter = match std::env::var_os(ADAPTER_ENV) {
+        let adapter = match adapter {
+            Some(i) => {
+                let mut adapters =
+                    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+                let list = reports(&adapters);
+                match list.get(i) {
+                    None => {
+                        return Err(Error::Capacity(format!(
+                            "there is no adapter {i}; {}",
+                            listing(&list)
+                        )))
+                    }
+                    Some(a) => {
+                        if let Some(why) = a.unusable_because() {
+                            return Err(Error::Capacity(format!(
+                                "{} cannot run ketasim: {why}; {}",
+                                a.label(),
+                                listing(&list)
+                            )));
+                        }
+                    }
+                }
+                adapters.swap_remove(i)
+            }
+            None => Self::default_adapter(&inst)?,
+        };
+        Self::create(&inst, adapter, want_timestamps)
+    }
+
+    /// The adapter [`ADAPTER_ENV`] names, or wgpu's preferred high-performance one.
+    fn default_adapter(inst: &wgpu::Instance) -> Result<wgpu::Adapter> {
+        Ok(match std::env::var_os(ADAPTER_ENV) {
             Some(spec) => {
                 let Some(spec) = spec.to_str() else {
                     return Err(Error::Capacity(format!(
@@ -306,10 +415,17 @@ impl GpuContext {
                     "{e}. On Linux without a GPU install Mesa's software Vulkan driver: apt-get install -y mesa-vulkan-drivers libvulkan1"
                 ))
             })?,
-        };
+        })
+    }
+
+    fn create(
+        inst: &wgpu::Instance,
+        adapter: wgpu::Adapter,
+        want_timestamps: bool,
+    ) -> Result<GpuContext> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        if limits.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
+        if let Some(why) = storage_shortfall(limits.max_storage_buffers_per_shader_stage) {
             // wgpu preferred an adapter ketasim cannot run on: name one it can.
             let all = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
             let others: Vec<String> = reports(&all)
@@ -323,8 +439,8 @@ impl GpuContext {
                 format!("choose another with {}", others.join(" or "))
             };
             return Err(Error::NoGpu(format!(
-                "adapter {} ({:?}) binds {} storage buffers per shader stage; ketasim needs {STORAGE_BUFFERS_NEEDED}; {hint}",
-                info.name, info.backend, limits.max_storage_buffers_per_shader_stage
+                "adapter {} ({:?}) cannot run ketasim: {why}; {hint}",
+                info.name, info.backend
             )));
         }
         let timestamps =
@@ -432,6 +548,86 @@ mod tests {
             Ok(i) => panic!("{spec:?} chose adapter {i}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// `node()` with llvmpipe reported as the software adapter it is.
+    fn node_with_software() -> Vec<AdapterReport> {
+        let mut list = node();
+        for a in list.iter_mut().filter(|a| a.name.starts_with("llvmpipe")) {
+            a.device_type = "Cpu".into();
+        }
+        list
+    }
+
+    fn picks(list: &[AdapterReport]) -> Vec<(usize, Vec<usize>)> {
+        suite_adapters(list)
+            .into_iter()
+            .map(|p| (p.index, p.same_as))
+            .collect()
+    }
+
+    #[test]
+    fn the_suite_benches_each_gpu_model_once_and_software_only_alone() {
+        // Two identical H100s: one benched, standing for the other; llvmpipe and the
+        // unusable GL listings are left out.
+        assert_eq!(picks(&node_with_software()), vec![(0, vec![1])]);
+        // A laptop: integrated and discrete GPUs both benched, the discrete one
+        // first, the software adapter left out.
+        let mut laptop = vec![
+            adapter(
+                0,
+                "Intel(R) Graphics (RPL-P)",
+                "Vulkan",
+                "0000:00:02.0",
+                true,
+            ),
+            adapter(
+                1,
+                "NVIDIA GeForce RTX 4090 Laptop GPU",
+                "Vulkan",
+                "0000:01:00.0",
+                true,
+            ),
+            adapter(2, "llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan", "", true),
+        ];
+        laptop[0].device_type = "IntegratedGpu".into();
+        laptop[2].device_type = "Cpu".into();
+        assert_eq!(picks(&laptop), vec![(1, vec![]), (0, vec![])]);
+        // One GPU through Vulkan and Direct3D 12 counts once (the first listed); a
+        // usable GL listing under another name is left out while another API
+        // reaches a GPU.
+        let windows = vec![
+            adapter(0, "NVIDIA GeForce RTX 4090", "Vulkan", "", true),
+            adapter(1, "NVIDIA GeForce RTX 4090", "Dx12", "", true),
+            adapter(2, "NVIDIA GeForce RTX 4090/PCIe/SSE2", "Gl", "", true),
+        ];
+        assert_eq!(picks(&windows), vec![(0, vec![1])]);
+        // This machine: llvmpipe alone is benched, on Vulkan (GL cannot run it).
+        let mut software = node_with_software();
+        software.retain(|a| a.name.starts_with("llvmpipe"));
+        assert_eq!(picks(&software), vec![(3, vec![])]);
+        // Only GL usable: benched, for want of anything else.
+        let mut gl = windows.clone();
+        gl.retain(|a| a.backend == "Gl");
+        assert_eq!(picks(&gl), vec![(2, vec![])]);
+        // Nothing usable: nothing to bench (the suite then reports why).
+        let mut none = node();
+        none.retain(|a| !a.usable);
+        assert!(picks(&none).is_empty());
+        assert!(picks(&[]).is_empty());
+    }
+
+    #[test]
+    fn one_rule_says_whether_an_adapter_is_usable() {
+        assert_eq!(storage_shortfall(STORAGE_BUFFERS_NEEDED), None);
+        let why = storage_shortfall(STORAGE_BUFFERS_NEEDED - 1).expect("too few");
+        assert!(
+            why.contains("19 storage buffers") && why.contains("needs 20"),
+            "{why}"
+        );
+        let gl = &node()[2];
+        assert_eq!(gl.unusable_because(), storage_shortfall(16));
+        assert_eq!(node()[0].unusable_because(), None);
     }
 
     #[test]
