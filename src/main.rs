@@ -93,7 +93,9 @@ enum Command {
     /// networks on every backend, JSON plus a Markdown table beside it (.md).
     Bench {
         /// Run a suite of networks instead (standard: up to 1e6 neurons, for real GPUs;
-        /// quick: small sizes, for tests and CI). An unavailable backend is reported
+        /// quick: small sizes, for tests and CI). `gpu` is every kind of GPU the
+        /// machine has, one adapter per model (llvmpipe only where there is no real
+        /// GPU; KETASIM_ADAPTER: the one it names). An unavailable backend is reported
         /// as skipped.
         #[arg(long, value_enum, conflicts_with_all = ["neurons", "synapses_per_neuron", "steps"])]
         suite: Option<bench::Suite>,
