@@ -304,6 +304,25 @@ fn real_main() -> anyhow::Result<()> {
                     "GPU runs take wgpu's preferred adapter; {} chooses one (an index above, a PCI bus id or a part of a name)",
                     ketasim::gpu::ADAPTER_ENV
                 );
+                let suite: Vec<String> = ketasim::gpu::suite_adapters(&list)
+                    .iter()
+                    .map(|p| {
+                        let also: Vec<String> =
+                            p.same_as.iter().map(|i| format!("[{i}]")).collect();
+                        if also.is_empty() {
+                            format!("[{}]", p.index)
+                        } else {
+                            format!("[{}] (standing for {})", p.index, also.join(", "))
+                        }
+                    })
+                    .collect();
+                if !suite.is_empty() {
+                    println!(
+                        "bench --suite benches {} (one adapter per model; {} unset)",
+                        suite.join(", "),
+                        ketasim::gpu::ADAPTER_ENV
+                    );
+                }
             }
         }
         Command::DoseResponse(args) => ketasim::dose_response::command(&args)?,

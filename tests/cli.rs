@@ -325,12 +325,18 @@ fn scenarios_lists_coba() {
 #[test]
 fn devices_exits_cleanly() {
     // There may be no adapter at all; both outcomes exit 0.
-    ok(&["devices"]);
+    let plain = ok(&["devices"]);
     let out = ok(&["devices", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let v: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("devices --json: {e}\n{text}"));
     assert!(v.is_array(), "{v}");
+    // Where an adapter is usable, the listing says which ones the suite benches.
+    let usable = v
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x["usable"] == true));
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert_eq!(plain.contains("bench --suite benches ["), usable, "{plain}");
 }
 
 #[test]
