@@ -459,6 +459,112 @@ pub struct SweepArgs {
     /// one simulation (the results are the same bit for bit; batching fills a GPU).
     #[arg(long)]
     pub no_batch: bool,
+    /// GPU adapters to run the sweep's simulations on at once, one simulation per
+    /// entry at a time: indices from `ketasim devices`, comma separated (an index
+    /// given twice runs two simulations side by side on that GPU), or `all` (every
+    /// usable GPU of the first graphics API listed; llvmpipe only where there is no
+    /// real GPU). The rows are the same bits in the same order as one at a time. Default: one simulation at a time, on the adapter
+    /// KETASIM_ADAPTER names or wgpu prefers.
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...|all")]
+    pub adapters: Vec<String>,
+}
+
+/// The adapters of `--adapters` (`specs`), checked against `list` (`ketasim devices`):
+/// `[None]` where none is given (one simulation at a time, on the adapter
+/// `GpuContext::new` takes); else one entry per simulation to run at once. Errors name
+/// the option, the adapters and the fix.
+pub fn resolve_adapters(
+    specs: &[String],
+    backend: crate::run::BackendChoice,
+    list: &[crate::gpu::AdapterReport],
+) -> Result<Vec<Option<usize>>, String> {
+    if specs.is_empty() {
+        return Ok(vec![None]);
+    }
+    if backend == crate::run::BackendChoice::Cpu {
+        return Err(
+            "--adapters runs simulations on GPU adapters: drop --backend cpu, or drop --adapters"
+                .into(),
+        );
+    }
+    let listing = || {
+        let items: Vec<String> = list.iter().map(|a| a.label()).collect();
+        if items.is_empty() {
+            "wgpu finds no adapter".to_string()
+        } else {
+            format!("`ketasim devices` lists {}", items.join("; "))
+        }
+    };
+    if specs.len() == 1 && specs[0].trim().eq_ignore_ascii_case("all") {
+        let all = crate::gpu::sweep_adapters(list);
+        if all.is_empty() {
+            return Err(format!(
+                "--adapters all: no adapter can run ketasim; {}",
+                listing()
+            ));
+        }
+        return Ok(all.into_iter().map(Some).collect());
+    }
+    specs
+        .iter()
+        .map(|spec| {
+            let spec = spec.trim();
+            let i: usize = spec.parse().map_err(|_| {
+                format!(
+                    "--adapters {spec:?}: give adapter numbers from `ketasim devices` (e.g. --adapters 0,1) or `all`; {}",
+                    listing()
+                )
+            })?;
+            let a = list.get(i).ok_or_else(|| {
+                format!("--adapters {i}: there is no adapter {i}; {}", listing())
+            })?;
+            match a.unusable_because() {
+                None => Ok(Some(i)),
+                Some(why) => Err(format!(
+                    "--adapters {i}: {} cannot run ketasim: {why}; {}",
+                    a.label(),
+                    listing()
+                )),
+            }
+        })
+        .collect()
+}
+
+/// One simulation of a sweep: the runs it held (indices into the sweep's runs), their
+/// copies in the simulation, and its result.
+struct Simulated {
+    idx: Vec<usize>,
+    copies: Vec<crate::model::Copy>,
+    res: crate::run::RunResult,
+}
+
+/// Run one batch of a sweep's networks as one simulation; an error names the run whose
+/// network failed where the error says which (a population of one copy), else every
+/// run of the simulation.
+fn simulate(
+    batch: Vec<(usize, crate::model::Network)>,
+    runs: &[RunSpec],
+    opts: &crate::run::RunOptions,
+) -> anyhow::Result<Simulated> {
+    let t0 = std::time::Instant::now();
+    let (idx, nets): (Vec<usize>, Vec<crate::model::Network>) = batch.into_iter().unzip();
+    let net = crate::model::batch::join(nets)?;
+    let copies = net.copies.clone();
+    let res = crate::run::run_network(net, opts, t0).map_err(|e| {
+        let which = match &e {
+            crate::error::Error::Unstable { pop, .. } => copies
+                .iter()
+                .position(|c| (c.first_pop..c.first_pop + c.pops).contains(pop))
+                .map(|k| &runs[idx[k]])
+                .map(run_label),
+            _ => None,
+        };
+        let which = which.unwrap_or_else(|| {
+            format!("runs {}", index_ranges(idx.iter().map(|&i| runs[i].index)))
+        });
+        anyhow::Error::from(e).context(which)
+    })?;
+    Ok(Simulated { idx, copies, res })
 }
 
 /// `ketasim merge` arguments.
@@ -494,7 +600,7 @@ fn csv_field(s: &str) -> String {
 /// in a batch evolves bit for bit as it would alone, so a row does not depend on its
 /// batch; `batch` and `wall_s` say how the rows were run.
 pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
-    use crate::model::batch::{for_each_batch, join, shape_key};
+    use crate::model::batch::{for_each_batch, shape_key};
     use crate::model::Network;
     let axes = args
         .set
@@ -556,8 +662,22 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             header.push(format!("{n}_{c}"));
         }
     }
+    // The adapters are listed only where some are named (listing costs a Vulkan
+    // instance).
+    let list = if args.adapters.is_empty() {
+        Vec::new()
+    } else {
+        crate::gpu::list_adapters()
+    };
+    let workers =
+        resolve_adapters(&args.adapters, args.backend, &list).map_err(anyhow::Error::msg)?;
     let opts = crate::run::RunOptions {
-        backend: args.backend,
+        // Adapters named explicitly are GPUs, software ones included.
+        backend: if args.adapters.is_empty() {
+            args.backend
+        } else {
+            crate::run::BackendChoice::Gpu
+        },
         ..crate::run::RunOptions::default()
     };
     // Load every run's scenario and note its network's shape (the networks are
@@ -604,57 +724,55 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     eprintln!("sweep: running {} of {} runs", runs.len(), all.len());
     let mut rows: Vec<(usize, String)> = Vec::new();
     let mut simulations = 0usize;
-    for g in groups {
-        let items = g.into_iter().map(|i| {
-            Network::build(&scenarios[i], opts.batch_steps)
-                .map(|n| (i, n))
-                .map_err(anyhow::Error::from)
-        });
-        for_each_batch(items, !args.no_batch, |b| -> anyhow::Result<()> {
-            let t0 = std::time::Instant::now();
-            let (idx, b): (Vec<usize>, Vec<Network>) = b.into_iter().unzip();
-            let net = join(b)?;
-            let copies = net.copies.clone();
-            let res = crate::run::run_network(net, &opts, t0).map_err(|e| {
-                // Name the run whose network failed where the error says which
-                // (a population of one copy), else every run of the simulation.
-                let which = match &e {
-                    crate::error::Error::Unstable { pop, .. } => copies
-                        .iter()
-                        .position(|c| (c.first_pop..c.first_pop + c.pops).contains(pop))
-                        .map(|k| &runs[idx[k]])
-                        .map(run_label),
-                    _ => None,
-                };
-                let which = which.unwrap_or_else(|| {
-                    format!("runs {}", index_ranges(idx.iter().map(|&i| runs[i].index)))
-                });
-                anyhow::Error::from(e).context(which)
-            })?;
-            for (&i, c) in idx.iter().zip(&copies) {
-                let names: Vec<String> = scenarios[i]
-                    .populations
-                    .iter()
-                    .map(|p| p.name.clone())
-                    .collect();
-                for line in res.clip_warnings_for(c.first_pop, &names) {
-                    eprintln!("warning: {}: {line}", run_label(&runs[i]));
-                }
-                let mut row = row_of(&runs[i], &res, c, idx.len());
-                for (k, _) in &slow_pops {
-                    row.push_str(&slow_fields(&res, c.first_pop + k));
-                }
-                rows.push((runs[i].index, row));
+    let mut record = |d: Simulated| {
+        let Simulated { idx, copies, res } = d;
+        for (&i, c) in idx.iter().zip(&copies) {
+            let names: Vec<String> = scenarios[i]
+                .populations
+                .iter()
+                .map(|p| p.name.clone())
+                .collect();
+            for line in res.clip_warnings_for(c.first_pop, &names) {
+                eprintln!("warning: {}: {line}", run_label(&runs[i]));
             }
-            simulations += 1;
-            eprintln!(
-                "  runs {} ({} networks) done in one simulation ({:.2} s)",
-                index_ranges(idx.iter().map(|&i| runs[i].index)),
-                idx.len(),
-                res.summary.wall_s
-            );
+            let mut row = row_of(&runs[i], &res, c, idx.len());
+            for (k, _) in &slow_pops {
+                row.push_str(&slow_fields(&res, c.first_pop + k));
+            }
+            rows.push((runs[i].index, row));
+        }
+        simulations += 1;
+        eprintln!(
+            "  runs {} ({} networks) done in one simulation ({:.2} s)",
+            index_ranges(idx.iter().map(|&i| runs[i].index)),
+            idx.len(),
+            res.summary.wall_s
+        );
+    };
+    // The simulations' networks, built batch by batch in run order (at most one batch
+    // held per simulation under way).
+    let batches = |feed: &mut dyn FnMut(Vec<(usize, Network)>) -> anyhow::Result<()>| {
+        for g in &groups {
+            let items = g.iter().map(|&i| {
+                Network::build(&scenarios[i], opts.batch_steps)
+                    .map(|n| (i, n))
+                    .map_err(anyhow::Error::from)
+            });
+            for_each_batch(items, !args.no_batch, &mut *feed)?;
+        }
+        anyhow::Ok(())
+    };
+    if let [adapter] = workers[..] {
+        let opts = crate::run::RunOptions {
+            adapter,
+            ..opts.clone()
+        };
+        batches(&mut |b| {
+            record(simulate(b, &runs, &opts)?);
             Ok(())
         })?;
+    } else {
+        run_on_workers(&workers, &opts, &runs, batches, &mut record)?;
     }
     eprintln!(
         "sweep: {} of {} runs in {simulations} simulation(s)",
@@ -672,6 +790,82 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     std::fs::write(&path, out).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// Run the simulations that `batches` feeds on several adapters at once, one thread
+/// per entry of `workers` (an adapter index each), handing each batch to the first
+/// free thread and each finished simulation to `record` on this thread. The first
+/// failure stops the feeding; simulations under way finish, and the error is returned.
+fn run_on_workers(
+    workers: &[Option<usize>],
+    opts: &crate::run::RunOptions,
+    runs: &[RunSpec],
+    batches: impl FnOnce(
+        &mut dyn FnMut(Vec<(usize, crate::model::Network)>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>,
+    record: &mut dyn FnMut(Simulated),
+) -> anyhow::Result<()> {
+    use std::sync::mpsc;
+    type Batch = Vec<(usize, crate::model::Network)>;
+    // A rendezvous channel: a batch is built only when a thread is free to take it.
+    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Batch)>(0);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    // Each finished simulation with the position of its first network in the feed.
+    let (done_tx, done_rx) = mpsc::channel::<(usize, anyhow::Result<Simulated>)>();
+    std::thread::scope(|scope| {
+        for &adapter in workers {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            let opts = crate::run::RunOptions {
+                adapter,
+                ..opts.clone()
+            };
+            scope.spawn(move || loop {
+                let job = match job_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok((order, batch)) = job else { return };
+                if done_tx.send((order, simulate(batch, runs, &opts))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        // The failure of the earliest simulation in the feed, as one thread would
+        // have met it first.
+        let mut failed: Option<(usize, anyhow::Error)> = None;
+        let mut take = |(order, d): (usize, anyhow::Result<Simulated>),
+                        failed: &mut Option<(usize, anyhow::Error)>| match d
+        {
+            Ok(s) => record(s),
+            Err(e) => {
+                if failed.as_ref().is_none_or(|(o, _)| order < *o) {
+                    *failed = Some((order, e));
+                }
+            }
+        };
+        let mut order = 0usize;
+        let fed = batches(&mut |b| {
+            while let Ok(d) = done_rx.try_recv() {
+                take(d, &mut failed);
+            }
+            if failed.is_some() {
+                return Err(anyhow::anyhow!("a simulation failed"));
+            }
+            order += 1;
+            job_tx
+                .send((order, b))
+                .map_err(|_| anyhow::anyhow!("sweep: every simulation thread has stopped"))
+        });
+        drop(job_tx);
+        for d in done_rx {
+            take(d, &mut failed);
+        }
+        match (failed, fed) {
+            (Some((_, e)), _) | (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(()),
+        }
+    })
 }
 
 /// A run as errors and warnings name it: `run 3 (a.b=1 seed=7)`.
@@ -790,7 +984,57 @@ pub fn merge_command(args: &MergeArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::index_ranges;
+    use super::{index_ranges, resolve_adapters};
+    use crate::gpu::AdapterReport;
+    use crate::run::BackendChoice;
+
+    fn adapter(index: usize, name: &str, device_type: &str, usable: bool) -> AdapterReport {
+        AdapterReport {
+            device_type: device_type.into(),
+            ..AdapterReport::synthetic(index, name, "Vulkan", "", usable)
+        }
+    }
+
+    #[test]
+    fn adapter_lists_resolve_or_are_refused_naming_the_option() {
+        let node = vec![
+            adapter(0, "NVIDIA H100 80GB HBM3", "DiscreteGpu", true),
+            adapter(1, "NVIDIA H100 80GB HBM3", "DiscreteGpu", true),
+            adapter(2, "old card", "DiscreteGpu", false),
+            adapter(3, "llvmpipe", "Cpu", true),
+        ];
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let gpu = BackendChoice::Gpu;
+        assert_eq!(resolve_adapters(&[], gpu, &node), Ok(vec![None]));
+        assert_eq!(
+            resolve_adapters(&s(&["all"]), BackendChoice::Auto, &node),
+            Ok(vec![Some(0), Some(1)])
+        );
+        assert_eq!(
+            resolve_adapters(&s(&["1", " 1", "3"]), gpu, &node),
+            Ok(vec![Some(1), Some(1), Some(3)])
+        );
+        for (specs, backend, want) in [
+            (
+                s(&["2"]),
+                gpu,
+                "--adapters 2: [2] old card (Vulkan, DiscreteGpu) cannot run ketasim: it binds 16",
+            ),
+            (s(&["4"]), gpu, "--adapters 4: there is no adapter 4"),
+            (s(&["-1"]), gpu, "--adapters \"-1\": give adapter numbers"),
+            (s(&["0"]), BackendChoice::Cpu, "drop --backend cpu"),
+        ] {
+            let err = resolve_adapters(&specs, backend, &node).expect_err(want);
+            assert!(err.contains(want), "{specs:?}: {err}");
+        }
+        let err = resolve_adapters(&s(&["all"]), gpu, &node[2..3]).expect_err("none usable");
+        assert!(
+            err.contains(
+                "--adapters all: no adapter can run ketasim; `ketasim devices` lists [2] old card"
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn run_indices_print_as_ranges() {

@@ -4,6 +4,20 @@
 
 use std::process::Command;
 
+mod common;
+
+/// Run ketasim with `args`, which must fail without a panic; its stderr.
+fn ketasim_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ketasim"))
+        .args(args)
+        .output()
+        .expect("run ketasim");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "ketasim {args:?} succeeded: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
 fn ketasim(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ketasim"))
         .args(args)
@@ -300,4 +314,116 @@ fn runs_sampled_too_slowly_for_gamma_are_named() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--adapters 0,0` runs two simulations at once on the one adapter (two threads,
+/// two devices): the rows are those of one simulation at a time on the GPU, and of
+/// the CPU backend, the same bits in run order; a failing point is named as one thread
+/// would meet it first, and no CSV is written.
+#[test]
+fn simulations_on_several_adapters_at_once_give_the_same_rows() {
+    let test = "simulations_on_several_adapters_at_once_give_the_same_rows";
+    if common::gpu_or_skip(test).is_none() {
+        return;
+    }
+    let list = ketasim::gpu::list_adapters();
+    let Some(&first) = ketasim::gpu::sweep_adapters(&list).first() else {
+        panic!("a GPU context but no usable adapter in {list:#?}");
+    };
+    let a = first.to_string();
+    let dir = std::env::temp_dir().join(format!("ketasim-sweep-adapters-{}", std::process::id()));
+    let d = dir.display().to_string();
+    let common = [
+        "coba",
+        "--set",
+        "duration_ms=20",
+        "--set",
+        "populations.E.neuron.v_th_mV=-50,-51",
+        "--replicates",
+        "3",
+        "--no-batch",
+    ];
+    let two = format!("{a},{a}");
+    let runs = [
+        ("two", vec!["--adapters", two.as_str()]),
+        ("one", vec!["--adapters", a.as_str()]),
+        ("cpu", vec!["--backend", "cpu"]),
+    ];
+    let mut tables = Vec::new();
+    for (name, extra) in &runs {
+        let out = format!("{d}/{name}");
+        let mut args: Vec<&str> = vec!["sweep"];
+        args.extend(common);
+        args.extend(extra.iter().copied());
+        args.extend(["--out", &out]);
+        let err = ketasim(&args);
+        assert!(err.contains("6 of 6 runs in 6 simulation"), "{name}: {err}");
+        let csv = std::fs::read_to_string(format!("{out}/sweep.csv")).expect("sweep.csv");
+        assert_eq!(csv.lines().count(), 1 + 6, "{name}: {csv}");
+        tables.push(without_wall(&csv));
+    }
+    assert_eq!(tables[0], tables[1], "two adapters at once against one");
+    // The CPU twin: the same rows but for the backend column.
+    let cpu: Vec<String> = tables[2]
+        .iter()
+        .map(|l| l.replace(",cpu,", ",gpu,"))
+        .collect();
+    assert_eq!(tables[0], cpu, "GPU against the CPU twin");
+    let run_col: Vec<String> = tables[0]
+        .iter()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(run_col, ["0", "1", "2", "3", "4", "5"]);
+    // Two failing points: the first in run order (one shape, so one thread's order)
+    // is named, whichever thread met it.
+    let fail_dir = format!("{d}/fail");
+    let err = ketasim_fails(&[
+        "sweep",
+        "coba",
+        "--set",
+        "populations.E.init.g_gaba_mean_nS=200,1e4,2e4,300",
+        "--set",
+        "duration_ms=5",
+        "--no-batch",
+        "--adapters",
+        &two,
+        "--out",
+        &fail_dir,
+    ]);
+    assert!(
+        err.contains("run 1 (populations.E.init.g_gaba_mean_nS=1e4 duration_ms=5 seed="),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&fail_dir).join("sweep.csv").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--adapters` refuses what names no usable adapter, and the CPU backend, naming the
+/// option and the fix.
+#[test]
+fn bad_adapter_lists_are_refused() {
+    for (extra, want) in [
+        (
+            vec!["--adapters", "999"],
+            "--adapters 999: there is no adapter 999",
+        ),
+        (
+            vec!["--adapters", "x"],
+            "give adapter numbers from `ketasim devices`",
+        ),
+        (
+            vec!["--adapters", "0", "--backend", "cpu"],
+            "drop --backend cpu, or drop --adapters",
+        ),
+    ] {
+        let dir = std::env::temp_dir().join(format!("ketasim-sweep-badad-{}", std::process::id()));
+        let d = dir.display().to_string();
+        let mut args = vec!["sweep", "coba", "--set", "duration_ms=5"];
+        args.extend(extra.iter().copied());
+        args.extend(["--out", &d]);
+        let err = ketasim_fails(&args);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!dir.exists(), "{extra:?} wrote {}", dir.display());
+    }
 }

@@ -175,6 +175,35 @@ fn reports(adapters: &[wgpu::Adapter]) -> Vec<AdapterReport> {
 }
 
 impl AdapterReport {
+    /// A discrete GPU's report with the given name, backend, PCI bus id and
+    /// usability (32 storage buffers per stage, or 16), for tests of the choices
+    /// made from `ketasim devices`.
+    #[cfg(test)]
+    pub(crate) fn synthetic(
+        index: usize,
+        name: &str,
+        backend: &str,
+        bus: &str,
+        usable: bool,
+    ) -> AdapterReport {
+        AdapterReport {
+            index,
+            name: name.into(),
+            pci_bus_id: bus.into(),
+            backend: backend.into(),
+            device_type: "DiscreteGpu".into(),
+            driver: String::new(),
+            max_storage_buffer_binding_size: 1 << 30,
+            max_buffer_size: 1 << 30,
+            max_storage_buffers_per_shader_stage: if usable { 32 } else { 16 },
+            max_compute_workgroups_per_dimension: 65535,
+            max_compute_invocations_per_workgroup: 1024,
+            timestamp_queries: true,
+            strict_float: backend == "Vulkan",
+            usable,
+        }
+    }
+
     /// "[index] name (backend, device type[, PCI bus id])", as errors name it.
     pub fn label(&self) -> String {
         let bus = if self.pci_bus_id.is_empty() {
@@ -279,6 +308,28 @@ pub fn suite_adapters(list: &[AdapterReport]) -> Vec<SuiteAdapter> {
         }
     }
     out.into_iter().map(|(s, _)| s).collect()
+}
+
+/// The adapters `ketasim sweep --adapters all` runs simulations on at once: every
+/// usable adapter of one graphics API, the first listed that reaches a usable GPU
+/// (so that one GPU listed by Vulkan and Direct3D 12 is not used twice), identical
+/// cards each taken; software adapters (llvmpipe) only where there is no real GPU
+/// (they would take simulations that a GPU runs faster). In `ketasim devices` order.
+pub fn sweep_adapters(list: &[AdapterReport]) -> Vec<usize> {
+    let usable: Vec<&AdapterReport> = list.iter().filter(|a| a.usable).collect();
+    let real: Vec<&AdapterReport> = usable
+        .iter()
+        .copied()
+        .filter(|a| a.device_type != "Cpu")
+        .collect();
+    let pool = if real.is_empty() { usable } else { real };
+    let Some(api) = pool.first().map(|a| a.backend.clone()) else {
+        return Vec::new();
+    };
+    pool.iter()
+        .filter(|a| a.backend == api)
+        .map(|a| a.index)
+        .collect()
 }
 
 /// The adapter `spec` (the value of [`ADAPTER_ENV`]) names among `list`: an index as
@@ -511,24 +562,8 @@ impl GpuContext {
 mod tests {
     use super::*;
 
-    /// An adapter report with the given name, backend, PCI bus id and usability.
     fn adapter(index: usize, name: &str, backend: &str, bus: &str, usable: bool) -> AdapterReport {
-        AdapterReport {
-            index,
-            name: name.into(),
-            pci_bus_id: bus.into(),
-            backend: backend.into(),
-            device_type: "DiscreteGpu".into(),
-            driver: String::new(),
-            max_storage_buffer_binding_size: 1 << 30,
-            max_buffer_size: 1 << 30,
-            max_storage_buffers_per_shader_stage: if usable { 32 } else { 16 },
-            max_compute_workgroups_per_dimension: 65535,
-            max_compute_invocations_per_workgroup: 1024,
-            timestamp_queries: true,
-            strict_float: backend == "Vulkan",
-            usable,
-        }
+        AdapterReport::synthetic(index, name, backend, bus, usable)
     }
 
     /// Two identical GPUs on Vulkan, the first also on GL (unusable there), and a
@@ -615,6 +650,27 @@ mod tests {
         none.retain(|a| !a.usable);
         assert!(picks(&none).is_empty());
         assert!(picks(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_sweep_on_all_adapters_takes_every_gpu_of_one_api() {
+        // Both H100s (identical cards are both used), not the software adapter.
+        assert_eq!(sweep_adapters(&node_with_software()), vec![0, 1]);
+        // One GPU listed by Vulkan and Direct3D 12: used once.
+        let windows = vec![
+            adapter(0, "NVIDIA GeForce RTX 4090", "Vulkan", "", true),
+            adapter(1, "NVIDIA GeForce RTX 4090", "Dx12", "", true),
+            adapter(2, "AMD Radeon RX 7900 XTX", "Vulkan", "", true),
+            adapter(3, "AMD Radeon RX 7900 XTX", "Dx12", "", true),
+        ];
+        assert_eq!(sweep_adapters(&windows), vec![0, 2]);
+        // Software alone: used.
+        let mut software = node_with_software();
+        software.retain(|a| a.name.starts_with("llvmpipe"));
+        assert_eq!(sweep_adapters(&software), vec![3]);
+        let mut none = node();
+        none.retain(|a| !a.usable);
+        assert!(sweep_adapters(&none).is_empty());
     }
 
     #[test]

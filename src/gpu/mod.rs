@@ -13,6 +13,6 @@ pub use backend::{
     CHUNKS_PER_SUBMIT, FUSE_ENV, KERNEL_NAMES, MAX_TIMED_STEPS_PER_BATCH, SUBMIT_ENV,
 };
 pub use context::{
-    choose_adapter, instance_descriptor, list_adapters, suite_adapters, AdapterReport, GpuContext,
-    SuiteAdapter, ADAPTER_ENV, STORAGE_BUFFERS_NEEDED,
+    choose_adapter, instance_descriptor, list_adapters, suite_adapters, sweep_adapters,
+    AdapterReport, GpuContext, SuiteAdapter, ADAPTER_ENV, STORAGE_BUFFERS_NEEDED,
 };
