@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU check, for a machine with a real GPU and nothing else: no network,
 # maybe no Rust toolchain, maybe no Vulkan loader. Runs every test executable with
-# KETASIM_REQUIRE_GPU=1, the bench suite and a default-scenario run on the GPU, and
+# KETASIM_REQUIRE_GPU=1, the bench suite, a default-scenario run and a dose sweep
+# (one and four simulations at a time) on the GPU, and
 # writes the results under OUT_DIR, inside a wall-clock budget (default 450 s).
 #
 #   scripts/gpu-check.sh OUT_DIR [BUNDLE_DIR]        (BUNDLE_DIR default: target/gpu-bundle)
@@ -19,7 +20,8 @@
 #   logs.tar.gz      every log and output: one per test executable, bench, run
 #
 # Exit status: 0 all passed; 1 a test failed, timed out or was not reached in the
-# budget, the bench or run failed (not a budget timeout), or no hardware GPU adapter was
+# budget, the bench, run or sweep failed (not a budget timeout), the sweep's rows differed
+# between one and four simulations at a time, or no hardware GPU adapter was
 # found; 2 nothing to run (no bundle, no offline build).
 #
 # Environment:
@@ -69,12 +71,14 @@ LOADER=${GPU_CHECK_LOADER:-auto}
 ALLOW_SW=${GPU_CHECK_ALLOW_SOFTWARE:-0}
 # Time kept back for the later phases, so the tests can't eat all of it.
 RUN_RESERVE=60
+# Part of RUN_RESERVE kept from the run for the sweep after it.
+SWEEP_RESERVE=25
 PACK_RESERVE=15
 BENCH_RESERVE=150
 SCALE_RESERVE=90
 if [ "$QUICK" = 1 ]; then BENCH_RESERVE=90; SCALE_RESERVE=40; fi
 if [ "$BUDGET" -lt 450 ]; then # a smaller budget shrinks every reserve alike
-  for v in RUN_RESERVE PACK_RESERVE BENCH_RESERVE SCALE_RESERVE; do
+  for v in RUN_RESERVE SWEEP_RESERVE PACK_RESERVE BENCH_RESERVE SCALE_RESERVE; do
     printf -v "$v" '%d' $(( ${!v} * BUDGET / 450 ))
   done
 fi
@@ -476,7 +480,7 @@ if [ -n "${GPU_CHECK_RUN_ARGS:-}" ]; then read -r -a run_sc <<<"$GPU_CHECK_RUN_A
 elif [ "$QUICK" = 1 ]; then run_sc=(coba --duration-ms 100)
 else run_sc=(); fi
 RUN_ARGS=(run "${run_sc[@]}" --backend gpu --out "$LOGS/run")
-t=$(left "$((DEADLINE - PACK_RESERVE))")
+t=$(left "$((DEADLINE - PACK_RESERVE - SWEEP_RESERVE))")
 RUN_ST="NOT-RUN(budget)"; RUN_S=0
 if [ "$t" -ge 10 ]; then
   say "run: ketasim ${RUN_ARGS[*]} (timeout ${t}s)"
@@ -486,6 +490,54 @@ if [ "$t" -ge 10 ]; then
   RUN_S=$(( $(now) - t0 ))
   case $rc in 0) RUN_ST=OK ;; 124|137) RUN_ST="TIMEOUT(budget)" ;; *) RUN_ST=FAIL; fail_note "ketasim run failed (exit $rc)"; { echo "==== run: exit $rc"; tail -40 "$LOGS/run.log"; echo; } >>"$FAILURES" ;; esac
   say "run: $RUN_ST"
+fi
+
+# ---------------------------------------------------------------- 6b. sweep
+# A dose sweep (the concentrations of 4 moments of pfc_ketamine's infusion x 2
+# replicates, 300 ms continuous;
+# quick: 4 thresholds of coba, 50 ms, unbatched): its 4 simulations one at a time, then four at
+# once on the same GPU (`sweep --adapters I,I,I,I`). Rows must be the same but for
+# wall_s; the two times say what concurrent simulations buy on this GPU.
+SWEEP_ST="NOT-RUN(budget)"; SWEEP_LINE=
+case $JSON in
+  jq) SWEEP_ADAPTER=$(jq -r --arg sw "$ALLOW_SW" '[.[] | select(.usable and (.device_type != "Cpu" or $sw == "1"))][0].index // empty' "$LOGS/devices.json" 2>/dev/null) ;;
+  python3) SWEEP_ADAPTER=$(python3 -c 'import json,sys
+a=[x for x in json.load(open(sys.argv[1])) if x["usable"] and (x["device_type"]!="Cpu" or sys.argv[2]=="1")]
+print(a[0]["index"] if a else "")' "$LOGS/devices.json" "$ALLOW_SW" 2>/dev/null) ;;
+  *) SWEEP_ADAPTER= ;;
+esac
+if [ "$QUICK" = 1 ]; then sweep_sc=(coba --set duration_ms=50 --set "populations.E.neuron.v_th_mV=-50,-51,-52,-53" --no-batch)
+else sweep_sc=(pfc_ketamine --set protocol.mode=continuous --set duration_ms=300 --set "drug.protocol_time_min=-5,20,40,90" --replicates 2); fi
+t=$(left "$((DEADLINE - PACK_RESERVE))")
+if [ -z "$SWEEP_ADAPTER" ]; then
+  SWEEP_ST="NOT-RUN(no usable GPU adapter)"
+elif [ "$t" -ge 20 ]; then
+  a=$SWEEP_ADAPTER
+  say "sweep: ${sweep_sc[*]}, on adapter $a one at a time, then four at once (timeout $((t / 2))s each)"
+  declare -A SWEEP_S=()
+  SWEEP_ST=OK
+  for mode in one four; do
+    if [ "$mode" = one ]; then ad=$a; else ad=$a,$a,$a,$a; fi
+    t0=$(date +%s%N)
+    (cd "$LOGS" && timeout -k 5 "$((t / 2))" "$BIN" sweep "${sweep_sc[@]}" --adapters "$ad" --out "$LOGS/sweep-$mode") >"$LOGS/sweep-$mode.log" 2>&1 </dev/null
+    rc=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    SWEEP_S[$mode]=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
+    if [ "$rc" != 0 ]; then
+      case $rc in 124|137) SWEEP_ST="TIMEOUT(budget)" ;; *) SWEEP_ST=FAIL; fail_note "ketasim sweep --adapters $ad failed (exit $rc)"; { echo "==== sweep $mode: exit $rc"; tail -20 "$LOGS/sweep-$mode.log"; echo; } >>"$FAILURES" ;; esac
+      break
+    fi
+  done
+  if [ "$SWEEP_ST" = OK ]; then
+    nowall() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "wall_s") w = i } { if (w) $w = ""; print }' OFS=, "$1"; }
+    if [ "$(nowall "$LOGS/sweep-one/sweep.csv")" = "$(nowall "$LOGS/sweep-four/sweep.csv")" ]; then
+      SWEEP_LINE="one at a time ${SWEEP_S[one]}s, four at once ${SWEEP_S[four]}s (whole commands); rows identical but for wall_s"
+    else
+      SWEEP_ST=FAIL; fail_note "sweep rows differ between one and four simulations at a time"
+      { echo "==== sweep: rows differ"; diff "$LOGS/sweep-one/sweep.csv" "$LOGS/sweep-four/sweep.csv" | head -20; echo; } >>"$FAILURES"
+    fi
+  fi
+  say "sweep: $SWEEP_ST${SWEEP_LINE:+: $SWEEP_LINE}"
 fi
 
 # ---------------------------------------------------------------- 7. summary
@@ -525,6 +577,10 @@ TOTAL_S=$(( $(now) - START ))
   echo
   echo "RUN (ketasim ${RUN_ARGS[*]}): $RUN_ST in ${RUN_S}s"
   grep -E ' on |spikes|wrote' "$LOGS/run.log" 2>/dev/null | sed 's/^/  /'
+  echo
+  echo "SWEEP (ketasim sweep ${sweep_sc[*]}, adapter ${SWEEP_ADAPTER:-none}): $SWEEP_ST"
+  [ -n "$SWEEP_LINE" ] && echo "  $SWEEP_LINE"
+  grep -hE 'done in one simulation' "$LOGS"/sweep-*.log 2>/dev/null | sed 's/^/  /'
   echo
   echo "wall time: ${TOTAL_S}s of a ${BUDGET}s budget"
   if [ "$FAILED" = 0 ]; then echo "VERDICT: PASS"; else echo "VERDICT: FAIL"; fi
