@@ -63,6 +63,13 @@ pub struct DoseResponseArgs {
     /// one simulation (the results are the same bit for bit).
     #[arg(long)]
     pub no_batch: bool,
+    /// GPU adapters to run the levels' simulations on at once, one simulation per
+    /// entry at a time: indices from `ketasim devices`, comma separated (an index
+    /// given twice runs two simulations side by side on that GPU), or `all`, as
+    /// `sweep --adapters`. The results are the same bits. Default: one simulation at
+    /// a time.
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...|all")]
+    pub adapters: Vec<String>,
 }
 
 /// The measures of one run.
@@ -343,66 +350,93 @@ pub fn dose_response(args: &DoseResponseArgs) -> Result<Vec<Level>> {
         base.protocol = crate::scenario::Protocol::default();
         base.drug.protocol_time_min = 0.0;
     }
-    let mut levels = Vec::new();
+    let (workers, backend) =
+        crate::sweep::adapter_workers(&args.adapters, args.backend).map_err(bad)?;
     let opts = RunOptions {
-        backend: args.backend,
+        backend,
         ..RunOptions::default()
     };
     let step_ms = warmup_ms + args.baseline_ms;
     let base_names: Vec<String> = base.populations.iter().map(|p| p.name.clone()).collect();
-    for &conc in &args.conc_um {
-        // The replicates of one level share everything but the seed: they run side by
-        // side in one simulation (as many as fit), each as it would alone.
-        let replicate = |r: u32| -> Result<((), Network)> {
-            let mut s = base.clone();
-            s.seed = replicate_seed(base.seed, r);
-            s.duration_ms = step_ms + args.settle_ms + args.measure_ms;
-            s.drug.conc_um = conc;
-            s.drug.start_ms = step_ms;
-            s.record.baseline_ms = 0.0;
-            s.record.glutamate_window_ms = args.measure_ms;
-            s.record.spikes.clear();
-            s.validate().map_err(|m| Error::Scenario {
-                file: source.file.clone(),
-                message: m,
-            })?;
-            Ok(((), Network::build(&s, opts.batch_steps)?))
+    // The simulations, level by level: (level, its first replicate, the networks).
+    // The replicates of one level share everything but the seed: they run side by
+    // side in one simulation (as many as fit), each as it would alone.
+    let feed = |run: &mut dyn FnMut((usize, u32, Vec<Network>)) -> Result<()>| -> Result<()> {
+        for (k, &conc) in args.conc_um.iter().enumerate() {
+            let replicate = |r: u32| -> Result<(u32, Network)> {
+                let mut s = base.clone();
+                s.seed = replicate_seed(base.seed, r);
+                s.duration_ms = step_ms + args.settle_ms + args.measure_ms;
+                s.drug.conc_um = conc;
+                s.drug.start_ms = step_ms;
+                s.record.baseline_ms = 0.0;
+                s.record.glutamate_window_ms = args.measure_ms;
+                s.record.spikes.clear();
+                s.validate().map_err(|m| Error::Scenario {
+                    file: source.file.clone(),
+                    message: m,
+                })?;
+                Ok((r, Network::build(&s, opts.batch_steps)?))
+            };
+            for_each_batch(
+                (0..args.replicates).map(replicate),
+                !args.no_batch,
+                |b| -> Result<()> {
+                    let first = b.first().map_or(0, |(r, _)| *r);
+                    run((k, first, b.into_iter().map(|(_, n)| n).collect()))
+                },
+            )?;
+        }
+        Ok(())
+    };
+    let simulate = |(k, first, nets): (usize, u32, Vec<Network>),
+                    &adapter: &Option<usize>|
+     -> Result<(usize, u32, Vec<crate::model::Copy>, RunResult)> {
+        let t0 = std::time::Instant::now();
+        let net = join(nets)?;
+        let copies = net.copies.clone();
+        let opts = RunOptions {
+            adapter,
+            ..opts.clone()
         };
-        let mut reps = Vec::new();
-        for_each_batch(
-            (0..args.replicates).map(replicate),
-            !args.no_batch,
-            |b| -> Result<()> {
-                let t0 = std::time::Instant::now();
-                let net = join(b.into_iter().map(|(_, n)| n).collect())?;
-                let copies = net.copies.clone();
-                let res = run_network(net, &opts, t0)?;
-                for c in &copies {
-                    for line in res.clip_warnings_for(c.first_pop, &base_names) {
-                        eprintln!("warning: {conc} µM, replicate {}: {line}", reps.len());
-                    }
-                    let m = measure(
-                        &res,
-                        c.first_pop + e,
-                        c.first_pop + i,
-                        (warmup_ms, step_ms),
-                        step_ms + args.settle_ms,
-                    );
-                    eprintln!(
-                        "  {conc:>8} µM, replicate {}: E {:.2} Hz, I {:.2} Hz, block E {:.3} I {:.3}, glutamate {:.1}% of baseline, gamma x{:.2}",
-                        reps.len(), m.rate_e_hz, m.rate_i_hz, m.nmda_block_e, m.nmda_block_i, m.glutamate_pct_baseline, m.gamma_power_ratio
-                    );
-                    reps.push(m);
-                }
-                Ok(())
-            },
-        )?;
-        levels.push(Level {
-            conc_um: conc,
-            replicates: reps,
-        });
-    }
-    Ok(levels)
+        Ok((k, first, copies, run_network(net, &opts, t0)?))
+    };
+    let mut reps: Vec<Vec<(u32, Measures)>> = vec![Vec::new(); args.conc_um.len()];
+    let mut record = |(k, first, copies, res): (usize, u32, Vec<crate::model::Copy>, RunResult)| {
+        let conc = args.conc_um[k];
+        for (j, c) in copies.iter().enumerate() {
+            let r = first + j as u32;
+            for line in res.clip_warnings_for(c.first_pop, &base_names) {
+                eprintln!("warning: {conc} µM, replicate {r}: {line}");
+            }
+            let m = measure(
+                &res,
+                c.first_pop + e,
+                c.first_pop + i,
+                (warmup_ms, step_ms),
+                step_ms + args.settle_ms,
+            );
+            eprintln!(
+                "  {conc:>8} µM, replicate {r}: E {:.2} Hz, I {:.2} Hz, block E {:.3} I {:.3}, glutamate {:.1}% of baseline, gamma x{:.2}",
+                m.rate_e_hz, m.rate_i_hz, m.nmda_block_e, m.nmda_block_i, m.glutamate_pct_baseline, m.gamma_power_ratio
+            );
+            reps[k].push((r, m));
+        }
+    };
+    crate::run::on_workers(&workers, feed, simulate, &mut record)?;
+    Ok(args
+        .conc_um
+        .iter()
+        .zip(reps)
+        .map(|(&conc_um, mut reps)| {
+            // Simulations on several adapters finish in any order.
+            reps.sort_by_key(|(r, _)| *r);
+            Level {
+                conc_um,
+                replicates: reps.into_iter().map(|(_, m)| m).collect(),
+            }
+        })
+        .collect())
 }
 
 /// `dose_response.csv`: one row per concentration; each measure as the replicate

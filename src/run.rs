@@ -441,6 +441,88 @@ pub fn make_backend_on(
     }
 }
 
+/// Run the jobs that `feed` hands over (simulations, as a sweep or a dose-response
+/// builds them) on one thread per entry of `workers`, `work(job, worker)` on the
+/// first free thread, and give each result to `record` on this thread as it
+/// finishes. A job is taken from `feed` only when a thread is free, so at most one
+/// per thread is held. The first failure stops the feeding; jobs under way finish,
+/// and the error returned is that of the earliest failed job in feed order (the one
+/// a single thread would have met). With one worker the jobs run on this thread, in
+/// order. Used by `sweep --adapters` and `dose-response --adapters`, each worker an
+/// adapter.
+pub fn on_workers<W: Sync, J: Send, R: Send, E: Send + From<crate::error::Error>>(
+    workers: &[W],
+    feed: impl FnOnce(&mut dyn FnMut(J) -> std::result::Result<(), E>) -> std::result::Result<(), E>,
+    work: impl Fn(J, &W) -> std::result::Result<R, E> + Sync,
+    record: &mut dyn FnMut(R),
+) -> std::result::Result<(), E> {
+    use std::sync::mpsc;
+    let internal = |m: &str| E::from(crate::error::Error::Internal(m.to_string()));
+    match workers {
+        [] => return Err(internal("on_workers: no worker")),
+        [one] => {
+            return feed(&mut |job| {
+                record(work(job, one)?);
+                Ok(())
+            })
+        }
+        _ => {}
+    }
+    // A rendezvous channel: a job is built only when a thread is free to take it.
+    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, J)>(0);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    // Each finished job with its position in the feed.
+    let (done_tx, done_rx) = mpsc::channel::<(usize, std::result::Result<R, E>)>();
+    let work = &work;
+    std::thread::scope(|scope| {
+        for worker in workers {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            scope.spawn(move || loop {
+                let job = match job_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok((order, job)) = job else { return };
+                if done_tx.send((order, work(job, worker))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut failed: Option<(usize, E)> = None;
+        let mut take = |(order, d): (usize, std::result::Result<R, E>),
+                        failed: &mut Option<(usize, E)>| match d {
+            Ok(r) => record(r),
+            Err(e) => {
+                if failed.as_ref().is_none_or(|(o, _)| order < *o) {
+                    *failed = Some((order, e));
+                }
+            }
+        };
+        let mut order = 0usize;
+        let fed = feed(&mut |job| {
+            while let Ok(d) = done_rx.try_recv() {
+                take(d, &mut failed);
+            }
+            if failed.is_some() {
+                return Err(internal("a job failed"));
+            }
+            order += 1;
+            job_tx
+                .send((order, job))
+                .map_err(|_| internal("every worker thread has stopped"))
+        });
+        drop(job_tx);
+        for d in done_rx {
+            take(d, &mut failed);
+        }
+        match (failed, fed) {
+            (Some((_, e)), _) | (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(()),
+        }
+    })
+}
+
 /// CV of the inter-spike intervals of one neuron's accumulators (needs >= 2 intervals).
 pub fn cv_of(s: &IsiStat) -> Option<f64> {
     if s.count < 2 {
@@ -899,4 +981,80 @@ pub fn write_outputs(res: &RunResult, dir: &std::path::Path) -> Result<()> {
         std::fs::write(&path, csv).map_err(io(&path))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_workers;
+    use crate::error::Error;
+
+    /// Feed jobs 0..n; job j sleeps a little (0-3 ms; the first of `fails` 20 ms, so
+    /// that a later failure finishes first where there are several workers) and fails
+    /// where `fails` says.
+    fn run(workers: usize, n: usize, fails: &[usize]) -> (Result<(), Error>, Vec<usize>, usize) {
+        let mut done = Vec::new();
+        let mut fed = 0usize;
+        let r = on_workers(
+            &vec![(); workers],
+            |feed| {
+                for j in 0..n {
+                    fed += 1;
+                    feed(j)?;
+                }
+                Ok(())
+            },
+            |j: usize, _| {
+                let ms = if fails.first() == Some(&j) {
+                    20
+                } else {
+                    (n - j) % 4
+                };
+                std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+                if fails.contains(&j) {
+                    Err(Error::Internal(format!("job {j} failed")))
+                } else {
+                    Ok(j)
+                }
+            },
+            &mut |j| done.push(j),
+        );
+        (r, done, fed)
+    }
+
+    #[test]
+    fn every_job_runs_once_on_any_number_of_workers() {
+        for workers in [1, 2, 3, 8] {
+            let (r, mut done, fed) = run(workers, 40, &[]);
+            assert!(r.is_ok(), "{workers}: {r:?}");
+            assert_eq!(fed, 40);
+            if workers == 1 {
+                assert_eq!(
+                    done,
+                    (0..40).collect::<Vec<_>>(),
+                    "one worker keeps the order"
+                );
+            }
+            done.sort_unstable();
+            assert_eq!(done, (0..40).collect::<Vec<_>>(), "{workers} workers");
+        }
+    }
+
+    #[test]
+    fn the_earliest_failure_in_feed_order_is_returned_and_feeding_stops() {
+        for workers in [1, 2, 4] {
+            for _ in 0..20 {
+                let (r, done, fed) = run(workers, 200, &[5, 9]);
+                let err = r.expect_err("jobs 5 and 9 fail").to_string();
+                assert!(err.contains("job 5 failed"), "{workers}: {err}");
+                assert!(!done.contains(&5) && !done.contains(&9));
+                // Feeding stops within a few jobs of the failure.
+                assert!(fed < 5 + 4 * workers + 8, "{workers}: fed {fed}");
+            }
+        }
+        let (r, _, _) = run(3, 10, &[]);
+        assert!(r.is_ok());
+        let err = on_workers::<(), usize, usize, Error>(&[], |_| Ok(()), |j, _| Ok(j), &mut |_| {})
+            .expect_err("no worker");
+        assert!(err.to_string().contains("no worker"));
+    }
 }

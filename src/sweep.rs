@@ -530,6 +530,21 @@ pub fn resolve_adapters(
         .collect()
 }
 
+/// The simulations' threads of `--adapters` (`specs`, as [`resolve_adapters`] takes
+/// them, against `ketasim devices`, listed only where some are named) and the backend
+/// they run: the GPU where adapters are named (software ones included), else
+/// `backend`.
+pub fn adapter_workers(
+    specs: &[String],
+    backend: crate::run::BackendChoice,
+) -> Result<(Vec<Option<usize>>, crate::run::BackendChoice), String> {
+    if specs.is_empty() {
+        return Ok((vec![None], backend));
+    }
+    let workers = resolve_adapters(specs, backend, &crate::gpu::list_adapters())?;
+    Ok((workers, crate::run::BackendChoice::Gpu))
+}
+
 /// One simulation of a sweep: the runs it held (indices into the sweep's runs), their
 /// copies in the simulation, and its result.
 struct Simulated {
@@ -662,22 +677,10 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
             header.push(format!("{n}_{c}"));
         }
     }
-    // The adapters are listed only where some are named (listing costs a Vulkan
-    // instance).
-    let list = if args.adapters.is_empty() {
-        Vec::new()
-    } else {
-        crate::gpu::list_adapters()
-    };
-    let workers =
-        resolve_adapters(&args.adapters, args.backend, &list).map_err(anyhow::Error::msg)?;
+    let (workers, backend) =
+        adapter_workers(&args.adapters, args.backend).map_err(anyhow::Error::msg)?;
     let opts = crate::run::RunOptions {
-        // Adapters named explicitly are GPUs, software ones included.
-        backend: if args.adapters.is_empty() {
-            args.backend
-        } else {
-            crate::run::BackendChoice::Gpu
-        },
+        backend,
         ..crate::run::RunOptions::default()
     };
     // Load every run's scenario and note its network's shape (the networks are
@@ -762,18 +765,18 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     };
-    if let [adapter] = workers[..] {
-        let opts = crate::run::RunOptions {
-            adapter,
-            ..opts.clone()
-        };
-        batches(&mut |b| {
-            record(simulate(b, &runs, &opts)?);
-            Ok(())
-        })?;
-    } else {
-        run_on_workers(&workers, &opts, &runs, batches, &mut record)?;
-    }
+    crate::run::on_workers(
+        &workers,
+        batches,
+        |b, &adapter| {
+            let opts = crate::run::RunOptions {
+                adapter,
+                ..opts.clone()
+            };
+            simulate(b, &runs, &opts)
+        },
+        &mut record,
+    )?;
     eprintln!(
         "sweep: {} of {} runs in {simulations} simulation(s)",
         runs.len(),
@@ -790,82 +793,6 @@ pub fn sweep_command(args: &SweepArgs) -> anyhow::Result<()> {
     std::fs::write(&path, out).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     eprintln!("wrote {}", path.display());
     Ok(())
-}
-
-/// Run the simulations that `batches` feeds on several adapters at once, one thread
-/// per entry of `workers` (an adapter index each), handing each batch to the first
-/// free thread and each finished simulation to `record` on this thread. The first
-/// failure stops the feeding; simulations under way finish, and the error is returned.
-fn run_on_workers(
-    workers: &[Option<usize>],
-    opts: &crate::run::RunOptions,
-    runs: &[RunSpec],
-    batches: impl FnOnce(
-        &mut dyn FnMut(Vec<(usize, crate::model::Network)>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()>,
-    record: &mut dyn FnMut(Simulated),
-) -> anyhow::Result<()> {
-    use std::sync::mpsc;
-    type Batch = Vec<(usize, crate::model::Network)>;
-    // A rendezvous channel: a batch is built only when a thread is free to take it.
-    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Batch)>(0);
-    let job_rx = std::sync::Mutex::new(job_rx);
-    // Each finished simulation with the position of its first network in the feed.
-    let (done_tx, done_rx) = mpsc::channel::<(usize, anyhow::Result<Simulated>)>();
-    std::thread::scope(|scope| {
-        for &adapter in workers {
-            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
-            let opts = crate::run::RunOptions {
-                adapter,
-                ..opts.clone()
-            };
-            scope.spawn(move || loop {
-                let job = match job_rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => return,
-                };
-                let Ok((order, batch)) = job else { return };
-                if done_tx.send((order, simulate(batch, runs, &opts))).is_err() {
-                    return;
-                }
-            });
-        }
-        drop(done_tx);
-        // The failure of the earliest simulation in the feed, as one thread would
-        // have met it first.
-        let mut failed: Option<(usize, anyhow::Error)> = None;
-        let mut take = |(order, d): (usize, anyhow::Result<Simulated>),
-                        failed: &mut Option<(usize, anyhow::Error)>| match d
-        {
-            Ok(s) => record(s),
-            Err(e) => {
-                if failed.as_ref().is_none_or(|(o, _)| order < *o) {
-                    *failed = Some((order, e));
-                }
-            }
-        };
-        let mut order = 0usize;
-        let fed = batches(&mut |b| {
-            while let Ok(d) = done_rx.try_recv() {
-                take(d, &mut failed);
-            }
-            if failed.is_some() {
-                return Err(anyhow::anyhow!("a simulation failed"));
-            }
-            order += 1;
-            job_tx
-                .send((order, b))
-                .map_err(|_| anyhow::anyhow!("sweep: every simulation thread has stopped"))
-        });
-        drop(job_tx);
-        for d in done_rx {
-            take(d, &mut failed);
-        }
-        match (failed, fed) {
-            (Some((_, e)), _) | (None, Err(e)) => Err(e),
-            (None, Ok(())) => Ok(()),
-        }
-    })
 }
 
 /// A run as errors and warnings name it: `run 3 (a.b=1 seed=7)`.

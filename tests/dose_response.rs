@@ -31,6 +31,7 @@ fn dose_response_columns_control_and_monotone_block() {
         i_pop: "I".into(),
         set: vec!["populations.E.glutamate.uptake_vmax_um_per_ms=0.2".into()],
         no_batch: false,
+        adapters: Vec::new(),
     };
     let levels = dose_response(&args).expect("dose-response");
     // The replicates ran side by side in one simulation per level; alone they give
@@ -93,5 +94,54 @@ fn dose_response_columns_control_and_monotone_block() {
         );
         assert!(m.gamma_power_ratio.is_finite() && m.gamma_power_ratio > 0.0);
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--adapters I,I`: the levels' simulations two at a time on one GPU (two threads,
+/// two devices) give the measures of one at a time, the same bits in level and
+/// replicate order.
+#[test]
+fn levels_on_several_adapters_at_once_give_the_same_measures() {
+    let test = "levels_on_several_adapters_at_once_give_the_same_measures";
+    if common::gpu_or_skip(test).is_none() {
+        return;
+    }
+    let list = ketasim::gpu::list_adapters();
+    let Some(&first) = ketasim::gpu::sweep_adapters(&list).first() else {
+        panic!("a GPU context but no usable adapter in {list:#?}");
+    };
+    let dir = std::env::temp_dir().join(format!("ketasim-dr-adapters-{}", std::process::id()));
+    let args = DoseResponseArgs {
+        scenario: Some("pfc_ketamine".into()),
+        conc_um: vec![0.0, 2.0, 10.0],
+        replicates: 2,
+        out: dir.clone(),
+        backend: BackendChoice::Gpu,
+        warmup_ms: Some(50.0),
+        baseline_ms: 80.0,
+        settle_ms: 0.0,
+        measure_ms: 80.0,
+        e_pop: "E".into(),
+        i_pop: "I".into(),
+        set: vec![
+            "populations.E.size=400".into(),
+            "populations.I.size=100".into(),
+        ],
+        no_batch: true,
+        adapters: vec![first.to_string()],
+    };
+    let one = dose_response(&args).expect("one at a time");
+    let two = dose_response(&DoseResponseArgs {
+        adapters: vec![first.to_string(), first.to_string()],
+        ..args.clone()
+    })
+    .expect("two at a time");
+    assert_eq!(
+        serde_json::to_string(&one).expect("json"),
+        serde_json::to_string(&two).expect("json"),
+        "two simulations at a time differ from one"
+    );
+    assert_eq!(two.len(), 3);
+    assert!(two.iter().all(|l| l.replicates.len() == 2));
     let _ = std::fs::remove_dir_all(dir);
 }
