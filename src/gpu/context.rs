@@ -54,15 +54,51 @@ pub struct GpuContext {
     pub hold_params: bool,
 }
 
-fn instance() -> wgpu::Instance {
-    // Mesa's device-select layer prints "XDG_RUNTIME_DIR is invalid" for every
-    // instance on headless machines; it only reorders adapters, so switch it off
-    // unless the user set it.
-    if std::env::var_os("NODEVICE_SELECT").is_none() {
-        // SAFETY-free in edition 2021; done before any other thread touches the env.
-        std::env::set_var("NODEVICE_SELECT", "1");
-    }
-    wgpu::Instance::new(instance_descriptor())
+/// The process's one wgpu instance, made at first use and never dropped, behind a
+/// lock that every use of it takes ([`with_instance`]).
+///
+/// One instance for all: the Vulkan loader and the drivers are loaded once, not again
+/// for each simulation of a sweep, and no simulation pays for a new instance (40
+/// one-step COBA simulations on llvmpipe: 4.3 s with an instance each, 3.3 s with
+/// one). It also keeps wgpu's GL backend out of trouble when several threads open
+/// devices (`sweep --adapters`): each instance initialises the process's one EGL
+/// display and terminates it when dropped, under the feet of the others, and wgpu's
+/// GL adapters make their EGL context current to enumerate, which fails ("BadAccess",
+/// a panic in wgpu-hal) when another thread has it current. Hence the lock, held
+/// while adapters are listed or requested and while the unused ones are dropped.
+static INSTANCE: std::sync::OnceLock<std::sync::Mutex<wgpu::Instance>> = std::sync::OnceLock::new();
+
+/// Call `f` with the process's instance, holding its lock (a panic while it was held
+/// elsewhere does not leave it unusable: the instance holds no state of ketasim's).
+fn with_instance<T>(f: impl FnOnce(&wgpu::Instance) -> T) -> T {
+    let lock = INSTANCE.get_or_init(|| {
+        // Mesa's device-select layer prints "XDG_RUNTIME_DIR is invalid" for every
+        // instance on headless machines; it only reorders adapters, so switch it off
+        // unless the user set it. Done once, before any instance (and so any driver
+        // thread) exists.
+        if std::env::var_os("NODEVICE_SELECT").is_none() {
+            std::env::set_var("NODEVICE_SELECT", "1");
+        }
+        std::sync::Mutex::new(wgpu::Instance::new(instance_descriptor()))
+    });
+    let inst = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&inst)
+}
+
+/// Every adapter, with its report, and the one `choose` picks from the reports
+/// (`Ok(None)`: none is wanted, just the reports); the others are dropped before the
+/// instance's lock is released.
+fn enumerate<T>(
+    choose: impl FnOnce(&[AdapterReport]) -> Result<Option<usize>>,
+    then: impl FnOnce(Vec<AdapterReport>, Option<wgpu::Adapter>) -> T,
+) -> Result<T> {
+    with_instance(|inst| {
+        let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        let list = reports(&adapters);
+        let chosen = choose(&list)?.map(|i| adapters.swap_remove(i));
+        drop(adapters);
+        Ok(then(list, chosen))
+    })
 }
 
 /// The instance's options: wgpu's defaults and environment variables, except that
@@ -137,9 +173,7 @@ pub struct AdapterReport {
 
 /// Every adapter wgpu finds.
 pub fn list_adapters() -> Vec<AdapterReport> {
-    let inst = instance();
-    let adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-    reports(&adapters)
+    enumerate(|_| Ok(None), |list, _| list).unwrap_or_default()
 }
 
 /// The reports of `adapters`, numbered in their order.
@@ -411,75 +445,67 @@ impl GpuContext {
     /// and the adapter has it. An index that names no adapter, or one ketasim cannot
     /// run on, is an error naming every adapter (never another adapter instead).
     pub fn open(adapter: Option<usize>, want_timestamps: bool) -> Result<GpuContext> {
-        let inst = instance();
         let adapter = match adapter {
-            Some(i) => {
-                let mut adapters =
-                    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-                let list = reports(&adapters);
-                match list.get(i) {
-                    None => {
-                        return Err(Error::Capacity(format!(
-                            "there is no adapter {i}; {}",
-                            listing(&list)
-                        )))
-                    }
-                    Some(a) => {
-                        if let Some(why) = a.unusable_because() {
-                            return Err(Error::Capacity(format!(
-                                "{} cannot run ketasim: {why}; {}",
-                                a.label(),
-                                listing(&list)
-                            )));
-                        }
-                    }
-                }
-                adapters.swap_remove(i)
-            }
-            None => Self::default_adapter(&inst)?,
+            Some(i) => enumerate(
+                |list| match list.get(i) {
+                    None => Err(Error::Capacity(format!(
+                        "there is no adapter {i}; {}",
+                        listing(list)
+                    ))),
+                    Some(a) => match a.unusable_because() {
+                        Some(why) => Err(Error::Capacity(format!(
+                            "{} cannot run ketasim: {why}; {}",
+                            a.label(),
+                            listing(list)
+                        ))),
+                        None => Ok(Some(i)),
+                    },
+                },
+                |_, chosen| chosen,
+            )?,
+            None => Self::default_adapter()?,
         };
-        Self::create(&inst, adapter, want_timestamps)
+        let adapter =
+            adapter.ok_or_else(|| Error::Internal("GpuContext::open: no adapter chosen".into()))?;
+        Self::create(adapter, want_timestamps)
     }
 
     /// The adapter [`ADAPTER_ENV`] names, or wgpu's preferred high-performance one.
-    fn default_adapter(inst: &wgpu::Instance) -> Result<wgpu::Adapter> {
-        Ok(match std::env::var_os(ADAPTER_ENV) {
+    fn default_adapter() -> Result<Option<wgpu::Adapter>> {
+        match std::env::var_os(ADAPTER_ENV) {
             Some(spec) => {
                 let Some(spec) = spec.to_str() else {
                     return Err(Error::Capacity(format!(
                         "{ADAPTER_ENV}={spec:?} is not UTF-8: give an index from `ketasim devices`, a PCI bus id or a part of a name"
                     )));
                 };
-                let mut adapters =
-                    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-                let i = choose_adapter(&reports(&adapters), spec)?;
-                adapters.swap_remove(i)
+                enumerate(|list| choose_adapter(list, spec).map(Some), |_, chosen| chosen)
             }
-            None => pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: false,
-                compatible_surface: None,
-                apply_limit_buckets: false,
-            }))
+            None => with_instance(|inst| {
+                pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    force_fallback_adapter: false,
+                    compatible_surface: None,
+                    apply_limit_buckets: false,
+                }))
+            })
+            .map(Some)
             .map_err(|e| {
                 Error::NoGpu(format!(
                     "{e}. On Linux without a GPU install Mesa's software Vulkan driver: apt-get install -y mesa-vulkan-drivers libvulkan1"
                 ))
-            })?,
-        })
+            }),
+        }
     }
 
-    fn create(
-        inst: &wgpu::Instance,
-        adapter: wgpu::Adapter,
-        want_timestamps: bool,
-    ) -> Result<GpuContext> {
+    fn create(adapter: wgpu::Adapter, want_timestamps: bool) -> Result<GpuContext> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         if let Some(why) = storage_shortfall(limits.max_storage_buffers_per_shader_stage) {
-            // wgpu preferred an adapter ketasim cannot run on: name one it can.
-            let all = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-            let others: Vec<String> = reports(&all)
+            // wgpu preferred an adapter ketasim cannot run on: name one it can. (The
+            // adapter is dropped under the instance's lock, see `INSTANCE`.)
+            with_instance(|_| drop(adapter));
+            let others: Vec<String> = list_adapters()
                 .iter()
                 .filter(|a| a.usable)
                 .map(|a| format!("{ADAPTER_ENV}={} for {}", a.index, a.label()))
@@ -505,14 +531,20 @@ impl GpuContext {
         if strict_float {
             required_features |= wgpu::Features::PASSTHROUGH_SHADERS;
         }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("ketasim"),
-            required_features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
+        // Under the instance's lock too, with the adapter dropped in it: on GL both
+        // make the adapter's EGL context current.
+        let (device, queue) = with_instance(|_| {
+            let device = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("ketasim"),
+                required_features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            }));
+            drop(adapter);
+            device
+        })
         .map_err(|e| Error::NoGpu(format!("device request on {} failed: {e}", info.name)))?;
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
