@@ -487,14 +487,7 @@ pub fn resolve_adapters(
                 .into(),
         );
     }
-    let listing = || {
-        let items: Vec<String> = list.iter().map(|a| a.label()).collect();
-        if items.is_empty() {
-            "wgpu finds no adapter".to_string()
-        } else {
-            format!("`ketasim devices` lists {}", items.join("; "))
-        }
-    };
+    let listing = || crate::gpu::adapter_listing(list);
     if specs.len() == 1 && specs[0].trim().eq_ignore_ascii_case("all") {
         let all = crate::gpu::sweep_adapters(list);
         if all.is_empty() {
@@ -515,17 +508,9 @@ pub fn resolve_adapters(
                     listing()
                 )
             })?;
-            let a = list.get(i).ok_or_else(|| {
-                format!("--adapters {i}: there is no adapter {i}; {}", listing())
-            })?;
-            match a.unusable_because() {
-                None => Ok(Some(i)),
-                Some(why) => Err(format!(
-                    "--adapters {i}: {} cannot run ketasim: {why}; {}",
-                    a.label(),
-                    listing()
-                )),
-            }
+            crate::gpu::usable_adapter(list, i)
+                .map(Some)
+                .map_err(|why| format!("--adapters {i}: {why}"))
         })
         .collect()
 }

@@ -272,8 +272,25 @@ fn storage_shortfall(per_stage: u32) -> Option<String> {
     })
 }
 
+/// Adapter `i` of `list` if ketasim can run on it, else why not ("there is no adapter
+/// 9", "[1] ... cannot run ketasim: ..."), followed by [`listing`]: for errors of
+/// options that take an adapter's number.
+pub fn usable_adapter(list: &[AdapterReport], i: usize) -> std::result::Result<usize, String> {
+    match list.get(i) {
+        None => Err(format!("there is no adapter {i}; {}", listing(list))),
+        Some(a) => match a.unusable_because() {
+            Some(why) => Err(format!(
+                "{} cannot run ketasim: {why}; {}",
+                a.label(),
+                listing(list)
+            )),
+            None => Ok(i),
+        },
+    }
+}
+
 /// "`ketasim devices` lists [0] ...; [1] ..." for errors that name every adapter.
-fn listing(list: &[AdapterReport]) -> String {
+pub fn listing(list: &[AdapterReport]) -> String {
     if list.is_empty() {
         "wgpu finds no adapter".to_string()
     } else {
@@ -447,20 +464,7 @@ impl GpuContext {
     pub fn open(adapter: Option<usize>, want_timestamps: bool) -> Result<GpuContext> {
         let adapter = match adapter {
             Some(i) => enumerate(
-                |list| match list.get(i) {
-                    None => Err(Error::Capacity(format!(
-                        "there is no adapter {i}; {}",
-                        listing(list)
-                    ))),
-                    Some(a) => match a.unusable_because() {
-                        Some(why) => Err(Error::Capacity(format!(
-                            "{} cannot run ketasim: {why}; {}",
-                            a.label(),
-                            listing(list)
-                        ))),
-                        None => Ok(Some(i)),
-                    },
-                },
+                |list| usable_adapter(list, i).map(Some).map_err(Error::Capacity),
                 |_, chosen| chosen,
             )?,
             None => Self::default_adapter()?,

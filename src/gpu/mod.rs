@@ -13,6 +13,7 @@ pub use backend::{
     CHUNKS_PER_SUBMIT, FUSE_ENV, KERNEL_NAMES, MAX_TIMED_STEPS_PER_BATCH, SUBMIT_ENV,
 };
 pub use context::{
-    choose_adapter, instance_descriptor, list_adapters, suite_adapters, sweep_adapters,
-    AdapterReport, GpuContext, SuiteAdapter, ADAPTER_ENV, STORAGE_BUFFERS_NEEDED,
+    choose_adapter, instance_descriptor, list_adapters, listing as adapter_listing, suite_adapters,
+    sweep_adapters, usable_adapter, AdapterReport, GpuContext, SuiteAdapter, ADAPTER_ENV,
+    STORAGE_BUFFERS_NEEDED,
 };
