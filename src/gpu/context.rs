@@ -85,19 +85,13 @@ fn with_instance<T>(f: impl FnOnce(&wgpu::Instance) -> T) -> T {
     f(&inst)
 }
 
-/// Every adapter, with its report, and the one `choose` picks from the reports
-/// (`Ok(None)`: none is wanted, just the reports); the others are dropped before the
-/// instance's lock is released.
-fn enumerate<T>(
-    choose: impl FnOnce(&[AdapterReport]) -> Result<Option<usize>>,
-    then: impl FnOnce(Vec<AdapterReport>, Option<wgpu::Adapter>) -> T,
-) -> Result<T> {
+/// The adapter `choose` picks from the reports of every adapter; the others are
+/// dropped before the instance's lock is released.
+fn pick_adapter(choose: impl FnOnce(&[AdapterReport]) -> Result<usize>) -> Result<wgpu::Adapter> {
     with_instance(|inst| {
         let mut adapters = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-        let list = reports(&adapters);
-        let chosen = choose(&list)?.map(|i| adapters.swap_remove(i));
-        drop(adapters);
-        Ok(then(list, chosen))
+        let i = choose(&reports(&adapters))?;
+        Ok(adapters.swap_remove(i))
     })
 }
 
@@ -173,7 +167,11 @@ pub struct AdapterReport {
 
 /// Every adapter wgpu finds.
 pub fn list_adapters() -> Vec<AdapterReport> {
-    enumerate(|_| Ok(None), |list, _| list).unwrap_or_default()
+    with_instance(|inst| {
+        reports(&pollster::block_on(
+            inst.enumerate_adapters(wgpu::Backends::all()),
+        ))
+    })
 }
 
 /// The reports of `adapters`, numbered in their order.
@@ -463,19 +461,14 @@ impl GpuContext {
     /// run on, is an error naming every adapter (never another adapter instead).
     pub fn open(adapter: Option<usize>, want_timestamps: bool) -> Result<GpuContext> {
         let adapter = match adapter {
-            Some(i) => enumerate(
-                |list| usable_adapter(list, i).map(Some).map_err(Error::Capacity),
-                |_, chosen| chosen,
-            )?,
+            Some(i) => pick_adapter(|list| usable_adapter(list, i).map_err(Error::Capacity))?,
             None => Self::default_adapter()?,
         };
-        let adapter =
-            adapter.ok_or_else(|| Error::Internal("GpuContext::open: no adapter chosen".into()))?;
         Self::create(adapter, want_timestamps)
     }
 
     /// The adapter [`ADAPTER_ENV`] names, or wgpu's preferred high-performance one.
-    fn default_adapter() -> Result<Option<wgpu::Adapter>> {
+    fn default_adapter() -> Result<wgpu::Adapter> {
         match std::env::var_os(ADAPTER_ENV) {
             Some(spec) => {
                 let Some(spec) = spec.to_str() else {
@@ -483,7 +476,7 @@ impl GpuContext {
                         "{ADAPTER_ENV}={spec:?} is not UTF-8: give an index from `ketasim devices`, a PCI bus id or a part of a name"
                     )));
                 };
-                enumerate(|list| choose_adapter(list, spec).map(Some), |_, chosen| chosen)
+                pick_adapter(|list| choose_adapter(list, spec))
             }
             None => with_instance(|inst| {
                 pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
@@ -493,7 +486,6 @@ impl GpuContext {
                     apply_limit_buckets: false,
                 }))
             })
-            .map(Some)
             .map_err(|e| {
                 Error::NoGpu(format!(
                     "{e}. On Linux without a GPU install Mesa's software Vulkan driver: apt-get install -y mesa-vulkan-drivers libvulkan1"
